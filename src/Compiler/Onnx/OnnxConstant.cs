@@ -54,57 +54,37 @@ internal sealed class OnnxConstant
                 throw fail($"{what} of shape [{string.Join(", ", t.Dims)}] is too large");
         }
         int n = (int)count;
-        ReadOnlySpan<byte> raw = t.RawData.Span;
-        switch (t.DataType)
+        int width = t.DataType switch
         {
-            case OnnxFormat.Float:
-            {
-                var data = new float[n];
-                if (raw.Length > 0)
-                {
-                    CheckLength(raw.Length, 4L * n, "bytes", what, dims, fail);
-                    for (int i = 0; i < n; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(raw.Slice(4 * i));
-                }
-                else
-                {
-                    CheckLength(t.FloatData.Count, n, "values", what, dims, fail);
-                    t.FloatData.CopyTo(data, 0);
-                }
-                return new OnnxConstant(dims, data, null);
-            }
-            case OnnxFormat.Int64:
-            {
-                var data = new long[n];
-                if (raw.Length > 0)
-                {
-                    CheckLength(raw.Length, 8L * n, "bytes", what, dims, fail);
-                    for (int i = 0; i < n; i++) data[i] = BinaryPrimitives.ReadInt64LittleEndian(raw.Slice(8 * i));
-                }
-                else
-                {
-                    CheckLength(t.Int64Data.Count, n, "values", what, dims, fail);
-                    t.Int64Data.CopyTo(data, 0);
-                }
-                return new OnnxConstant(dims, null, data);
-            }
-            case OnnxFormat.Int32:
-            {
-                var data = new long[n];
-                if (raw.Length > 0)
-                {
-                    CheckLength(raw.Length, 4L * n, "bytes", what, dims, fail);
-                    for (int i = 0; i < n; i++) data[i] = BinaryPrimitives.ReadInt32LittleEndian(raw.Slice(4 * i));
-                }
-                else
-                {
-                    CheckLength(t.Int32Data.Count, n, "values", what, dims, fail);
-                    for (int i = 0; i < n; i++) data[i] = t.Int32Data[i];
-                }
-                return new OnnxConstant(dims, null, data);
-            }
-            default:
-                throw fail($"{what} has element type {OnnxFormat.TypeName(t.DataType)}; TinyTrain reads float32 weights (and int64 shapes): export the model in float32");
+            OnnxFormat.Float or OnnxFormat.Int32 => 4,
+            OnnxFormat.Int64 => 8,
+            _ => throw fail($"{what} has element type {OnnxFormat.TypeName(t.DataType)}; TinyTrain reads float32 weights (and int64 shapes): export the model in float32"),
+        };
+        int stored = t.DataType switch
+        {
+            OnnxFormat.Float => t.FloatData.Count,
+            OnnxFormat.Int64 => t.Int64Data.Count,
+            _ => t.Int32Data.Count,
+        };
+        // raw_data, when present, holds the values little-endian; otherwise the typed field does.
+        ReadOnlySpan<byte> raw = t.RawData.Span;
+        if (raw.Length > 0) CheckLength(raw.Length, (long)width * n, "bytes", what, dims, fail);
+        else CheckLength(stored, n, "values", what, dims, fail);
+
+        if (t.DataType == OnnxFormat.Float)
+        {
+            var floats = new float[n];
+            for (int i = 0; i < n; i++)
+                floats[i] = raw.Length > 0 ? BinaryPrimitives.ReadSingleLittleEndian(raw.Slice(4 * i)) : t.FloatData[i];
+            return new OnnxConstant(dims, floats, null);
         }
+        var ints = new long[n];
+        for (int i = 0; i < n; i++)
+        {
+            if (raw.Length == 0) ints[i] = t.DataType == OnnxFormat.Int64 ? t.Int64Data[i] : t.Int32Data[i];
+            else ints[i] = width == 8 ? BinaryPrimitives.ReadInt64LittleEndian(raw.Slice(8 * i)) : BinaryPrimitives.ReadInt32LittleEndian(raw.Slice(4 * i));
+        }
+        return new OnnxConstant(dims, null, ints);
     }
 
     private static void CheckLength(long actual, long expected, string unit, string what, long[] dims, Func<string, TinyTrainException> fail)

@@ -54,6 +54,7 @@ public static class OnnxExporter
         private readonly HashSet<string> _names = new(StringComparer.Ordinal) { OnnxFormat.InputName, OnnxFormat.OutputName };
         private readonly string[] _value;   // per node: the ONNX value holding its output
         private readonly int[] _rank;       // per node: 4 for (N,C,H,W), 2 for (N,F)
+        private readonly Dictionary<int, string> _reshaped = new();   // node id -> its output at the other rank
         private string? _clipMin, _clipMax;
 
         public Writer(Graph graph)
@@ -97,53 +98,32 @@ public static class OnnxExporter
         private void WriteNode(Node node)
         {
             string y = _value[node.Id];
+            int rank = _rank[node.Id];
             switch (node.Kind)
             {
                 case OpKind.Conv2d:
-                {
-                    Tensor w = Param(node, node.Weight, "weight");
-                    var inputs = new List<string> { In(node, 0, 4), Initializer(node.Name + ".weight", w.Dims, w.Data) };
-                    if (node.Bias is not null) inputs.Add(Initializer(node.Name + ".bias", node.Bias.Dims, node.Bias.Data));
-                    NodeProto n = Add("Conv", node.Name, inputs, y);
-                    n.Attribute.Add(Ints("kernel_shape", node.Kernel, node.Kernel));
-                    n.Attribute.Add(Ints("strides", node.Stride, node.Stride));
-                    n.Attribute.Add(Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding));
-                    n.Attribute.Add(Ints("dilations", 1, 1));
-                    n.Attribute.Add(Int("group", node.Groups));
+                    WriteConv(node, y);
                     break;
-                }
                 case OpKind.BatchNorm:
-                {
-                    string x = In(node, 0, _rank[node.Id]);
-                    string scale = Initializer(node.Name + ".weight", Param(node, node.Weight, "gamma"));
-                    string b = Initializer(node.Name + ".bias", Param(node, node.Bias, "beta"));
-                    string mean = Initializer(node.Name + ".running_mean", Param(node, node.RunningMean, "running mean"));
-                    string var = Initializer(node.Name + ".running_var", Param(node, node.RunningVar, "running variance"));
-                    NodeProto n = Add("BatchNormalization", node.Name, new[] { x, scale, b, mean, var }, y);
-                    n.Attribute.Add(Float("epsilon", node.Epsilon));
-                    // ONNX weighs the old running value by momentum; PyTorch (and we) weigh the new batch.
-                    n.Attribute.Add(Float("momentum", 1f - node.Momentum));
+                    WriteBatchNorm(node, y, rank);
                     break;
-                }
                 case OpKind.Relu:
-                    Add("Relu", node.Name, new[] { In(node, 0, _rank[node.Id]) }, y);
+                    Add("Relu", node.Name, new[] { In(node, 0, rank) }, y);
                     break;
                 case OpKind.Relu6:
                     _clipMin ??= Initializer("relu6.min", Array.Empty<int>(), new[] { 0f });
                     _clipMax ??= Initializer("relu6.max", Array.Empty<int>(), new[] { 6f });
-                    Add("Clip", node.Name, new[] { In(node, 0, _rank[node.Id]), _clipMin, _clipMax }, y);
+                    Add("Clip", node.Name, new[] { In(node, 0, rank), _clipMin, _clipMax }, y);
                     break;
                 case OpKind.Add:
-                    Add("Add", node.Name, new[] { In(node, 0, _rank[node.Id]), In(node, 1, _rank[node.Id]) }, y);
+                    Add("Add", node.Name, new[] { In(node, 0, rank), In(node, 1, rank) }, y);
                     break;
                 case OpKind.AvgPool:
-                {
-                    NodeProto n = Add("AveragePool", node.Name, new[] { In(node, 0, 4) }, y);
-                    n.Attribute.Add(Ints("kernel_shape", node.Kernel, node.Kernel));
-                    n.Attribute.Add(Ints("strides", node.Stride, node.Stride));
-                    n.Attribute.Add(Ints("pads", 0, 0, 0, 0));
+                    NodeProto pool = Add("AveragePool", node.Name, new[] { In(node, 0, 4) }, y);
+                    pool.Attribute.Add(Ints("kernel_shape", node.Kernel, node.Kernel));
+                    pool.Attribute.Add(Ints("strides", node.Stride, node.Stride));
+                    pool.Attribute.Add(Ints("pads", 0, 0, 0, 0));
                     break;
-                }
                 case OpKind.GlobalAvgPool:
                     Add("GlobalAveragePool", node.Name, new[] { In(node, 0, 4) }, y);
                     break;
@@ -151,19 +131,49 @@ public static class OnnxExporter
                     Add("Flatten", node.Name, new[] { _value[node.Inputs[0]] }, y).Attribute.Add(Int("axis", 1));
                     break;
                 case OpKind.Linear:
-                {
-                    Tensor w = Param(node, node.Weight, "weight");
-                    var inputs = new List<string> { In(node, 0, 2), Initializer(node.Name + ".weight", w.Dims, w.Data) };
-                    if (node.Bias is not null) inputs.Add(Initializer(node.Name + ".bias", node.Bias.Dims, node.Bias.Data));
-                    NodeProto n = Add("Gemm", node.Name, inputs, y);
-                    n.Attribute.Add(Float("alpha", 1f));
-                    n.Attribute.Add(Float("beta", 1f));
-                    n.Attribute.Add(Int("transB", 1));
+                    WriteLinear(node, y);
                     break;
-                }
                 default:
                     throw new TinyTrainException($"graph '{_graph.Name}': node '{node.Name}' has op {node.Kind}, which the ONNX exporter does not know");
             }
+        }
+
+        private void WriteConv(Node node, string y)
+        {
+            Tensor w = Param(node, node.Weight, "weight");
+            var inputs = new List<string> { In(node, 0, 4), Initializer(node.Name + ".weight", w) };
+            if (node.Bias is not null) inputs.Add(Initializer(node.Name + ".bias", node.Bias));
+            NodeProto n = Add("Conv", node.Name, inputs, y);
+            n.Attribute.Add(Ints("kernel_shape", node.Kernel, node.Kernel));
+            n.Attribute.Add(Ints("strides", node.Stride, node.Stride));
+            n.Attribute.Add(Ints("pads", node.Padding, node.Padding, node.Padding, node.Padding));
+            n.Attribute.Add(Ints("dilations", 1, 1));
+            n.Attribute.Add(Int("group", node.Groups));
+        }
+
+        private void WriteBatchNorm(Node node, string y, int rank)
+        {
+            string x = In(node, 0, rank);
+            string scale = Initializer(node.Name + ".weight", Param(node, node.Weight, "gamma"));
+            string b = Initializer(node.Name + ".bias", Param(node, node.Bias, "beta"));
+            string mean = Initializer(node.Name + ".running_mean", Param(node, node.RunningMean, "running mean"));
+            string var = Initializer(node.Name + ".running_var", Param(node, node.RunningVar, "running variance"));
+            NodeProto n = Add("BatchNormalization", node.Name, new[] { x, scale, b, mean, var }, y);
+            n.Attribute.Add(Float("epsilon", node.Epsilon));
+            // ONNX weighs the old running value by momentum; PyTorch (and we) weigh the new batch.
+            n.Attribute.Add(Float("momentum", 1f - node.Momentum));
+        }
+
+        // y = x W^T + b: Gemm with transB = 1 takes our (Out, In) weight as it is.
+        private void WriteLinear(Node node, string y)
+        {
+            Tensor w = Param(node, node.Weight, "weight");
+            var inputs = new List<string> { In(node, 0, 2), Initializer(node.Name + ".weight", w) };
+            if (node.Bias is not null) inputs.Add(Initializer(node.Name + ".bias", node.Bias));
+            NodeProto n = Add("Gemm", node.Name, inputs, y);
+            n.Attribute.Add(Float("alpha", 1f));
+            n.Attribute.Add(Float("beta", 1f));
+            n.Attribute.Add(Int("transB", 1));
         }
 
         // The value of the node's i-th input, reshaped to the rank the op needs.
@@ -171,7 +181,12 @@ public static class OnnxExporter
         {
             Node x = _graph.Nodes[node.Inputs[i]];
             if (_rank[x.Id] == rank) return _value[x.Id];
-            return Reshape(x, _value[x.Id], Unique($"{_value[x.Id]}.{(rank == 2 ? "flat" : "4d")}"), rank);
+            if (!_reshaped.TryGetValue(x.Id, out string? reshaped))
+            {
+                reshaped = Reshape(x, _value[x.Id], Unique($"{_value[x.Id]}.{(rank == 2 ? "flat" : "4d")}"), rank);
+                _reshaped[x.Id] = reshaped;
+            }
+            return reshaped;
         }
 
         private string Reshape(Node x, string from, string to, int rank)

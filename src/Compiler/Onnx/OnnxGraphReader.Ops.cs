@@ -78,9 +78,17 @@ internal sealed partial class OnnxGraphReader
             throw NodeFail($"has a {k}x{k} kernel that does not fit its {xs.H}x{xs.W} input (padding {padding})");
         Bind(new Node
         {
-            Id = _nodes.Count, Name = _name, Kind = OpKind.Conv2d, Inputs = new[] { x.Node }, Shape = new Shape(outChannels, h, wOut),
-            Kernel = k, Stride = stride, Padding = padding, Groups = group,
-            Weight = new Tensor(new[] { outChannels, xs.C / group, k, k }, (float[])w.Floats!.Clone()), Bias = bias,
+            Id = _nodes.Count,
+            Name = _name,
+            Kind = OpKind.Conv2d,
+            Inputs = new[] { x.Node },
+            Shape = new Shape(outChannels, h, wOut),
+            Kernel = k,
+            Stride = stride,
+            Padding = padding,
+            Groups = group,
+            Weight = new Tensor(new[] { outChannels, xs.C / group, k, k }, (float[])w.Floats!.Clone()),
+            Bias = bias,
         }, 4);
     }
 
@@ -109,9 +117,17 @@ internal sealed partial class OnnxGraphReader
         float momentum = (float)Math.Round(1.0 - Float("momentum", 0.9f), 6);
         Bind(new Node
         {
-            Id = _nodes.Count, Name = _name, Kind = OpKind.BatchNorm, Inputs = new[] { x.Node }, Shape = xs,
-            Epsilon = Float("epsilon", 1e-5f), Momentum = momentum,
-            Weight = parameters[0], Bias = parameters[1], RunningMean = parameters[2], RunningVar = parameters[3],
+            Id = _nodes.Count,
+            Name = _name,
+            Kind = OpKind.BatchNorm,
+            Inputs = new[] { x.Node },
+            Shape = xs,
+            Epsilon = Float("epsilon", 1e-5f),
+            Momentum = momentum,
+            Weight = parameters[0],
+            Bias = parameters[1],
+            RunningMean = parameters[2],
+            RunningVar = parameters[3],
         }, x.Rank);
     }
 
@@ -191,8 +207,13 @@ internal sealed partial class OnnxGraphReader
             throw NodeFail($"has a {k}x{k} window larger than its {xs.H}x{xs.W} input");
         Bind(new Node
         {
-            Id = _nodes.Count, Name = _name, Kind = OpKind.AvgPool, Inputs = new[] { x.Node }, Shape = new Shape(xs.C, h, w),
-            Kernel = k, Stride = stride,
+            Id = _nodes.Count,
+            Name = _name,
+            Kind = OpKind.AvgPool,
+            Inputs = new[] { x.Node },
+            Shape = new Shape(xs.C, h, w),
+            Kernel = k,
+            Stride = stride,
         }, 4);
     }
 
@@ -325,7 +346,11 @@ internal sealed partial class OnnxGraphReader
         }
         return new Node
         {
-            Id = _nodes.Count, Name = _name, Kind = OpKind.Linear, Inputs = new[] { x.Node }, Shape = new Shape(outFeatures, 1, 1),
+            Id = _nodes.Count,
+            Name = _name,
+            Kind = OpKind.Linear,
+            Inputs = new[] { x.Node },
+            Shape = new Shape(outFeatures, 1, 1),
             Weight = new Tensor(new[] { outFeatures, inFeatures }, w),
         };
     }
@@ -464,14 +489,7 @@ internal sealed partial class OnnxGraphReader
             case "VALID":
                 return 0;
             case "SAME_UPPER" or "SAME_LOWER":
-            {
-                // Output ceil(in / stride); the total padding must split evenly to be ours.
-                long totalH = Math.Max(((xs.H + stride - 1) / stride - 1) * (long)stride + k - xs.H, 0);
-                long totalW = Math.Max(((xs.W + stride - 1) / stride - 1) * (long)stride + k - xs.W, 0);
-                if (totalH % 2 != 0 || totalW % 2 != 0 || totalH != totalW)
-                    throw NodeFail($"has auto_pad {autoPad}, which pads this {xs.H}x{xs.W} input unevenly; TinyTrain pads every side equally: export with explicit symmetric pads");
-                return (int)(totalH / 2);
-            }
+                return SamePadding(xs, k, stride, autoPad);
             default:
                 throw NodeFail($"has auto_pad '{autoPad}', which ONNX does not define");
         }
@@ -483,6 +501,16 @@ internal sealed partial class OnnxGraphReader
         if (pads[0] != pads[1])
             throw NodeFail($"pads height by {pads[0]} and width by {pads[1]}; TinyTrain uses one padding for both");
         return Small(pads[0], "padding", 0, MaxDim);
+    }
+
+    // SAME gives an output of ceil(in / stride); the total padding must split evenly to be ours.
+    private int SamePadding(Shape xs, int k, int stride, string autoPad)
+    {
+        long totalH = Math.Max(((xs.H + stride - 1) / stride - 1) * (long)stride + k - xs.H, 0);
+        long totalW = Math.Max(((xs.W + stride - 1) / stride - 1) * (long)stride + k - xs.W, 0);
+        if (totalH % 2 != 0 || totalW % 2 != 0 || totalH != totalW)
+            throw NodeFail($"has auto_pad {autoPad}, which pads this {xs.H}x{xs.W} input unevenly; TinyTrain pads every side equally: export with explicit symmetric pads");
+        return (int)(totalH / 2);
     }
 
     // Inputs and constants.

@@ -98,10 +98,13 @@ internal sealed partial class OnnxGraphReader
         }
         if ((long)dims[0] * dims[1] * dims[2] > MaxSize)
             throw Fail($"input '{input.Name}' of shape {dims[0]}x{dims[1]}x{dims[2]} per sample is too large for TinyTrain");
-        _names.Add(input.Name);
         _values[input.Name] = Emit(new Node
         {
-            Id = 0, Name = input.Name, Kind = OpKind.Input, Inputs = Array.Empty<int>(), Shape = new Shape(dims[0], dims[1], dims[2]),
+            Id = 0,
+            Name = input.Name,
+            Kind = OpKind.Input,
+            Inputs = Array.Empty<int>(),
+            Shape = new Shape(dims[0], dims[1], dims[2]),
         }, 4);
     }
 
@@ -177,17 +180,19 @@ internal sealed partial class OnnxGraphReader
         if (node.Shape.C < 1 || node.Shape.H < 1 || node.Shape.W < 1 || size > MaxSize)
             throw NodeFail($"would produce a tensor of shape {node.Shape.C}x{node.Shape.H}x{node.Shape.W} per sample, which TinyTrain cannot hold; check the model's shapes");
         _nodes.Add(node);
+        _names.Add(node.Name);
         return new Value(node.Id, rank);
     }
 
     private Node NodeOf(Value v) => _nodes[v.Node];
 
+    // Reserved only when a node is emitted, so that skipped ONNX nodes take no names from ours.
     private string UniqueName(NodeProto n, int index)
     {
         string wanted = DisplayName(n, index);
-        if (_names.Add(wanted)) return wanted;
+        if (!_names.Contains(wanted)) return wanted;
         for (int k = 1; ; k++)
-            if (_names.Add($"{wanted}_{k}")) return $"{wanted}_{k}";
+            if (!_names.Contains($"{wanted}_{k}")) return $"{wanted}_{k}";
     }
 
     private static string DisplayName(NodeProto n, int index)

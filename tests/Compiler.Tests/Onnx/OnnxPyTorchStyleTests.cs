@@ -38,7 +38,8 @@ public class OnnxPyTorchStyleTests
         b.Node("Shape", "/Shape", new[] { "/pool/out" }, "/Shape_output_0");
         b.Node("Constant", "/Constant", Array.Empty<string>(), "/Constant_output_0").Attribute.Add(new AttributeProto
         {
-            Name = "value", Type = AttributeProto.Types.AttributeType.Tensor,
+            Name = "value",
+            Type = AttributeProto.Types.AttributeType.Tensor,
             T = new TensorProto { DataType = (int)TensorProto.Types.DataType.Int64, Int64Data = { 0 } },
         });
         b.Node("Gather", "/Gather", new[] { "/Shape_output_0", "/Constant_output_0" }, "/Gather_output_0").Attribute.Add(Int("axis", 0));
