@@ -12,13 +12,14 @@ internal static class PretrainBench
 {
     public static object Run(BenchArgs args)
     {
-        int epochs = args.Int("epochs", 4);
+        int epochsOverride = args.Int("epochs", 0);
         int seed = args.Int("seed", 0);
         string[] sets = args.Text("data", "fashion-mnist,mnist").Split(',');
         var rows = new List<object>();
         foreach (string data in sets)
         {
             Dataset train = DataCatalog.Load(data, Split.Train), test = DataCatalog.Load(data, Split.Test);
+            int epochs = epochsOverride > 0 ? epochsOverride : TrainOptions.DefaultEpochs(train.Count);
             var graph = ModelZoo.Build("cnn-s", classes: train.NumClasses, seed: seed);
             var options = new TrainOptions { Epochs = epochs, Seed = seed };
             TrainResult r = Trainer.Train(graph, train, test, options, onEpoch: e =>

@@ -31,7 +31,7 @@ internal static class PretrainCommand
         var graph = ModelZoo.Build(model, resolution, train.NumClasses, seed);
         var options = new TrainOptions
         {
-            Epochs = epochs ?? 4,
+            Epochs = epochs ?? TrainOptions.DefaultEpochs(maxSamples > 0 ? Math.Min(maxSamples, train.Count) : train.Count),
             Seed = seed,
             BatchSize = batch ?? 64,
             LearningRate = lr ?? 0.05f,

@@ -84,6 +84,9 @@ public sealed class FloatNetwork
     /// <summary>Write up to MaxBatch samples here (NCHW) before Forward.</summary>
     public float[] InputBuffer => _act[0];
 
+    /// <summary>The output of node <paramref name="nodeId"/> for the first n samples of the last Forward.</summary>
+    public ReadOnlySpan<float> Activation(int nodeId, int n) => _act[nodeId].AsSpan(0, n * _graph.Nodes[nodeId].Shape.Size);
+
     /// <summary>Runs the graph on the first n samples of InputBuffer; returns the logits buffer (n x classes valid).</summary>
     public float[] Forward(int n, bool training)
     {

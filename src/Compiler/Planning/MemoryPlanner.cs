@@ -1,0 +1,76 @@
+namespace TinyTrain.Compiler.Planning;
+
+/// <summary>One buffer the arena must hold from op FirstUse to op LastUse (inclusive, in execution order).</summary>
+public sealed record BufferRequest(string Name, int Size, int FirstUse, int LastUse)
+{
+    public bool OverlapsInTime(BufferRequest other) => FirstUse <= other.LastUse && other.FirstUse <= LastUse;
+}
+
+public enum PlannerMode
+{
+    /// <summary>Largest buffer first, each at the lowest offset free for its whole lifetime (TFLite Micro's greedy-by-size).</summary>
+    Greedy,
+    /// <summary>Every buffer at its own offset, one after another: the baseline and a debugging aid.</summary>
+    Naive,
+}
+
+/// <summary>Offsets for every request, the arena size (peak) they need, and the naive size for comparison.</summary>
+public sealed record MemoryPlan(IReadOnlyList<BufferRequest> Requests, IReadOnlyList<int> Offsets, int PeakBytes, int NaiveBytes, PlannerMode Mode);
+
+/// <summary>Plan memory: tensor lifetimes to arena offsets; the peak is the arena size.</summary>
+public static class MemoryPlanner
+{
+    public const int Alignment = 4;
+
+    public static MemoryPlan Plan(IReadOnlyList<BufferRequest> requests, PlannerMode mode = PlannerMode.Greedy)
+    {
+        var offsets = new int[requests.Count];
+        int naive = 0;
+        foreach (BufferRequest r in requests)
+        {
+            if (r.Size < 0 || r.FirstUse > r.LastUse)
+                throw new ArgumentException($"buffer '{r.Name}': size {r.Size}, lifetime {r.FirstUse}..{r.LastUse}");
+            naive = Align(naive) + r.Size;
+        }
+
+        if (mode == PlannerMode.Naive)
+        {
+            int next = 0;
+            for (int i = 0; i < requests.Count; i++)
+            {
+                offsets[i] = Align(next);
+                next = offsets[i] + requests[i].Size;
+            }
+            return new MemoryPlan(requests, offsets, Peak(requests, offsets), naive, mode);
+        }
+
+        int[] order = Enumerable.Range(0, requests.Count)
+            .OrderByDescending(i => requests[i].Size).ThenBy(i => requests[i].FirstUse).ThenBy(i => i).ToArray();
+        var placed = new List<int>();
+        foreach (int i in order)
+        {
+            BufferRequest r = requests[i];
+            // Buffers alive at the same time as r, lowest offset first: take the first gap that fits.
+            var live = placed.Where(j => requests[j].OverlapsInTime(r) && requests[j].Size > 0)
+                .OrderBy(j => offsets[j]).ToList();
+            int candidate = 0;
+            foreach (int j in live)
+            {
+                if (candidate + r.Size <= offsets[j]) break;
+                candidate = Math.Max(candidate, Align(offsets[j] + requests[j].Size));
+            }
+            offsets[i] = candidate;
+            placed.Add(i);
+        }
+        return new MemoryPlan(requests, offsets, Peak(requests, offsets), naive, mode);
+    }
+
+    private static int Peak(IReadOnlyList<BufferRequest> requests, int[] offsets)
+    {
+        int peak = 0;
+        for (int i = 0; i < requests.Count; i++) peak = Math.Max(peak, offsets[i] + requests[i].Size);
+        return peak;
+    }
+
+    private static int Align(int offset) => (offset + Alignment - 1) / Alignment * Alignment;
+}
