@@ -17,6 +17,12 @@ public static class Program
           pretrain --model <zoo-name> --data <name> [--epochs N] [--seed S] [--batch B] [--lr X]
                    [--max-samples N] -o model.onnx [--json]
                                              float training on the CPU, exported as ONNX
+          compile <model.onnx|zoo-name> --update none [--calib <data>] [--board B] [--resolution N]
+                  [--classes K] [--planner greedy|naive] -o plan.ttplan [--json]
+                                             quantize to int8, plan memory, write the plan and a report
+          eval <plan.ttplan> --data <name> [--max-samples N] [--json]
+                                             accuracy of the int8 runtime on the test split
+          boards [--json]                    board profiles (SRAM, Flash, core)
           demo                               the whole path so far, on bundled data
 
         zoo models: cnn-s, mbv2-w0.35, proxyless-w0.3, mcunet-5fps
@@ -42,6 +48,9 @@ public static class Program
                 "data" => DataCommand.Run(rest, context),
                 "info" => InfoCommand.Run(rest, context),
                 "pretrain" => PretrainCommand.Run(rest, context),
+                "compile" => CompileCommand.Run(rest, context),
+                "eval" => EvalCommand.Run(rest, context),
+                "boards" => BoardsCommand.Run(rest, context),
                 "demo" => DemoCommand.Run(rest, context),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
             };

@@ -27,36 +27,54 @@ internal static class BoardsCommand
         }
 
         IAnsiConsole console = context.Console;
-        // The sources are long: a narrow console (80 columns when redirected) lists them under the table instead,
-        // so that ids, which people type, are never broken across lines.
-        bool sourceColumn = console.Profile.Width >= WideConsole;
-        var table = new Table().Border(TableBorder.Rounded).Title("boards")
-            .AddColumn(new TableColumn("id").NoWrap()).AddColumn("core").AddColumn(new TableColumn("clock").RightAligned())
-            .AddColumn("FPU").AddColumn("SIMD")
-            .AddColumn(new TableColumn("SRAM").RightAligned()).AddColumn(new TableColumn("Flash").RightAligned())
-            .AddColumn(new TableColumn("usable SRAM").RightAligned());
-        if (sourceColumn) table.AddColumn("source");
-        foreach (BoardProfile b in boards)
+        if (console.Profile.Width >= WideConsole) console.Write(WideTable(boards));
+        else
         {
-            var cells = new List<string>
-            {
-                Markup.Escape(b.Id), Markup.Escape(Core(b)), $"{b.ClockMhz} MHz", b.FpuName, Markup.Escape(b.Simd),
-                ByteSize.Format(b.SramBytes), ByteSize.Format(b.FlashBytes), ByteSize.Format(b.UsableSramBytes),
-            };
-            if (sourceColumn) cells.Add(Markup.Escape(b.Source));
-            table.AddRow(cells.ToArray());
-        }
-        console.Write(table);
-        if (!sourceColumn)
-        {
+            // The sources are long: a narrow console (80 columns when output is redirected) gets a borderless grid
+            // that fits, and the sources under it, so that ids, which people type, are never broken across lines.
+            console.Write(NarrowGrid(boards));
             console.MarkupLine("sources:");
             foreach (BoardProfile b in boards)
                 console.MarkupLine($"  {Markup.Escape(b.Id)}: {Markup.Escape(b.Source)}");
         }
-        console.MarkupLine("usable SRAM = SRAM minus what the runtime, stack and RTOS/OS reserve; on Linux boards SRAM is main memory and Flash the SD card.");
+        console.MarkupLine("usable = SRAM minus what the runtime, stack and RTOS/OS reserve. On Linux boards SRAM is main memory and Flash the SD card.");
         console.MarkupLine("`tinytrain boards <id>` shows a board's notes and assumptions; boards/README.md says where each figure comes from.");
         return 0;
     }
+
+    private static Table WideTable(IReadOnlyList<BoardProfile> boards)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title("boards")
+            .AddColumn(new TableColumn("id").NoWrap()).AddColumn(new TableColumn("core").NoWrap())
+            .AddColumn(new TableColumn("clock").RightAligned().NoWrap())
+            .AddColumn(new TableColumn("FPU").NoWrap()).AddColumn(new TableColumn("SIMD").NoWrap())
+            .AddColumn(new TableColumn("SRAM").RightAligned().NoWrap()).AddColumn(new TableColumn("Flash").RightAligned().NoWrap())
+            .AddColumn(new TableColumn("usable SRAM").RightAligned().NoWrap()).AddColumn("source");
+        foreach (BoardProfile b in boards)
+            table.AddRow([.. Cells(b), Markup.Escape(b.Source)]);
+        return table;
+    }
+
+    private static Grid NarrowGrid(IReadOnlyList<BoardProfile> boards)
+    {
+        var grid = new Grid();
+        string[] headers = ["id", "core", "clock", "FPU", "SIMD", "SRAM", "Flash", "usable"];
+        for (int i = 0; i < headers.Length; i++)
+        {
+            bool figure = i == 2 || i >= 5;
+            grid.AddColumn(new GridColumn { Alignment = figure ? Justify.Right : Justify.Left }.NoWrap().Padding(0, 0, 1, 0));
+        }
+        grid.AddRow(Array.ConvertAll(headers, h => $"[bold]{h}[/]"));
+        foreach (BoardProfile b in boards)
+            grid.AddRow(Cells(b));
+        return grid;
+    }
+
+    private static string[] Cells(BoardProfile b) =>
+    [
+        Markup.Escape(b.Id), Markup.Escape(Core(b)), $"{b.ClockMhz} MHz", b.FpuName, Markup.Escape(b.Simd),
+        ByteSize.Format(b.SramBytes), ByteSize.Format(b.FlashBytes), ByteSize.Format(b.UsableSramBytes),
+    ];
 
     private static void WriteOne(IAnsiConsole console, BoardProfile b)
     {

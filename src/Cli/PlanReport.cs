@@ -1,0 +1,76 @@
+using Spectre.Console;
+using TinyTrain.Compiler.Boards;
+using TinyTrain.Compiler.Compilation;
+using TinyTrain.Compiler.Planning;
+
+namespace TinyTrain.Cli;
+
+/// <summary>The compile report: memory by category, the planner against the naive layout, per-op rows, and the board check.</summary>
+internal sealed record PlanReport(CompileResult Result, FitReport? Fit)
+{
+    public static PlanReport From(CompileResult result, BoardProfile? board)
+    {
+        FitReport? fit = board is null ? null : MemoryFit.Check(Requirement(result), board);
+        return new PlanReport(result, fit);
+    }
+
+    public static MemoryRequirement Requirement(CompileResult r)
+        => new(r.Plan.ArenaBytes, 0, 0, r.Plan.ConstantBytes, r.Image.Length - r.Plan.ConstantBytes);
+
+    private EmittedPlan Plan => Result.Plan;
+    private long SramTotal => Plan.ArenaBytes;
+
+    public object ToJson(string? output) => new
+    {
+        model = Result.Model.Name,
+        plan = output is null ? null : Path.GetFullPath(output),
+        update = "none",
+        calibration = Result.Calibration,
+        flash_bytes = Result.Image.Length,
+        flash = new { constants_bytes = Plan.ConstantBytes, plan_metadata_bytes = Result.Image.Length - Plan.ConstantBytes },
+        sram = new { arena_bytes = Plan.ArenaBytes, param_bytes = 0, state_bytes = 0, total_bytes = SramTotal },
+        planner = new { mode = Plan.Memory.Mode.ToString().ToLowerInvariant(), peak_bytes = Plan.Memory.PeakBytes, naive_bytes = Plan.NaiveMemory.PeakBytes },
+        macs = Plan.Ops.Sum(o => o.Macs),
+        ops = Plan.Ops.Select(o => new
+        {
+            index = o.Index, name = o.Name, kind = o.Kind, output = o.Output, arena_offset = o.OutputOffset,
+            output_bytes = o.OutputBytes, macs = o.Macs, constant_bytes = o.ConstantBytes, in_place = o.InPlace,
+        }),
+        board = Fit is null ? null : new
+        {
+            id = Fit.Board.Id,
+            fits = Fit.Fits,
+            summary = Fit.Summary,
+            sram = new { arena_bytes = Fit.Sram.ArenaBytes, param_bytes = Fit.Sram.ParamBytes, state_bytes = Fit.Sram.StateBytes, reserve_bytes = Fit.Sram.ReserveBytes, total_bytes = Fit.Sram.TotalBytes, capacity_bytes = Fit.Sram.CapacityBytes },
+            flash = new { constants_bytes = Fit.Flash.ConstantBytes, plan_bytes = Fit.Flash.PlanBytes, reserve_bytes = Fit.Flash.ReserveBytes, total_bytes = Fit.Flash.TotalBytes, capacity_bytes = Fit.Flash.CapacityBytes },
+        },
+    };
+
+    public void Print(IAnsiConsole console, string? output)
+    {
+        var ops = new Table().Border(TableBorder.Rounded).Title($"{Markup.Escape(Result.Model.Name)}: int8 plan, {Plan.Ops.Count} ops")
+            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("op").AddColumn("kind").AddColumn("output")
+            .AddColumn(new TableColumn("arena offset").RightAligned()).AddColumn(new TableColumn("bytes").RightAligned())
+            .AddColumn(new TableColumn("MACs").RightAligned()).AddColumn(new TableColumn("Flash").RightAligned());
+        foreach (OpReport o in Plan.Ops)
+            ops.AddRow(o.Index.ToString(), Markup.Escape(o.Name), o.Kind + (o.InPlace ? " (in place)" : ""), o.Output,
+                o.OutputOffset.ToString("N0"), o.OutputBytes.ToString("N0"), o.Macs == 0 ? "" : o.Macs.ToString("N0"),
+                o.ConstantBytes == 0 ? "" : ByteSize.Format(o.ConstantBytes));
+        console.Write(ops);
+
+        var memory = new Table().Border(TableBorder.Rounded).Title("memory")
+            .AddColumn("where").AddColumn("what").AddColumn(new TableColumn("bytes").RightAligned());
+        memory.AddRow("Flash", "constants (int8 weights, int32 bias, multipliers, shifts)", Plan.ConstantBytes.ToString("N0"));
+        memory.AddRow("Flash", "plan tables (tensors, ops, names)", (Result.Image.Length - Plan.ConstantBytes).ToString("N0"));
+        memory.AddRow("[bold]Flash[/]", "[bold]plan file[/]", $"[bold]{Result.Image.Length:N0}[/]");
+        memory.AddRow("SRAM", $"arena ({Plan.Memory.Mode.ToString().ToLowerInvariant()} planner; naive layout {Plan.NaiveMemory.PeakBytes:N0})", Plan.ArenaBytes.ToString("N0"));
+        memory.AddRow("SRAM", "writable parameters", "0");
+        memory.AddRow("SRAM", "runtime state", "0");
+        memory.AddRow("[bold]SRAM[/]", "[bold]total[/]", $"[bold]{SramTotal:N0}[/]");
+        console.Write(memory);
+        console.MarkupLine($"calibrated on {Markup.Escape(Result.Calibration)}");
+        if (Fit is not null)
+            console.MarkupLine(Fit.Fits ? $"[green]fits {Markup.Escape(Fit.Board.Id)}[/]: {Markup.Escape(Fit.Summary)}" : $"[red]{Markup.Escape(Fit.Summary)}[/]");
+        if (output is not null) console.MarkupLine($"wrote [bold]{Markup.Escape(output)}[/] ({Result.Image.Length:N0} bytes)");
+    }
+}

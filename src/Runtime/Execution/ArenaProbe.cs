@@ -1,0 +1,23 @@
+namespace TinyTrain.Runtime.Execution;
+
+using PlanImage = TinyTrain.Runtime.Plan.Plan;
+
+/// <summary>
+/// Measures how much of the arena a run really touches: two executors painted with 0x00 and 0xFF
+/// run the same input; a byte that was written differs from at least one of the paints.
+/// </summary>
+public static class ArenaProbe
+{
+    public static int MeasureInference(PlanImage plan, byte[] input, int offset)
+    {
+        int high = 0;
+        foreach (byte paint in new byte[] { 0x00, 0xFF })
+        {
+            var executor = new Executor(plan, paint);
+            executor.SetInput(input, offset);
+            executor.Invoke();
+            high = Math.Max(high, executor.HighWaterMark());
+        }
+        return high;
+    }
+}

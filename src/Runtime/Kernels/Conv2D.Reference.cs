@@ -1,0 +1,59 @@
+namespace TinyTrain.Runtime.Kernels;
+
+public static partial class Conv2D
+{
+    // The specification: plain loops, arrays and offsets, ints and longs (portable to nanoFramework).
+    private static void Reference(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    {
+        int k = p.Kernel;
+        int icPerGroup = p.InC / p.Groups;
+        int ocPerGroup = p.OutC / p.Groups;
+        int plane = p.H * p.W;
+        for (int oc = 0; oc < p.OutC; oc++)
+        {
+            int icBase = (oc / ocPerGroup) * icPerGroup;
+            int bias = biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * oc) : 0;
+            int multiplier = Quant.ReadInt32(consts, multOff + 4 * oc);
+            int shift = Quant.ReadInt32(consts, shiftOff + 4 * oc);
+            for (int oy = 0; oy < p.OH; oy++)
+            {
+                for (int ox = 0; ox < p.OW; ox++)
+                {
+                    int acc = bias;
+                    for (int ic = 0; ic < icPerGroup; ic++)
+                    {
+                        int xPlane = xOff + (icBase + ic) * plane;
+                        int wTap = wOff + (oc * icPerGroup + ic) * k * k;
+                        for (int ky = 0; ky < k; ky++)
+                        {
+                            int iy = oy * p.Stride - p.Pad + ky;
+                            if (iy < 0 || iy >= p.H)
+                            {
+                                continue;
+                            }
+                            for (int kx = 0; kx < k; kx++)
+                            {
+                                int ix = ox * p.Stride - p.Pad + kx;
+                                if (ix < 0 || ix >= p.W)
+                                {
+                                    continue;
+                                }
+                                acc += ((sbyte)x[xPlane + iy * p.W + ix] - p.InputZeroPoint) * (sbyte)w[wTap + ky * k + kx];
+                            }
+                        }
+                    }
+                    int v = p.OutputZeroPoint + Quant.MultiplyByQuantizedMultiplier(acc, multiplier, shift);
+                    if (v < p.ActMin)
+                    {
+                        v = p.ActMin;
+                    }
+                    if (v > p.ActMax)
+                    {
+                        v = p.ActMax;
+                    }
+                    y[yOff + (oc * p.OH + oy) * p.OW + ox] = (byte)v;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace TinyTrain.Runtime.Kernels;
+
+// The fast path. Accumulates exactly in int32 (wrapping, like the reference, so reordering the sum
+// changes nothing) and requantizes with the lane-wise twin of Quant.MultiplyByQuantizedMultiplier:
+// the result equals the reference bit for bit. Scratch is one bounded stackalloc; nothing else.
+public static partial class Conv2D
+{
+    // Stack scratch of the fast path, in ints (16 KB).
+    private const int ScratchInts = 4096;
+    // Output channels computed together, so that every loaded input vector feeds four accumulators.
+    private const int Block = 4;
+
+    private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    {
+        if (SimdWidth.Wide)
+        {
+            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        }
+        else
+        {
+            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        }
+    }
+
+    [SkipLocalsInit]
+    private static void SimdCore<TV, L>(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        Span<int> scratch = stackalloc int[ScratchInts];
+        // Per channel of a block: start value (bias), multiplier, shift.
+        Span<int> quant = stackalloc int[3 * Block];
+        ref byte xr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(x), xOff);
+        ref byte wr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), wOff);
+        ref byte yr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(y), yOff);
+        int icg = p.InC / p.Groups;
+        int ocg = p.OutC / p.Groups;
+        if (p.Kernel == 1 && p.Stride == 1 && p.Pad == 0 && Block * icg <= ScratchInts)
+        {
+            int plane = p.H * p.W;
+            for (int g = 0; g < p.Groups; g++)
+            {
+                Pointwise<TV, L>(p, icg, ocg, plane, ref Unsafe.Add(ref xr, g * icg * plane), ref Unsafe.Add(ref wr, g * ocg * icg),
+                    consts, biasOff, multOff, shiftOff, g * ocg, ref Unsafe.Add(ref yr, g * ocg * plane), scratch, quant);
+            }
+            return;
+        }
+        if (!Spatial<TV, L>(p, ref xr, ref wr, consts, biasOff, multOff, shiftOff, ref yr, scratch, quant))
+        {
+            // A row too wide for the scratch: rare enough that the reference will do.
+            Reference(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        }
+    }
+
+    private static void LoadQuant(Span<int> quant, int b, bool valid, byte[] consts, int biasOff, int multOff, int shiftOff, int channel)
+    {
+        quant[3 * b] = valid && biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * channel) : 0;
+        quant[3 * b + 1] = valid ? Quant.ReadInt32(consts, multOff + 4 * channel) : 0;
+        quant[3 * b + 2] = valid ? Quant.ReadInt32(consts, shiftOff + 4 * channel) : 0;
+    }
+
+    // ---- Pointwise: 1x1, stride 1, no padding. y (oc, P) = w (oc, ic) . (x (ic, P) - zp), P = H*W. ----
+
+    private static void Pointwise<TV, L>(in ConvParams p, int ic, int oc, int plane, ref byte x, ref byte w, byte[] consts,
+        int biasOff, int multOff, int shiftOff, int channel0, ref byte y, Span<int> scratch, Span<int> quant)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        int n = L.Count;
+        // Weights of the block as int32, [ic][Block], zero for channels past the end.
+        ref int wp = ref MemoryMarshal.GetReference(scratch);
+        for (int o0 = 0; o0 < oc; o0 += Block)
+        {
+            int nb = Math.Min(Block, oc - o0);
+            for (int b = 0; b < Block; b++)
+            {
+                int wsum = 0;
+                for (int i = 0; i < ic; i++)
+                {
+                    int wv = b < nb ? (sbyte)Unsafe.Add(ref w, (o0 + b) * ic + i) : 0;
+                    Unsafe.Add(ref wp, i * Block + b) = wv;
+                    wsum += wv;
+                }
+                LoadQuant(quant, b, b < nb, consts, biasOff, multOff, shiftOff, channel0 + o0 + b);
+                // Folding -zp * sum(w) into the start value spares a subtraction per loaded vector.
+                quant[3 * b] -= p.InputZeroPoint * wsum;
+            }
+            ref byte yb = ref Unsafe.Add(ref y, o0 * plane);
+            int px = 0;
+            for (; px + 2 * n <= plane; px += 2 * n)
+            {
+                PointwiseTile2<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, px), ref wp, quant, ref Unsafe.Add(ref yb, px));
+            }
+            for (; px + n <= plane; px += n)
+            {
+                PointwiseTile1<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, px), ref wp, quant, ref Unsafe.Add(ref yb, px));
+            }
+            if (px < plane)
+            {
+                if (plane >= n)
+                {
+                    // The last full vector: it rewrites some outputs with the values they already hold.
+                    PointwiseTile1<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, plane - n), ref wp, quant, ref Unsafe.Add(ref yb, plane - n));
+                }
+                else
+                {
+                    PointwiseScalar(p, ic, plane, nb, px, ref x, ref wp, quant, ref yb);
+                }
+            }
+        }
+    }
+
+    // Four channels by two vectors of pixels: eight accumulators, each loaded input feeds four of them.
+    private static void PointwiseTile2<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        int n = L.Count;
+        TV a0 = L.Splat(quant[0]), b0 = a0;
+        TV a1 = L.Splat(quant[3]), b1 = a1;
+        TV a2 = L.Splat(quant[6]), b2 = a2;
+        TV a3 = L.Splat(quant[9]), b3 = a3;
+        ref byte xi = ref x;
+        ref int wi = ref wp;
+        for (int i = 0; i < ic; i++)
+        {
+            TV xa = L.LoadInt8(ref xi, 0);
+            TV xb = L.LoadInt8(ref xi, n);
+            TV wv = L.Splat(wi);
+            a0 = L.Add(a0, L.Multiply(xa, wv));
+            b0 = L.Add(b0, L.Multiply(xb, wv));
+            wv = L.Splat(Unsafe.Add(ref wi, 1));
+            a1 = L.Add(a1, L.Multiply(xa, wv));
+            b1 = L.Add(b1, L.Multiply(xb, wv));
+            wv = L.Splat(Unsafe.Add(ref wi, 2));
+            a2 = L.Add(a2, L.Multiply(xa, wv));
+            b2 = L.Add(b2, L.Multiply(xb, wv));
+            wv = L.Splat(Unsafe.Add(ref wi, 3));
+            a3 = L.Add(a3, L.Multiply(xa, wv));
+            b3 = L.Add(b3, L.Multiply(xb, wv));
+            xi = ref Unsafe.Add(ref xi, plane);
+            wi = ref Unsafe.Add(ref wi, Block);
+        }
+        StoreInt8<TV, L>(p, a0, quant, 0, ref y, 0);
+        StoreInt8<TV, L>(p, b0, quant, 0, ref y, n);
+        if (nb > 1)
+        {
+            StoreInt8<TV, L>(p, a1, quant, 1, ref y, plane);
+            StoreInt8<TV, L>(p, b1, quant, 1, ref y, plane + n);
+        }
+        if (nb > 2)
+        {
+            StoreInt8<TV, L>(p, a2, quant, 2, ref y, 2 * plane);
+            StoreInt8<TV, L>(p, b2, quant, 2, ref y, 2 * plane + n);
+        }
+        if (nb > 3)
+        {
+            StoreInt8<TV, L>(p, a3, quant, 3, ref y, 3 * plane);
+            StoreInt8<TV, L>(p, b3, quant, 3, ref y, 3 * plane + n);
+        }
+    }
+
+    private static void PointwiseTile1<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        TV a0 = L.Splat(quant[0]);
+        TV a1 = L.Splat(quant[3]);
+        TV a2 = L.Splat(quant[6]);
+        TV a3 = L.Splat(quant[9]);
+        ref byte xi = ref x;
+        ref int wi = ref wp;
+        for (int i = 0; i < ic; i++)
+        {
+            TV xa = L.LoadInt8(ref xi, 0);
+            a0 = L.Add(a0, L.Multiply(xa, L.Splat(wi)));
+            a1 = L.Add(a1, L.Multiply(xa, L.Splat(Unsafe.Add(ref wi, 1))));
+            a2 = L.Add(a2, L.Multiply(xa, L.Splat(Unsafe.Add(ref wi, 2))));
+            a3 = L.Add(a3, L.Multiply(xa, L.Splat(Unsafe.Add(ref wi, 3))));
+            xi = ref Unsafe.Add(ref xi, plane);
+            wi = ref Unsafe.Add(ref wi, Block);
+        }
+        StoreInt8<TV, L>(p, a0, quant, 0, ref y, 0);
+        if (nb > 1)
+        {
+            StoreInt8<TV, L>(p, a1, quant, 1, ref y, plane);
+        }
+        if (nb > 2)
+        {
+            StoreInt8<TV, L>(p, a2, quant, 2, ref y, 2 * plane);
+        }
+        if (nb > 3)
+        {
+            StoreInt8<TV, L>(p, a3, quant, 3, ref y, 3 * plane);
+        }
+    }
+
+    // Planes smaller than one vector (1x1, 2x2 ...).
+    private static void PointwiseScalar(in ConvParams p, int ic, int plane, int nb, int px0, ref byte x, ref int wp, Span<int> quant, ref byte y)
+    {
+        for (int px = px0; px < plane; px++)
+        {
+            for (int b = 0; b < nb; b++)
+            {
+                int acc = quant[3 * b];
+                for (int i = 0; i < ic; i++)
+                {
+                    acc += Unsafe.Add(ref wp, i * Block + b) * (sbyte)Unsafe.Add(ref x, i * plane + px);
+                }
+                int v = p.OutputZeroPoint + Quant.MultiplyByQuantizedMultiplier(acc, quant[3 * b + 1], quant[3 * b + 2]);
+                Unsafe.Add(ref y, b * plane + px) = (byte)Math.Clamp(v, p.ActMin, p.ActMax);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreInt8<TV, L>(in ConvParams p, TV acc, Span<int> quant, int b, ref byte y, int index)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        L.StoreInt8(L.Requantize(acc, quant[3 * b + 1], quant[3 * b + 2], p.OutputZeroPoint, p.ActMin, p.ActMax), ref y, index);
+    }
+
+    // ---- Spatial: any kernel, stride, padding, groups. ----
+    // Per block of four output channels and strip of output rows: accumulate one input channel at a
+    // time into int32 rows (acc[b][r][ox]), reading the channel's padded, phase-split strip, then
+    // requantize the rows. Returns false when one output row does not fit the scratch.
+
+    private static bool Spatial<TV, L>(in ConvParams p, ref byte x, ref byte w, byte[] consts, int biasOff, int multOff, int shiftOff,
+        ref byte y, Span<int> scratch, Span<int> quant)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        int n = L.Count;
+        int k = p.Kernel;
+        int s = p.Stride;
+        int kk = k * k;
+        int icg = p.InC / p.Groups;
+        int ocg = p.OutC / p.Groups;
+        int owr = ConvStrip.RoundUp(p.OW, n);
+        int phaseWidth = ConvStrip.PhaseWidth(p.OW, n, k, s);
+        int rowStride = s * phaseWidth;
+        // R rows of output need Block*R*owr accumulators and ((R-1)*s + k) strip rows, plus weights and tap offsets.
+        long free = ScratchInts - (Block + 1) * (long)kk - (long)(k - s) * rowStride;
+        long perRow = (long)Block * owr + (long)s * rowStride;
+        if (free < perRow)
+        {
+            return false;
+        }
+        int rowsPerStrip = (int)Math.Min(free / perRow, p.OH);
+        int accStride = rowsPerStrip * owr;
+        Span<int> acc = scratch.Slice(0, Block * accStride);
+        Span<int> strip = scratch.Slice(acc.Length, ((rowsPerStrip - 1) * s + k) * rowStride);
+        Span<int> wk = scratch.Slice(acc.Length + strip.Length, Block * kk);
+        Span<int> taps = scratch.Slice(acc.Length + strip.Length + wk.Length, kk);
+        for (int ky = 0; ky < k; ky++)
+        {
+            for (int kx = 0; kx < k; kx++)
+            {
+                taps[ky * k + kx] = ky * rowStride + kx % s * phaseWidth + kx / s;
+            }
+        }
+        ref int accr = ref MemoryMarshal.GetReference(acc);
+        ref int stripr = ref MemoryMarshal.GetReference(strip);
+        ref int wkr = ref MemoryMarshal.GetReference(wk);
+        ref int tapr = ref MemoryMarshal.GetReference(taps);
+        int plane = p.H * p.W;
+        int oplane = p.OH * p.OW;
+        for (int g = 0; g < p.Groups; g++)
+        {
+            for (int o0 = 0; o0 < ocg; o0 += Block)
+            {
+                int nb = Math.Min(Block, ocg - o0);
+                int oc0 = g * ocg + o0;
+                for (int b = 0; b < Block; b++)
+                {
+                    LoadQuant(quant, b, b < nb, consts, biasOff, multOff, shiftOff, oc0 + b);
+                }
+                for (int oy0 = 0; oy0 < p.OH; oy0 += rowsPerStrip)
+                {
+                    int rows = Math.Min(rowsPerStrip, p.OH - oy0);
+                    for (int b = 0; b < Block; b++)
+                    {
+                        acc.Slice(b * accStride, rows * owr).Fill(quant[3 * b]);
+                    }
+                    for (int ic = 0; ic < icg; ic++)
+                    {
+                        ConvStrip.Pack<TV, L>(ref Unsafe.Add(ref x, (g * icg + ic) * plane), p.H, p.W, p.Pad, s, p.InputZeroPoint,
+                            oy0 * s, (rows - 1) * s + k, phaseWidth, strip);
+                        for (int t = 0; t < kk; t++)
+                        {
+                            for (int b = 0; b < Block; b++)
+                            {
+                                wk[t * Block + b] = b < nb ? (sbyte)Unsafe.Add(ref w, ((oc0 + b) * icg + ic) * kk + t) : 0;
+                            }
+                        }
+                        for (int r = 0; r < rows; r++)
+                        {
+                            SpatialRow<TV, L>(kk, owr, ref Unsafe.Add(ref stripr, r * s * rowStride), ref tapr, ref wkr,
+                                ref Unsafe.Add(ref accr, r * owr), accStride);
+                        }
+                    }
+                    for (int b = 0; b < nb; b++)
+                    {
+                        for (int r = 0; r < rows; r++)
+                        {
+                            RequantizeRow<TV, L>(p, ref Unsafe.Add(ref accr, b * accStride + r * owr), quant[3 * b + 1], quant[3 * b + 2],
+                                ref Unsafe.Add(ref y, (oc0 + b) * oplane + (oy0 + r) * p.OW));
+                        }
+                    }
+                }
+            }
+        }
+        return true;
+    }
+
+    // One output row of four channels: acc[b * accStride + ox] += sum over taps of strip[tap + ox] * w[tap][b].
+    private static void SpatialRow<TV, L>(int kk, int owr, ref int src, ref int taps, ref int wk, ref int acc, int accStride)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        int n = L.Count;
+        int ox = 0;
+        for (; ox + 2 * n <= owr; ox += 2 * n)
+        {
+            TV a0 = L.Load(ref acc, ox), b0 = L.Load(ref acc, ox + n);
+            TV a1 = L.Load(ref acc, accStride + ox), b1 = L.Load(ref acc, accStride + ox + n);
+            TV a2 = L.Load(ref acc, 2 * accStride + ox), b2 = L.Load(ref acc, 2 * accStride + ox + n);
+            TV a3 = L.Load(ref acc, 3 * accStride + ox), b3 = L.Load(ref acc, 3 * accStride + ox + n);
+            ref int wt = ref wk;
+            for (int t = 0; t < kk; t++)
+            {
+                int xi = Unsafe.Add(ref taps, t) + ox;
+                TV xa = L.Load(ref src, xi);
+                TV xb = L.Load(ref src, xi + n);
+                TV wv = L.Splat(wt);
+                a0 = L.Add(a0, L.Multiply(xa, wv));
+                b0 = L.Add(b0, L.Multiply(xb, wv));
+                wv = L.Splat(Unsafe.Add(ref wt, 1));
+                a1 = L.Add(a1, L.Multiply(xa, wv));
+                b1 = L.Add(b1, L.Multiply(xb, wv));
+                wv = L.Splat(Unsafe.Add(ref wt, 2));
+                a2 = L.Add(a2, L.Multiply(xa, wv));
+                b2 = L.Add(b2, L.Multiply(xb, wv));
+                wv = L.Splat(Unsafe.Add(ref wt, 3));
+                a3 = L.Add(a3, L.Multiply(xa, wv));
+                b3 = L.Add(b3, L.Multiply(xb, wv));
+                wt = ref Unsafe.Add(ref wt, Block);
+            }
+            L.Store(a0, ref acc, ox);
+            L.Store(b0, ref acc, ox + n);
+            L.Store(a1, ref acc, accStride + ox);
+            L.Store(b1, ref acc, accStride + ox + n);
+            L.Store(a2, ref acc, 2 * accStride + ox);
+            L.Store(b2, ref acc, 2 * accStride + ox + n);
+            L.Store(a3, ref acc, 3 * accStride + ox);
+            L.Store(b3, ref acc, 3 * accStride + ox + n);
+        }
+        if (ox < owr)
+        {
+            TV a0 = L.Load(ref acc, ox);
+            TV a1 = L.Load(ref acc, accStride + ox);
+            TV a2 = L.Load(ref acc, 2 * accStride + ox);
+            TV a3 = L.Load(ref acc, 3 * accStride + ox);
+            ref int wt = ref wk;
+            for (int t = 0; t < kk; t++)
+            {
+                TV xa = L.Load(ref src, Unsafe.Add(ref taps, t) + ox);
+                a0 = L.Add(a0, L.Multiply(xa, L.Splat(wt)));
+                a1 = L.Add(a1, L.Multiply(xa, L.Splat(Unsafe.Add(ref wt, 1))));
+                a2 = L.Add(a2, L.Multiply(xa, L.Splat(Unsafe.Add(ref wt, 2))));
+                a3 = L.Add(a3, L.Multiply(xa, L.Splat(Unsafe.Add(ref wt, 3))));
+                wt = ref Unsafe.Add(ref wt, Block);
+            }
+            L.Store(a0, ref acc, ox);
+            L.Store(a1, ref acc, accStride + ox);
+            L.Store(a2, ref acc, 2 * accStride + ox);
+            L.Store(a3, ref acc, 3 * accStride + ox);
+        }
+    }
+
+    // Requantizes one int32 row (padded to whole vectors) into ow int8 outputs.
+    private static void RequantizeRow<TV, L>(in ConvParams p, ref int acc, int multiplier, int shift, ref byte y)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        int n = L.Count;
+        int ox = 0;
+        for (; ox + n <= p.OW; ox += n)
+        {
+            L.StoreInt8(L.Requantize(L.Load(ref acc, ox), multiplier, shift, p.OutputZeroPoint, p.ActMin, p.ActMax), ref y, ox);
+        }
+        if (ox < p.OW)
+        {
+            L.StoreInt8Partial(L.Requantize(L.Load(ref acc, ox), multiplier, shift, p.OutputZeroPoint, p.ActMin, p.ActMax), ref y, ox, p.OW - ox);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+namespace TinyTrain.Runtime.Kernels;
+
+public static partial class FullyConnected
+{
+    // The specification: plain loops, arrays and offsets, ints and longs (portable to nanoFramework).
+    private static void Reference(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    {
+        for (int o = 0; o < p.Out; o++)
+        {
+            int acc = biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * o) : 0;
+            int wRow = wOff + o * p.In;
+            for (int i = 0; i < p.In; i++)
+            {
+                acc += ((sbyte)x[xOff + i] - p.InputZeroPoint) * (sbyte)w[wRow + i];
+            }
+            int v = p.OutputZeroPoint + Quant.MultiplyByQuantizedMultiplier(acc, Quant.ReadInt32(consts, multOff + 4 * o), Quant.ReadInt32(consts, shiftOff + 4 * o));
+            if (v < p.ActMin)
+            {
+                v = p.ActMin;
+            }
+            if (v > p.ActMax)
+            {
+                v = p.ActMax;
+            }
+            y[yOff + o] = (byte)v;
+        }
+    }
+}
