@@ -75,7 +75,7 @@ public sealed class CalibrationSet
             InputLayout.Fill(_data, index, _shape, destination, offset);
             return;
         }
-        var random = new Random(HashCode.Combine(_seed, index));
+        var random = new Random(unchecked(_seed * 1_000_003 + index));   // deterministic across processes, unlike HashCode
         for (int i = 0; i < _shape.Size; i++) destination[offset + i] = (float)random.NextDouble();
     }
 }

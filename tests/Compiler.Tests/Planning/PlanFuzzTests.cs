@@ -24,6 +24,7 @@ public class PlanFuzzTests
     {
         byte[] original = new PlanTestNet().Image;
         var outcomes = new Dictionary<string, int>();
+        var byMutation = new Dictionary<string, int>();
         var failures = new List<string>();
         var invalidKinds = new HashSet<string>(); // Invalid messages with numbers and names blanked: how much of validation the fuzz reached
         int executed = 0;
@@ -37,7 +38,7 @@ public class PlanFuzzTests
             {
                 var random = new Random(Seed + i);
                 bool sealedCase = i % 2 == 1;
-                (byte[] image, string mutation) = Mutate(original, random);
+                (byte[] image, string kind, string mutation) = Mutate(original, random);
                 if (sealedCase) PlanImage.Seal(image);
                 string key;
                 try
@@ -61,6 +62,8 @@ public class PlanFuzzTests
                     failures.Add($"case {i} ({mutation}, {(sealedCase ? "sealed" : "unsealed")}): {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
                 }
                 outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
+                string byKind = $"{kind}: {(key.StartsWith("loaded", StringComparison.Ordinal) ? "loaded" : key[..key.IndexOf(' ')])}";
+                byMutation[byKind] = byMutation.GetValueOrDefault(byKind) + 1;
                 Volatile.Write(ref done, i + 1);
             }
         });
@@ -80,6 +83,8 @@ public class PlanFuzzTests
 
         foreach ((string key, int count) in outcomes.OrderBy(p => p.Key, StringComparer.Ordinal))
             _output.WriteLine($"{key,-24} {count,6}");
+        foreach ((string key, int count) in byMutation.OrderBy(p => p.Key, StringComparer.Ordinal))
+            _output.WriteLine($"  {key,-32} {count,6}");
         _output.WriteLine($"{invalidKinds.Count} distinct Invalid messages (numbers and names blanked)");
         _output.WriteLine($"{Cases} cases in {stopwatch.Elapsed.TotalSeconds:F2} s; {executed} loaded plans ran through the referee kernels");
         Assert.True(failures.Count == 0, string.Join("\n", failures.Take(10)));
@@ -102,7 +107,7 @@ public class PlanFuzzTests
         PlanFormat.OpArgs + 20, PlanFormat.OpArgs + 24, PlanFormat.OpArgs + 28, PlanFormat.OpArgs + 32,
     };
 
-    private static (byte[] Image, string Mutation) Mutate(byte[] original, Random random)
+    private static (byte[] Image, string Kind, string Mutation) Mutate(byte[] original, Random random)
     {
         byte[] b = (byte[])original.Clone();
         switch (random.Next(8))
@@ -111,30 +116,30 @@ public class PlanFuzzTests
                 {
                     int flips = random.Next(1, 5);
                     for (int f = 0; f < flips; f++) b[random.Next(b.Length)] ^= (byte)random.Next(1, 256);
-                    return (b, $"{flips} byte flips");
+                    return (b, "byte flips", $"{flips} byte flips");
                 }
             case 1:
                 {
                     int length = random.Next(1, 33), at = random.Next(b.Length - length);
                     random.NextBytes(b.AsSpan(at, length));
-                    return (b, $"random run of {length} at {at}");
+                    return (b, "random run", $"random run of {length} at {at}");
                 }
             case 2:
                 {
                     int length = random.Next(original.Length);
-                    return (original[..length], $"truncated to {length}");
+                    return (original[..length], "truncation", $"truncated to {length}");
                 }
             case 3:
                 {
                     int at = random.Next(original.Length + 1), length = random.Next(1, 17);
                     var inserted = new byte[length];
                     random.NextBytes(inserted);
-                    return ([.. original[..at], .. inserted, .. original[at..]], $"{length} bytes inserted at {at}");
+                    return ([.. original[..at], .. inserted, .. original[at..]], "insertion", $"{length} bytes inserted at {at}");
                 }
             case 4:
                 {
                     int at = random.Next(original.Length), length = random.Next(1, Math.Min(64, original.Length - at) + 1);
-                    return ([.. original[..at], .. original[(at + length)..]], $"{length} bytes removed at {at}");
+                    return ([.. original[..at], .. original[(at + length)..]], "removal", $"{length} bytes removed at {at}");
                 }
             case 5:
                 {
@@ -160,7 +165,7 @@ public class PlanFuzzTests
                     };
                     if (wide) PlanImage.Put32(b, at, (int)nudged);
                     else PlanImage.Put16(b, at, (int)nudged);
-                    return (b, $"{(tensor ? "tensor" : "op")} field at {at} nudged from {v} to {nudged}");
+                    return (b, "record field nudge", $"{(tensor ? "tensor" : "op")} field at {at} nudged from {v} to {nudged}");
                 }
             case 6:
                 {
@@ -174,7 +179,7 @@ public class PlanFuzzTests
                     long n = (long)PlanImage.U32(b, r + PlanFormat.TensorC) * PlanImage.U32(b, r + PlanFormat.TensorH) * PlanImage.U32(b, r + PlanFormat.TensorW);
                     long bytes = (ElementType)b[r + PlanFormat.TensorType] switch { ElementType.Int8 => n, ElementType.Bits => (n + 7) / 8, _ => 4 * n };
                     PlanImage.Put32(b, r + PlanFormat.TensorByteLength, (uint)bytes);
-                    return (b, $"tensor at {r}: dim {dim} reshaped from {v} to {reshaped}");
+                    return (b, "tensor reshape", $"tensor at {r}: dim {dim} reshaped from {v} to {reshaped}");
                 }
             default:
                 {
@@ -184,7 +189,7 @@ public class PlanFuzzTests
                     uint value = random.Next(3) == 0 ? (uint)random.Next(-300, 300) : interesting[random.Next(interesting.Length)];
                     if (random.Next(2) == 0 || at + 4 > b.Length) PlanImage.Put16(b, at, (int)value);
                     else PlanImage.Put32(b, at, value);
-                    return (b, $"field at {at} set to {value}");
+                    return (b, "field value", $"field at {at} set to {value}");
                 }
         }
     }
