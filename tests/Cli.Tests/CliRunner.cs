@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace TinyTrain.Cli.Tests;
 
 /// <summary>Runs the real `tinytrain` program in a child process, as a user would, and captures everything.</summary>
-internal static class CliRunner
+public static class CliRunner
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
