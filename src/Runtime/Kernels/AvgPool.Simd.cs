@@ -24,6 +24,7 @@ public static partial class AvgPool
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SimdCore<TV, L>(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>

@@ -16,7 +16,9 @@ public static partial class Conv2D
 
     private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        if (SimdWidth.Wide)
+        // Rows (or, pointwise, planes) shorter than a Vector256 would waste most of its lanes.
+        int run = p.Kernel == 1 && p.Stride == 1 && p.Pad == 0 ? p.H * p.W : p.OW;
+        if (SimdWidth.Wide && run > Vector128<int>.Count)
         {
             SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
         }
@@ -27,6 +29,7 @@ public static partial class Conv2D
     }
 
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SimdCore<TV, L>(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -65,6 +68,7 @@ public static partial class Conv2D
 
     // ---- Pointwise: 1x1, stride 1, no padding. y (oc, P) = w (oc, ic) . (x (ic, P) - zp), P = H*W. ----
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pointwise<TV, L>(in ConvParams p, int ic, int oc, int plane, ref byte x, ref byte w, byte[] consts,
         int biasOff, int multOff, int shiftOff, int channel0, ref byte y, Span<int> scratch, Span<int> quant)
         where TV : struct
@@ -115,6 +119,7 @@ public static partial class Conv2D
     }
 
     // Four channels by two vectors of pixels: eight accumulators, each loaded input feeds four of them.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PointwiseTile2<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -164,6 +169,7 @@ public static partial class Conv2D
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PointwiseTile1<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -230,6 +236,7 @@ public static partial class Conv2D
     // time into int32 rows (acc[b][r][ox]), reading the channel's padded, phase-split strip, then
     // requantize the rows. Returns false when one output row does not fit the scratch.
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool Spatial<TV, L>(in ConvParams p, ref byte x, ref byte w, byte[] consts, int biasOff, int multOff, int shiftOff,
         ref byte y, Span<int> scratch, Span<int> quant)
         where TV : struct
@@ -319,6 +326,7 @@ public static partial class Conv2D
     }
 
     // One output row of four channels: acc[b * accStride + ox] += sum over taps of strip[tap + ox] * w[tap][b].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SpatialRow<TV, L>(int kk, int owr, ref int src, ref int taps, ref int wk, ref int acc, int accStride)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -384,6 +392,7 @@ public static partial class Conv2D
     }
 
     // Requantizes one int32 row (padded to whole vectors) into ow int8 outputs.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RequantizeRow<TV, L>(in ConvParams p, ref int acc, int multiplier, int shift, ref byte y)
         where TV : struct
         where L : struct, ILanes<TV>

@@ -24,6 +24,7 @@ internal static class ConvStrip
     }
 
     /// <summary>Packs padded rows [firstRow, firstRow + rows) of the plane (h, w) at <paramref name="plane"/> into <paramref name="strip"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Pack<TV, L>(ref byte plane, int h, int w, int pad, int stride, int zeroPoint, int firstRow, int rows, int phaseWidth, Span<int> strip)
         where TV : struct
         where L : struct, ILanes<TV>

@@ -14,7 +14,8 @@ public static partial class DepthwiseConv2D
 
     private static void Simd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        if (SimdWidth.Wide)
+        // Rows shorter than a Vector256 would waste most of its lanes.
+        if (SimdWidth.Wide && p.OW > Vector128<int>.Count)
         {
             SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
         }
@@ -25,6 +26,7 @@ public static partial class DepthwiseConv2D
     }
 
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SimdCore<TV, L>(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -89,6 +91,7 @@ public static partial class DepthwiseConv2D
     }
 
     // One output row: y[ox] = requantize(bias + sum over taps of strip[tap + ox] * w[tap]), two vectors at a time.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row<TV, L>(in DepthwiseParams p, int kk, int owr, ref int src, ref int taps, ref int wk, int bias, int multiplier, int shift, ref byte y)
         where TV : struct
         where L : struct, ILanes<TV>

@@ -20,6 +20,7 @@ public static partial class FullyConnected
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SimdCore<TV, L>(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -42,6 +43,7 @@ public static partial class FullyConnected
     }
 
     // sum_i (x[i] - zp) * w[r, i] for four consecutive rows r of w (row length n).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4<TV, L>(int length, int zeroPoint, ref byte x, ref byte w, out int s0, out int s1, out int s2, out int s3)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -72,6 +74,7 @@ public static partial class FullyConnected
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Dot1<TV, L>(int length, int zeroPoint, ref byte x, ref byte w)
         where TV : struct
         where L : struct, ILanes<TV>

@@ -19,6 +19,7 @@ public static partial class GlobalAvgPool
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SimdCore<TV, L>(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>

@@ -8,7 +8,9 @@ namespace TinyTrain.Runtime.Kernels;
 /// method instantiated with <see cref="Lanes256"/> or <see cref="Lanes128"/>; both are structs, so the
 /// JIT specialises the method and emits straight Vector256 or Vector128 code (AVX2 or SSE on x64,
 /// AdvSimd on ARM) from the same source. Loads and stores take a ref and an index and check nothing:
-/// each kernel's public entry has validated every range beforehand.
+/// each kernel's public entry has validated every range beforehand. The fast kernels' methods are
+/// marked AggressiveOptimization: a plan runs each op once per inference, so tiered compilation would
+/// leave them in unoptimised tier-0 code (several times slower) for many inferences.
 /// </summary>
 internal interface ILanes<TV> where TV : struct
 {

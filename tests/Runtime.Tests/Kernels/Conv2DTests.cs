@@ -44,8 +44,18 @@ public class Conv2DTests
     {
         return new ConvParams
         {
-            InC = inC, H = h, W = w, OutC = outC, Kernel = k, Stride = s, Pad = pad, Groups = groups,
-            OH = (h + 2 * pad - k) / s + 1, OW = (w + 2 * pad - k) / s + 1, ActMin = -128, ActMax = 127,
+            InC = inC,
+            H = h,
+            W = w,
+            OutC = outC,
+            Kernel = k,
+            Stride = s,
+            Pad = pad,
+            Groups = groups,
+            OH = (h + 2 * pad - k) / s + 1,
+            OW = (w + 2 * pad - k) / s + 1,
+            ActMin = -128,
+            ActMax = 127,
         };
     }
 

@@ -40,8 +40,16 @@ public class DepthwiseConv2DTests
     {
         return new DepthwiseParams
         {
-            C = c, H = h, W = w, Kernel = k, Stride = s, Pad = pad,
-            OH = (h + 2 * pad - k) / s + 1, OW = (w + 2 * pad - k) / s + 1, ActMin = -128, ActMax = 127,
+            C = c,
+            H = h,
+            W = w,
+            Kernel = k,
+            Stride = s,
+            Pad = pad,
+            OH = (h + 2 * pad - k) / s + 1,
+            OW = (w + 2 * pad - k) / s + 1,
+            ActMin = -128,
+            ActMax = 127,
         };
     }
 
