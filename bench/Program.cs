@@ -6,6 +6,7 @@ using TinyTrain.Bench;
 var benchmarks = new Dictionary<string, Func<BenchArgs, object>>
 {
     ["pretrain"] = PretrainBench.Run,
+    ["inference"] = InferenceBench.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var bench))

@@ -6,34 +6,41 @@ using TinyTrain.Compiler.Planning;
 namespace TinyTrain.Cli;
 
 /// <summary>The compile report: memory by category, the planner against the naive layout, per-op rows, and the board check.</summary>
-internal sealed record PlanReport(CompileResult Result, FitReport? Fit)
+internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string Update)
 {
-    public static PlanReport From(CompileResult result, BoardProfile? board)
+    public static PlanReport From(CompileResult result, BoardProfile? board, string update = "none")
     {
         FitReport? fit = board is null ? null : MemoryFit.Check(Requirement(result), board);
-        return new PlanReport(result, fit);
+        return new PlanReport(result, fit, update);
     }
 
     public static MemoryRequirement Requirement(CompileResult r)
-        => new(r.Plan.ArenaBytes, 0, 0, r.Plan.ConstantBytes, r.Image.Length - r.Plan.ConstantBytes);
+        => new(r.Plan.ArenaBytes, r.Plan.ParamBytes, r.Plan.StateBytes, r.Plan.ConstantBytes, r.Image.Length - r.Plan.ConstantBytes);
 
     private EmittedPlan Plan => Result.Plan;
-    private long SramTotal => Plan.ArenaBytes;
+    private long SramTotal => Plan.SramBytes;
 
     public object ToJson(string? output) => new
     {
         model = Result.Model.Name,
         plan = output is null ? null : Path.GetFullPath(output),
-        update = "none",
+        update = Update,
+        trained_parameters = Result.Program.Trainable.PerOp.Select((t, i) => new { t, i }).Where(x => x.t.Any)
+            .Select(x => new { op = Result.Model.Ops[x.i].Name, weight_channels = x.t.WeightChannels, bias = x.t.Bias }),
         calibration = Result.Calibration,
         flash_bytes = Result.Image.Length,
         flash = new { constants_bytes = Plan.ConstantBytes, plan_metadata_bytes = Result.Image.Length - Plan.ConstantBytes },
-        sram = new { arena_bytes = Plan.ArenaBytes, param_bytes = 0, state_bytes = 0, total_bytes = SramTotal },
+        sram = new { arena_bytes = Plan.ArenaBytes, param_bytes = Plan.ParamBytes, state_bytes = Plan.StateBytes, total_bytes = SramTotal },
+        peak = new
+        {
+            op = Plan.Peak.OpName, activation_bytes = Plan.Peak.ActivationBytes, saved_for_backward_bytes = Plan.Peak.SavedForBackwardBytes,
+            gradient_bytes = Plan.Peak.GradientBytes, scratch_bytes = Plan.Peak.ScratchBytes,
+        },
         planner = new { mode = Plan.Memory.Mode.ToString().ToLowerInvariant(), peak_bytes = Plan.Memory.PeakBytes, naive_bytes = Plan.NaiveMemory.PeakBytes },
         macs = Plan.Ops.Sum(o => o.Macs),
         ops = Plan.Ops.Select(o => new
         {
-            index = o.Index, name = o.Name, kind = o.Kind, output = o.Output, arena_offset = o.OutputOffset,
+            index = o.Index, name = o.Name, kind = o.Kind, phase = o.Phase, output = o.Output, arena_offset = o.OutputOffset,
             output_bytes = o.OutputBytes, macs = o.Macs, constant_bytes = o.ConstantBytes, in_place = o.InPlace,
         }),
         board = Fit is null ? null : new
@@ -48,13 +55,13 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit)
 
     public void Print(IAnsiConsole console, string? output)
     {
-        var ops = new Table().Border(TableBorder.Rounded).Title($"{Markup.Escape(Result.Model.Name)}: int8 plan, {Plan.Ops.Count} ops")
-            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("op").AddColumn("kind").AddColumn("output")
+        var ops = new Table().Border(TableBorder.Rounded).Title($"{Markup.Escape(Result.Model.Name)}: int8 plan, update {Markup.Escape(Update)}, {Plan.Ops.Count} ops")
+            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("op").AddColumn("kind").AddColumn("phase").AddColumn("output")
             .AddColumn(new TableColumn("arena offset").RightAligned()).AddColumn(new TableColumn("bytes").RightAligned())
             .AddColumn(new TableColumn("MACs").RightAligned()).AddColumn(new TableColumn("Flash").RightAligned());
         foreach (OpReport o in Plan.Ops)
-            ops.AddRow(o.Index.ToString(), Markup.Escape(o.Name), o.Kind + (o.InPlace ? " (in place)" : ""), o.Output,
-                o.OutputOffset.ToString("N0"), o.OutputBytes.ToString("N0"), o.Macs == 0 ? "" : o.Macs.ToString("N0"),
+            ops.AddRow(o.Index.ToString(), Markup.Escape(o.Name), o.Kind + (o.InPlace ? " (in place)" : ""), o.Phase, o.Output,
+                o.OutputOffset < 0 ? "" : o.OutputOffset.ToString("N0"), o.OutputBytes.ToString("N0"), o.Macs == 0 ? "" : o.Macs.ToString("N0"),
                 o.ConstantBytes == 0 ? "" : ByteSize.Format(o.ConstantBytes));
         console.Write(ops);
 
@@ -64,8 +71,9 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit)
         memory.AddRow("Flash", "plan tables (tensors, ops, names)", (Result.Image.Length - Plan.ConstantBytes).ToString("N0"));
         memory.AddRow("[bold]Flash[/]", "[bold]plan file[/]", $"[bold]{Result.Image.Length:N0}[/]");
         memory.AddRow("SRAM", $"arena ({Plan.Memory.Mode.ToString().ToLowerInvariant()} planner; naive layout {Plan.NaiveMemory.PeakBytes:N0})", Plan.ArenaBytes.ToString("N0"));
-        memory.AddRow("SRAM", "writable parameters", "0");
-        memory.AddRow("SRAM", "runtime state", "0");
+        memory.AddRow("SRAM", $"  at the peak ({Markup.Escape(Plan.Peak.OpName)}): activations {Plan.Peak.ActivationBytes:N0}, saved for backward {Plan.Peak.SavedForBackwardBytes:N0}, gradients {Plan.Peak.GradientBytes:N0}", "");
+        memory.AddRow("SRAM", "writable parameters (trained weights and biases)", Plan.ParamBytes.ToString("N0"));
+        memory.AddRow("SRAM", "optimizer state", Plan.StateBytes.ToString("N0"));
         memory.AddRow("[bold]SRAM[/]", "[bold]total[/]", $"[bold]{SramTotal:N0}[/]");
         console.Write(memory);
         console.MarkupLine($"calibrated on {Markup.Escape(Result.Calibration)}");

@@ -11,7 +11,7 @@ internal static class CompileCommand
 {
     public static int Run(string[] args, CommandContext context)
     {
-        var a = new Arguments(args, new HashSet<string> { "json" });
+        var a = new Arguments(args, new HashSet<string> { "json", "momentum" });
         string model = a.Positional.Count > 0 ? a.Positional[0] : throw new UsageException("say which model: `tinytrain compile model.onnx ...` or a zoo name");
         string update = a.Option("update") ?? "none";
         string? calib = a.Option("calib");
@@ -21,6 +21,8 @@ internal static class CompileCommand
         int seed = a.Int("seed", 0) ?? 0;
         string? boardId = a.Option("board");
         string plannerName = a.Option("planner") ?? "greedy";
+        string qas = a.Option("qas") ?? "on";
+        bool momentum = a.Flag("momentum");
         string? output = a.Option("output");
         bool json = a.Flag("json");
         a.EnsureAllUsed(1);
@@ -30,6 +32,7 @@ internal static class CompileCommand
             "naive" => PlannerMode.Naive,
             _ => throw new UsageException($"--planner must be greedy or naive, got '{plannerName}'"),
         };
+        if (qas is not ("on" or "off")) throw new UsageException($"--qas must be on or off, got '{qas}'");
         IAnsiConsole console = Consoles.ForMode(context, json);
         var board = boardId is null ? null : TinyTrain.Compiler.Boards.BoardCatalog.Get(boardId);
 
@@ -42,8 +45,13 @@ internal static class CompileCommand
             calibration = CalibrationSet.Random(graph.InputShape, Math.Min(calibSamples, 64), seed);
             console.MarkupLine("[yellow]no --calib data: calibrating on random inputs; the plan's memory is exact, its accuracy is not meaningful[/]");
         }
-        CompileResult result = PlanCompiler.Compile(graph, calibration, new CompileOptions { Update = update, Planner = planner });
-        var report = PlanReport.From(result, board);
+        CompileResult result = PlanCompiler.Compile(graph, calibration, new CompileOptions
+        {
+            Update = update,
+            Planner = planner,
+            Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
+        });
+        var report = PlanReport.From(result, board, update);
         if (output is not null)
         {
             string? dir = Path.GetDirectoryName(Path.GetFullPath(output));

@@ -1,13 +1,17 @@
 namespace TinyTrain.Compiler.Compilation;
 
+using TinyTrain.Compiler.Learning;
 using TinyTrain.Compiler.Passes;
 using TinyTrain.Compiler.Planning;
 using TinyTrain.Compiler.Quantization;
 
 public sealed record CompileOptions
 {
-    /// <summary>The trainable set; "none" = an inference plan.</summary>
+    /// <summary>The trainable set: none (an inference plan), full, bias:K, sparse:scheme.json.</summary>
     public string Update { get; init; } = "none";
+    /// <summary>A trainable set given directly (overrides Update).</summary>
+    public Func<QuantizedModel, TrainableSet>? Trainable { get; init; }
+    public TrainingOptions Training { get; init; } = new();
     public PlannerMode Planner { get; init; } = PlannerMode.Greedy;
 }
 
@@ -15,20 +19,24 @@ public sealed record CompileOptions
 public sealed record CompileResult(EmittedPlan Plan, Graph.Graph Folded, QuantizedModel Model, string Calibration)
 {
     public byte[] Image => Plan.Image;
+    public PlanProgram Program => Plan.Program;
 }
 
-/// <summary>The compiler's pipeline of passes: fold BatchNorm, lower (fuse activations), calibrate, quantize, plan memory, emit.</summary>
+/// <summary>
+/// The compiler's pipeline of passes: fold BatchNorm, lower (fuse activations), calibrate, quantize,
+/// attach the trainable set and derive the backward pass, plan memory, emit.
+/// </summary>
 public static class PlanCompiler
 {
     public static CompileResult Compile(Graph.Graph graph, CalibrationSet calibration, CompileOptions options)
     {
-        if (options.Update != "none")
-            throw new TinyTrainException($"--update {options.Update}: only 'none' (an inference plan) is available in this version; training plans come with on-device training");
         FoldBatchNorm.Folded folded = FoldBatchNorm.Run(graph);
         QuantizedModel model = Lowering.Run(folded.Graph);
         Calibrator.Run(folded.Graph, model, calibration);
         Quantizer.Run(model);
-        EmittedPlan plan = PlanEmitter.Emit(model, options.Planner);
+        TrainableSet trainable = options.Trainable?.Invoke(model) ?? TrainableSet.Parse(options.Update, model);
+        PlanProgram program = Learning.Autodiff.Build(model, trainable, options.Training);
+        EmittedPlan plan = PlanEmitter.Emit(program, options.Planner);
         return new CompileResult(plan, folded.Graph, model, calibration.Description);
     }
 }

@@ -114,7 +114,7 @@ public sealed class PlanBuilder
     /// (at most nine, the rest are 0) mean what <see cref="OpKind"/> says for the kind.
     /// </summary>
     public int AddOp(OpKind kind, OpPhase phase, ushort in0, ushort in1, ushort output, ushort scratch,
-        uint weights, uint bias, uint multiplier, uint shift, ReadOnlySpan<int> args)
+        uint weights, uint bias, uint multiplier, uint shift, ReadOnlySpan<int> args, OpFlags flags = OpFlags.None)
     {
         if (args.Length > PlanFormat.OpArgCount)
             throw new ArgumentOutOfRangeException(nameof(args), $"an op has at most {PlanFormat.OpArgCount} args, not {args.Length}");
@@ -122,6 +122,7 @@ public sealed class PlanBuilder
         var r = new byte[PlanFormat.OpRecordSize];
         BinaryPrimitives.WriteUInt16LittleEndian(r.AsSpan(PlanFormat.OpKindField), (ushort)kind);
         r[PlanFormat.OpPhase] = (byte)phase;
+        r[PlanFormat.OpFlags] = (byte)flags;
         BinaryPrimitives.WriteUInt16LittleEndian(r.AsSpan(PlanFormat.OpInput0), in0);
         BinaryPrimitives.WriteUInt16LittleEndian(r.AsSpan(PlanFormat.OpInput1), in1);
         BinaryPrimitives.WriteUInt16LittleEndian(r.AsSpan(PlanFormat.OpOutput), output);

@@ -1,121 +1,212 @@
 namespace TinyTrain.Compiler.Planning;
 
-using TinyTrain.Compiler.Quantization;
+using TinyTrain.Compiler.Learning;
 using TinyTrain.Runtime.Plan;
 using RtOpKind = TinyTrain.Runtime.Plan.OpKind;
 
 /// <summary>One row of the compile report: an op, where its output lives, what it costs.</summary>
-public sealed record OpReport(int Index, string Name, string Kind, string Output, int OutputOffset, int OutputBytes, long Macs, int ConstantBytes, bool InPlace);
+public sealed record OpReport(int Index, string Name, string Kind, string Phase, string Output, int OutputOffset, int OutputBytes,
+    long Macs, int ConstantBytes, bool InPlace);
+
+/// <summary>Bytes of the arena live at the step's busiest moment, by what they hold.</summary>
+public sealed record PeakBreakdown(int OpIndex, string OpName, int ActivationBytes, int SavedForBackwardBytes, int GradientBytes, int ScratchBytes)
+{
+    public int Total => ActivationBytes + SavedForBackwardBytes + GradientBytes + ScratchBytes;
+}
 
 /// <summary>The emitted plan image plus everything a report needs.</summary>
-public sealed record EmittedPlan(byte[] Image, MemoryPlan Memory, MemoryPlan NaiveMemory, QuantizedModel Model,
-    IReadOnlyList<OpReport> Ops, int ConstantBytes)
+public sealed record EmittedPlan(byte[] Image, MemoryPlan Memory, MemoryPlan NaiveMemory, PlanProgram Program,
+    IReadOnlyList<OpReport> Ops, int ConstantBytes, int ParamBytes, int StateBytes, PeakBreakdown Peak)
 {
     public int ArenaBytes => Memory.PeakBytes;
+    /// <summary>SRAM of one step: the arena, the writable parameters and the optimizer state.</summary>
+    public int SramBytes => ArenaBytes + ParamBytes + StateBytes;
 }
 
 /// <summary>
-/// Plan memory and emit: tensor lifetimes -> arena offsets (in-place where an op allows it), then the
-/// .ttplan image with constants (Flash), tensor table and op list.
+/// Plan memory and emit: lifetimes of every tensor of the step -> arena offsets (in place where an
+/// elementwise op allows it), writable parameters -> the params region (filled by Init ops), optimizer
+/// state -> the state region, constants -> Flash; then the .ttplan image.
 /// </summary>
 public static class PlanEmitter
 {
-    public static EmittedPlan Emit(QuantizedModel model, PlannerMode mode = PlannerMode.Greedy)
+    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy)
     {
-        if (!model.IsQuantized) throw new InvalidOperationException("quantize the model before emitting a plan");
-        int tensors = model.Tensors.Count, ops = model.Ops.Count;
-        var first = new int[tensors];
-        var last = new int[tensors];
-        Array.Fill(last, -1);
-        for (int i = 0; i < ops; i++)
-        {
-            QOp op = model.Ops[i];
-            first[op.Output] = i;
-            foreach (int x in op.Inputs) last[x] = Math.Max(last[x], i);
-        }
-        last[model.Output] = ops - 1;
-        for (int t = 0; t < tensors; t++)
-            if (last[t] < first[t]) last[t] = first[t];    // written but never read: lives through its own op
+        List<PTensor> tensors = program.Tensors;
+        List<POp> ops = program.Ops;
+        int tensorCount = tensors.Count, opCount = ops.Count;
 
-        // In place: an Add may write over its first input when that input dies at the Add.
-        var buffer = new int[tensors];
-        for (int t = 0; t < tensors; t++) buffer[t] = t;
-        var inPlace = new bool[ops];
-        for (int i = 0; i < ops; i++)
+        // Writable parameters, in order of first use.
+        var paramOffset = new Dictionary<ParamSlot, int>(ReferenceEqualityComparer.Instance);
+        var slots = new List<ParamSlot>();
+        int paramBytes = 0;
+        foreach (POp op in ops)
+            foreach (DataRef? r in new[] { op.Weights, op.Bias })
+                if (r?.Param is { } slot && !paramOffset.ContainsKey(slot))
+                {
+                    paramOffset[slot] = paramBytes;
+                    slots.Add(slot);
+                    paramBytes = Align4(paramBytes + slot.Initial.Length);
+                }
+
+        // Lifetimes, in program op indices.
+        var first = new int[tensorCount];
+        var last = new int[tensorCount];
+        Array.Fill(first, int.MaxValue);
+        Array.Fill(last, -1);
+        first[program.Input] = 0;
+        int lastForward = -1;
+        for (int j = 0; j < opCount; j++)
         {
-            QOp op = model.Ops[i];
-            int x0 = op.Inputs[0];
-            if (op.Kind == QOpKind.Add && x0 != model.Input && last[x0] == i && buffer[x0] == x0 && op.Inputs[1] != x0)
+            POp op = ops[j];
+            if (op.Phase is OpPhase.Forward or OpPhase.Save) lastForward = j;
+            foreach (int t in new[] { op.Input0, op.Input1 })
+                if (t >= 0) last[t] = Math.Max(last[t], j);
+            if (op.Output >= 0) first[op.Output] = Math.Min(first[op.Output], j);
+        }
+        last[program.Output] = Math.Max(last[program.Output], lastForward);
+        for (int t = 0; t < tensorCount; t++)
+        {
+            if (first[t] == int.MaxValue) first[t] = 0;
+            if (last[t] < first[t]) last[t] = first[t];
+        }
+
+        // In place: an elementwise op may write over an input whose buffer dies at that op.
+        var root = new int[tensorCount];
+        for (int t = 0; t < tensorCount; t++) root[t] = t;
+        var groupLast = (int[])last.Clone();
+        var inPlace = new bool[opCount];
+        for (int j = 0; j < opCount; j++)
+        {
+            POp op = ops[j];
+            if (!op.MayRunInPlace || op.Output < 0) continue;
+            foreach (int x in new[] { op.Input0, op.Input1 })
             {
-                buffer[op.Output] = x0;
-                inPlace[i] = true;
+                if (x < 0 || x == program.Input || x == op.Output) continue;
+                int r = root[x];
+                if (groupLast[r] != j || tensors[x].Bytes != tensors[op.Output].Bytes || tensors[x].Type != tensors[op.Output].Type) continue;
+                if (op.Input0 == op.Input1) continue;
+                root[op.Output] = r;
+                groupLast[r] = Math.Max(groupLast[r], last[op.Output]);
+                inPlace[j] = true;
+                break;
             }
         }
         var requests = new List<BufferRequest>();
-        var requestOf = new int[tensors];
-        for (int t = 0; t < tensors; t++)
+        var requestOf = new int[tensorCount];
+        for (int t = 0; t < tensorCount; t++)
         {
-            if (buffer[t] != t) continue;
-            int size = model.Tensors[t].Shape.Size, f = first[t], l = last[t];
-            for (int u = 0; u < tensors; u++)
-                if (u != t && buffer[u] == t)
-                {
-                    size = Math.Max(size, model.Tensors[u].Shape.Size);
-                    l = Math.Max(l, last[u]);
-                }
+            if (root[t] != t) continue;
             requestOf[t] = requests.Count;
-            requests.Add(new BufferRequest(model.Tensors[t].Name, size, f, l));
+            requests.Add(new BufferRequest(tensors[t].Name, tensors[t].Bytes, first[t], groupLast[t]));
         }
         MemoryPlan memory = MemoryPlanner.Plan(requests, mode);
         MemoryPlan naive = MemoryPlanner.Plan(requests, PlannerMode.Naive);
+        PeakBreakdown peak = Breakdown(program, requests, requestOf, root, first, groupLast);
 
-        var b = new PlanBuilder { ModelName = model.Name, ArenaBytes = memory.PeakBytes, NumClasses = model.NumClasses };
-        var offsets = new int[tensors];
-        for (int t = 0; t < tensors; t++)
-        {
-            QTensor q = model.Tensors[t];
-            offsets[t] = memory.Offsets[requestOf[buffer[t]]];
-            TensorRole role = t == model.Input ? TensorRole.Input : t == model.Output ? TensorRole.Output : TensorRole.Activation;
-            b.AddTensor(q.Name, ElementType.Int8, role, q.Shape.C, q.Shape.H, q.Shape.W, offsets[t], q.Scale, q.ZeroPoint,
-                t == model.Input ? Plan.NoOp : (ushort)first[t], (ushort)last[t]);
-        }
-        b.InputTensor = model.Input;
-        b.OutputTensor = model.Output;
-
-        var reports = new List<OpReport>();
+        var b = new PlanBuilder { ModelName = program.Name, ArenaBytes = memory.PeakBytes, NumClasses = program.NumClasses };
+        var constants = new Dictionary<byte[], uint>(ReferenceEqualityComparer.Instance);
         int constantBytes = 0;
-        for (int i = 0; i < ops; i++)
+        uint Constant(byte[] bytes)
         {
-            QOp op = model.Ops[i];
-            ushort x0 = (ushort)op.Inputs[0], x1 = op.Inputs.Length > 1 ? (ushort)op.Inputs[1] : PlanFormat.NoTensor, y = (ushort)op.Output;
-            uint weights = PlanFormat.NoConstant, bias = PlanFormat.NoConstant, multiplier = PlanFormat.NoConstant, shift = PlanFormat.NoConstant;
-            int opConstants = 0;
-            if (op.WeightQ is not null)
-            {
-                weights = b.AddInt8s(op.WeightQ);
-                bias = b.AddInt32s(op.BiasQ);
-                multiplier = b.AddInt32s(op.Multiplier);
-                shift = b.AddInt32s(op.Shift);
-                opConstants = op.WeightQ.Length + 12 * op.OutChannels;
-            }
-            constantBytes += opConstants;
-            (RtOpKind kind, int[] args) = op.Kind switch
-            {
-                QOpKind.Conv => (RtOpKind.Conv2D, new[] { op.Kernel, op.Stride, op.Padding, op.Groups, op.ActMin, op.ActMax }),
-                QOpKind.DepthwiseConv => (RtOpKind.DepthwiseConv2D, new[] { op.Kernel, op.Stride, op.Padding, op.ActMin, op.ActMax }),
-                QOpKind.FullyConnected => (RtOpKind.FullyConnected, new[] { op.ActMin, op.ActMax }),
-                QOpKind.Add => (RtOpKind.Add, [.. op.AddParams!, op.ActMin, op.ActMax]),
-                QOpKind.AvgPool => (RtOpKind.AvgPool, new[] { op.Kernel, op.Stride, op.ActMin, op.ActMax }),
-                QOpKind.GlobalAvgPool => (RtOpKind.GlobalAvgPool, new[] { op.ActMin, op.ActMax }),
-                _ => throw new InvalidOperationException($"op '{op.Name}': no plan op for {op.Kind}"),
-            };
-            b.AddOp(kind, OpPhase.Forward, x0, x1, y, PlanFormat.NoTensor, weights, bias, multiplier, shift, args);
-            QTensor output = model.Tensors[op.Output];
-            reports.Add(new OpReport(i, op.Name, kind.ToString(), output.Shape.ToString(), offsets[op.Output], output.Shape.Size,
-                op.Macs(model.Tensors), opConstants, inPlace[i]));
+            if (constants.TryGetValue(bytes, out uint offset)) return offset;
+            offset = b.AddConstant(bytes);
+            constants[bytes] = offset;
+            constantBytes += bytes.Length;
+            return offset;
         }
-        b.ForwardOpCount = ops;
+
+        int initOps = slots.Count;
+        int PlanIndex(int j) => initOps + j;
+        var offsets = new int[tensorCount];
+        for (int t = 0; t < tensorCount; t++)
+        {
+            PTensor p = tensors[t];
+            offsets[t] = memory.Offsets[requestOf[root[t]]];
+            b.AddTensor(p.Name, p.Type, p.Role, p.Shape.C, p.Shape.H, p.Shape.W, offsets[t], p.Scale, p.ZeroPoint,
+                t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]));
+        }
+        b.InputTensor = program.Input;
+        b.OutputTensor = program.Output;
+
+        foreach (ParamSlot slot in slots)
+            b.AddOp(RtOpKind.InitParams, OpPhase.Init, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor,
+                Constant(slot.Initial), PlanFormat.NoConstant, PlanFormat.NoConstant, PlanFormat.NoConstant, [slot.Initial.Length, paramOffset[slot]]);
+
+        int stateBytes = 0;
+        var reports = new List<OpReport>();
+        for (int j = 0; j < opCount; j++)
+        {
+            POp op = ops[j];
+            int[] args = (int[])op.Args.Clone();
+            if (op.StateArg >= 0)
+            {
+                args[op.StateArg] = op.StateFloats > 0 ? stateBytes : -1;
+                stateBytes += 4 * op.StateFloats;
+            }
+            int before = constantBytes;
+            OpFlags flags = OpFlags.None;
+            uint Ref(DataRef? r, OpFlags inParams)
+            {
+                if (r is null) return PlanFormat.NoConstant;
+                if (r.Param is { } slot)
+                {
+                    flags |= inParams;
+                    return (uint)paramOffset[slot];
+                }
+                return Constant(r.Constant);
+            }
+            uint weights = Ref(op.Weights, OpFlags.WeightsInParams);
+            uint bias = Ref(op.Bias, OpFlags.BiasInParams);
+            uint multiplier = Ref(op.Multiplier, OpFlags.None);
+            uint shift = Ref(op.Shift, OpFlags.None);
+            b.AddOp(op.Kind, op.Phase, U16(op.Input0), U16(op.Input1), U16(op.Output), PlanFormat.NoTensor, weights, bias, multiplier, shift, args, flags);
+            PTensor? output = op.Output >= 0 ? tensors[op.Output] : null;
+            reports.Add(new OpReport(PlanIndex(j), op.Name, op.Kind.ToString(), op.Phase.ToString(), output?.Shape.ToString() ?? "",
+                output is null ? -1 : offsets[op.Output], output?.Bytes ?? 0, op.Macs, constantBytes - before, inPlace[j]));
+        }
+        b.ForwardOpCount = PlanIndex(lastForward + 1);
         b.FlashBytes = constantBytes;
-        return new EmittedPlan(b.Build(), memory, naive, model, reports, constantBytes);
+        b.SramParamBytes = paramBytes;
+        b.StateBytes = stateBytes;
+        return new EmittedPlan(b.Build(), memory, naive, program, reports, constantBytes, paramBytes, stateBytes, peak);
+    }
+
+    private static ushort U16(int tensor) => tensor < 0 ? PlanFormat.NoTensor : (ushort)tensor;
+
+    private static int Align4(int n) => (n + 3) & ~3;
+
+    // The op at which the most arena bytes are live, and what those bytes hold. An int8 activation
+    // still alive after the forward pass is counted as saved for backward.
+    private static PeakBreakdown Breakdown(PlanProgram program, List<BufferRequest> requests, int[] requestOf, int[] root, int[] first, int[] last)
+    {
+        int lastForward = program.Ops.FindLastIndex(o => o.Phase is OpPhase.Forward or OpPhase.Save);
+        int bestOp = 0;
+        long best = -1;
+        for (int j = 0; j < Math.Max(1, program.Ops.Count); j++)
+        {
+            long live = 0;
+            foreach (BufferRequest r in requests)
+                if (r.FirstUse <= j && j <= r.LastUse) live += r.Size;
+            if (live > best) { best = live; bestOp = j; }
+        }
+        int act = 0, saved = 0, grad = 0, scratch = 0;
+        for (int t = 0; t < program.Tensors.Count; t++)
+        {
+            if (root[t] != t || first[t] > bestOp || last[t] < bestOp) continue;
+            PTensor p = program.Tensors[t];
+            int size = requests[requestOf[t]].Size;
+            switch (p.Role)
+            {
+                case TensorRole.Gradient: grad += size; break;
+                case TensorRole.SavedForBackward: saved += size; break;
+                case TensorRole.Scratch: scratch += size; break;
+                default:
+                    if (bestOp > lastForward && last[t] > lastForward) saved += size; else act += size;
+                    break;
+            }
+        }
+        string name = program.Ops.Count > 0 ? program.Ops[bestOp].Name : "";
+        return new PeakBreakdown(bestOp, name, act, saved, grad, scratch);
     }
 }

@@ -20,4 +20,18 @@ public static class ArenaProbe
         }
         return high;
     }
+
+    /// <summary>The arena bytes one real training step touches (forward, backward, updates).</summary>
+    public static int MeasureTrainStep(PlanImage plan, byte[] input, int offset, int label)
+    {
+        int high = 0;
+        foreach (byte paint in new byte[] { 0x00, 0xFF })
+        {
+            var executor = new Executor(plan, paint);
+            executor.SetInput(input, offset);
+            executor.TrainStep(label);
+            high = Math.Max(high, executor.HighWaterMark());
+        }
+        return high;
+    }
 }

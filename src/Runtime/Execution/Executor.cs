@@ -13,7 +13,12 @@ public sealed class Executor
 {
     private readonly PlanImage _plan;
     private readonly byte[] _arena;
+    private readonly byte[] _params;
+    private readonly byte[] _state;
     private readonly byte[] _image;
+    private uint _rng = 0x9E3779B9;
+    private int _label;
+    private float _loss;
     private readonly int _constants;
     private readonly byte _paint;
     private readonly int _inputOffset, _inputLength, _outputOffset, _outputLength;
@@ -28,6 +33,9 @@ public sealed class Executor
         _arena = new byte[plan.ArenaBytes];
         _paint = paint;
         if (paint != 0) Array.Fill(_arena, paint);
+        _params = new byte[plan.SramParamBytes];
+        _state = new byte[plan.StateBytes];
+        Reset();
         TensorInfo input = plan.Tensor(plan.InputTensor), output = plan.Tensor(plan.OutputTensor);
         _inputOffset = input.ArenaOffset;
         _inputLength = input.ByteLength;
@@ -62,6 +70,31 @@ public sealed class Executor
         Array.Copy(input, offset, _arena, _inputOffset, _inputLength);
     }
 
+    /// <summary>
+    /// Quantizes a float input (the model's input layout) into the arena. Returns false, and leaves the
+    /// arena as it was, when any value is NaN or infinite: such a sample must never reach training.
+    /// </summary>
+    public bool TrySetInput(float[] values, int offset)
+    {
+        if (offset < 0 || offset > values.Length - _inputLength)
+            throw new TinyTrainException($"input needs {_inputLength} values, got {values.Length - offset}");
+        for (int i = 0; i < _inputLength; i++)
+        {
+            float v = values[offset + i];
+            if (!float.IsFinite(v)) return false;
+        }
+        TensorInfo input = _plan.Tensor(_plan.InputTensor);
+        float inverse = 1f / input.Scale;
+        int zeroPoint = input.ZeroPoint;
+        for (int i = 0; i < _inputLength; i++)
+        {
+            float scaled = values[offset + i] * inverse;
+            int q = (int)(scaled >= 0 ? scaled + 0.5f : scaled - 0.5f) + zeroPoint;
+            _arena[_inputOffset + i] = (byte)(sbyte)(q < -128 ? -128 : q > 127 ? 127 : q);
+        }
+        return true;
+    }
+
     public sbyte Output(int index) => (sbyte)_arena[_outputOffset + index];
 
     /// <summary>Index of the largest int8 output (the first on ties).</summary>
@@ -73,19 +106,88 @@ public sealed class Executor
         return best;
     }
 
-    /// <summary>Runs the forward ops (inference).</summary>
-    public void Invoke() => Run(0, _plan.ForwardOpCount);
+    /// <summary>True when the plan has a backward pass (a trainable set).</summary>
+    public bool CanTrain => _plan.OpCount > _plan.ForwardOpCount;
+    /// <summary>Writable parameters (trained weights and biases); on a board, a static SRAM buffer.</summary>
+    public byte[] Params => _params;
+    public byte[] State => _state;
+    /// <summary>Step size of the update rule, in real units when the plan uses QAS.</summary>
+    public float LearningRate { get; set; } = 0.01f;
+    /// <summary>Momentum coefficient; used only when the plan keeps momentum state.</summary>
+    public float Momentum { get; set; } = 0.9f;
+    /// <summary>Loss of the last training step.</summary>
+    public float LastLoss => _loss;
 
-    /// <summary>Runs ops [first, end) of the plan.</summary>
+    /// <summary>Seeds the stochastic rounding of updates (never 0).</summary>
+    public void Seed(uint seed) => _rng = seed == 0 ? 0x9E3779B9 : seed;
+
+    /// <summary>Restores the trained parameters to the plan's (Flash) values and clears optimizer state.</summary>
+    public void Reset()
+    {
+        Array.Clear(_state);
+        for (int i = 0; i < _plan.ForwardOpCount; i++)
+        {
+            OpInfo op = _plan.Op(i);
+            if (op.Phase == OpPhase.Init)
+                Array.Copy(_image, _constants + (int)op.Weights, _params, op.Arg(1), op.Arg(0));
+        }
+    }
+
+    /// <summary>Runs the forward ops (inference).</summary>
+    public void Invoke()
+    {
+        int end = _plan.ForwardOpCount;
+        for (int i = 0; i < end; i++)
+        {
+            OpInfo op = _plan.Op(i);
+            if (op.Phase == OpPhase.Forward) Execute(op);
+        }
+    }
+
+    /// <summary>
+    /// One training step on the input already set: forward (with the masks backward needs), loss
+    /// gradient for <paramref name="label"/>, backward, and each update applied as soon as its
+    /// gradient exists. Returns the loss. Allocates nothing.
+    /// </summary>
+    public float TrainStep(int label)
+    {
+        if (!CanTrain)
+            throw new TinyTrainException($"{_plan.Source}: this plan has no trainable set; compile it with --update bias:K, sparse:... or full");
+        if (label < 0 || label >= _plan.NumClasses)
+            throw new TinyTrainException($"label {label} is outside the model's classes 0..{_plan.NumClasses - 1}; nothing was changed");
+        _label = label;
+        int count = _plan.OpCount;
+        for (int i = 0; i < count; i++)
+        {
+            OpInfo op = _plan.Op(i);
+            if (op.Phase != OpPhase.Init) Execute(op);
+        }
+        return _loss;
+    }
+
+    /// <summary>Runs ops [first, end) of the plan (forward ops only for Init-free ranges; for tests and tools).</summary>
     public void Run(int first, int end)
     {
-        for (int i = first; i < end; i++) Execute(_plan.Op(i));
+        for (int i = first; i < end; i++)
+        {
+            OpInfo op = _plan.Op(i);
+            if (op.Phase != OpPhase.Init) Execute(op);
+        }
     }
 
     private void Execute(OpInfo op)
     {
+        if ((int)op.Kind >= (int)OpKind.InitParams)
+        {
+            ExecuteTraining(op);
+            return;
+        }
         TensorInfo x = _plan.Tensor(op.Input0), y = _plan.Tensor(op.Output);
-        int w = Const(op.Weights), bias = Const(op.Bias), mult = Const(op.Multiplier), shift = Const(op.Shift);
+        OpFlags flags = op.Flags;
+        byte[] wBuffer = (flags & OpFlags.WeightsInParams) != 0 ? _params : _image;
+        byte[] bBuffer = (flags & OpFlags.BiasInParams) != 0 ? _params : _image;
+        int w = Ref(op.Weights, flags, OpFlags.WeightsInParams), bias = Ref(op.Bias, flags, OpFlags.BiasInParams);
+        int mult = Const(op.Multiplier), shift = Const(op.Shift);
         switch (op.Kind)
         {
             case OpKind.Conv2D:
@@ -96,7 +198,7 @@ public sealed class Executor
                     Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), Groups = op.Arg(3),
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(4), ActMax = op.Arg(5),
                 };
-                Conv2D.Run(p, _arena, x.ArenaOffset, _image, w, _image, bias, mult, shift, _arena, y.ArenaOffset);
+                Conv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset);
                 break;
             }
             case OpKind.DepthwiseConv2D:
@@ -107,7 +209,7 @@ public sealed class Executor
                     Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2),
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(3), ActMax = op.Arg(4),
                 };
-                DepthwiseConv2D.Run(p, _arena, x.ArenaOffset, _image, w, _image, bias, mult, shift, _arena, y.ArenaOffset);
+                DepthwiseConv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset);
                 break;
             }
             case OpKind.FullyConnected:
@@ -117,7 +219,7 @@ public sealed class Executor
                     In = x.ElementCount, Out = y.C,
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(0), ActMax = op.Arg(1),
                 };
-                FullyConnected.Run(p, _arena, x.ArenaOffset, _image, w, _image, bias, mult, shift, _arena, y.ArenaOffset);
+                FullyConnected.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset);
                 break;
             }
             case OpKind.Add:
@@ -156,4 +258,125 @@ public sealed class Executor
     }
 
     private int Const(uint offset) => offset == PlanFormat.NoConstant ? -1 : _constants + (int)offset;
+
+    private int Ref(uint offset, OpFlags flags, OpFlags inParams)
+        => offset == PlanFormat.NoConstant ? -1 : (flags & inParams) != 0 ? (int)offset : _constants + (int)offset;
+
+    // Backward and update ops: gradients are float32 tensors in the arena.
+    private void ExecuteTraining(OpInfo op)
+    {
+        OpFlags flags = op.Flags;
+        byte[] wBuffer = (flags & OpFlags.WeightsInParams) != 0 ? _params : _image;
+        byte[] bBuffer = (flags & OpFlags.BiasInParams) != 0 ? _params : _image;
+        int w = Ref(op.Weights, flags, OpFlags.WeightsInParams), bias = Ref(op.Bias, flags, OpFlags.BiasInParams);
+        int scales = Const(op.Multiplier);
+        TensorInfo x = _plan.Tensor(op.Input0);
+        switch (op.Kind)
+        {
+            case OpKind.SaveMask:
+            {
+                TensorInfo m = _plan.Tensor(op.Output);
+                Training.SaveMask(_arena, x.ArenaOffset, x.ElementCount, op.Arg(0), op.Arg(1), _arena, m.ArenaOffset);
+                break;
+            }
+            case OpKind.LossGradient:
+            {
+                TensorInfo d = _plan.Tensor(op.Output);
+                _loss = Training.LossGradient(_arena, x.ArenaOffset, x.ElementCount, x.Scale, x.ZeroPoint, _label, _arena, d.ArenaOffset);
+                break;
+            }
+            case OpKind.MaskGradient:
+            {
+                TensorInfo dy = _plan.Tensor(op.Input1), dz = _plan.Tensor(op.Output);
+                Training.MaskGradient(_arena, x.ArenaOffset, _arena, dy.ArenaOffset, dy.ElementCount, _arena, dz.ArenaOffset);
+                break;
+            }
+            case OpKind.GradientAdd:
+            {
+                TensorInfo b = _plan.Tensor(op.Input1), y = _plan.Tensor(op.Output);
+                Training.GradientAdd(_arena, x.ArenaOffset, _arena, b.ArenaOffset, y.ElementCount, _arena, y.ArenaOffset);
+                break;
+            }
+            case OpKind.Conv2DBackwardInput:
+            {
+                TensorInfo dx = _plan.Tensor(op.Output);
+                var p = new ConvParams
+                {
+                    InC = dx.C, H = dx.H, W = dx.W, OutC = x.C, OH = x.H, OW = x.W,
+                    Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), Groups = op.Arg(3), ActMin = -128, ActMax = 127,
+                };
+                Conv2D.BackwardInput(p, _arena, x.ArenaOffset, wBuffer, w, _image, scales, _arena, dx.ArenaOffset, (flags & OpFlags.Accumulate) != 0);
+                break;
+            }
+            case OpKind.DepthwiseBackwardInput:
+            {
+                TensorInfo dx = _plan.Tensor(op.Output);
+                var p = new DepthwiseParams
+                {
+                    C = dx.C, H = dx.H, W = dx.W, OH = x.H, OW = x.W, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), ActMin = -128, ActMax = 127,
+                };
+                DepthwiseConv2D.BackwardInput(p, _arena, x.ArenaOffset, wBuffer, w, _image, scales, _arena, dx.ArenaOffset, (flags & OpFlags.Accumulate) != 0);
+                break;
+            }
+            case OpKind.FullyConnectedBackwardInput:
+            {
+                TensorInfo dx = _plan.Tensor(op.Output);
+                var p = new FullyConnectedParams { In = dx.ElementCount, Out = x.ElementCount, ActMin = -128, ActMax = 127 };
+                FullyConnected.BackwardInput(p, _arena, x.ArenaOffset, wBuffer, w, _image, scales, _arena, dx.ArenaOffset, (flags & OpFlags.Accumulate) != 0);
+                break;
+            }
+            case OpKind.Conv2DUpdate:
+            {
+                TensorInfo dy = _plan.Tensor(op.Input1);
+                var p = new ConvParams
+                {
+                    InC = x.C, H = x.H, W = x.W, OutC = dy.C, OH = dy.H, OW = dy.W,
+                    Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), Groups = op.Arg(3),
+                    InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
+                };
+                var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(5) != 0 };
+                Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
+                    op.Arg(4), rule, _state, op.Arg(6), ref _rng);
+                break;
+            }
+            case OpKind.DepthwiseUpdate:
+            {
+                TensorInfo dy = _plan.Tensor(op.Input1);
+                var p = new DepthwiseParams
+                {
+                    C = x.C, H = x.H, W = x.W, OH = dy.H, OW = dy.W, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2),
+                    InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
+                };
+                var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(4) != 0 };
+                DepthwiseConv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
+                    op.Arg(3), rule, _state, op.Arg(5), ref _rng);
+                break;
+            }
+            case OpKind.FullyConnectedUpdate:
+            {
+                TensorInfo dy = _plan.Tensor(op.Input1);
+                var p = new FullyConnectedParams { In = x.ElementCount, Out = dy.ElementCount, InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127 };
+                var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(1) != 0 };
+                FullyConnected.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
+                    op.Arg(0), rule, _state, op.Arg(2), ref _rng);
+                break;
+            }
+            case OpKind.AvgPoolBackward:
+            {
+                TensorInfo dx = _plan.Tensor(op.Output);
+                var p = new PoolParams { C = dx.C, H = dx.H, W = dx.W, OH = x.H, OW = x.W, Kernel = op.Arg(0), Stride = op.Arg(1), ActMin = -128, ActMax = 127 };
+                AvgPool.Backward(p, _arena, x.ArenaOffset, _arena, dx.ArenaOffset, (flags & OpFlags.Accumulate) != 0);
+                break;
+            }
+            case OpKind.GlobalAvgPoolBackward:
+            {
+                TensorInfo dx = _plan.Tensor(op.Output);
+                var p = new PoolParams { C = dx.C, H = dx.H, W = dx.W, OH = 1, OW = 1, Kernel = dx.H, Stride = 1, ActMin = -128, ActMax = 127 };
+                GlobalAvgPool.Backward(p, _arena, x.ArenaOffset, _arena, dx.ArenaOffset, (flags & OpFlags.Accumulate) != 0);
+                break;
+            }
+            default:
+                throw new TinyTrainException($"{_plan.Source}: op kind {(int)op.Kind} is not supported by this runtime");
+        }
+    }
 }

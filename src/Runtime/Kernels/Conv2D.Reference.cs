@@ -3,7 +3,7 @@ namespace TinyTrain.Runtime.Kernels;
 public static partial class Conv2D
 {
     // The specification: plain loops, arrays and offsets, ints and longs (portable to nanoFramework).
-    private static void Reference(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Reference(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         int k = p.Kernel;
         int icPerGroup = p.InC / p.Groups;
@@ -12,7 +12,7 @@ public static partial class Conv2D
         for (int oc = 0; oc < p.OutC; oc++)
         {
             int icBase = (oc / ocPerGroup) * icPerGroup;
-            int bias = biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * oc) : 0;
+            int bias = biasOff >= 0 ? Quant.ReadInt32(biases, biasOff + 4 * oc) : 0;
             int multiplier = Quant.ReadInt32(consts, multOff + 4 * oc);
             int shift = Quant.ReadInt32(consts, shiftOff + 4 * oc);
             for (int oy = 0; oy < p.OH; oy++)

@@ -14,23 +14,23 @@ public static partial class Conv2D
     // Output channels computed together, so that every loaded input vector feeds four accumulators.
     private const int Block = 4;
 
-    private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         // Rows (or, pointwise, planes) shorter than a Vector256 would waste most of its lanes.
         int run = p.Kernel == 1 && p.Stride == 1 && p.Pad == 0 ? p.H * p.W : p.OW;
         if (SimdWidth.Wide && run > Vector128<int>.Count)
         {
-            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
         else
         {
-            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
     }
 
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SimdCore<TV, L>(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void SimdCore<TV, L>(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -48,20 +48,20 @@ public static partial class Conv2D
             for (int g = 0; g < p.Groups; g++)
             {
                 Pointwise<TV, L>(p, icg, ocg, plane, ref Unsafe.Add(ref xr, g * icg * plane), ref Unsafe.Add(ref wr, g * ocg * icg),
-                    consts, biasOff, multOff, shiftOff, g * ocg, ref Unsafe.Add(ref yr, g * ocg * plane), scratch, quant);
+                    biases, biasOff, consts, multOff, shiftOff, g * ocg, ref Unsafe.Add(ref yr, g * ocg * plane), scratch, quant);
             }
             return;
         }
-        if (!Spatial<TV, L>(p, ref xr, ref wr, consts, biasOff, multOff, shiftOff, ref yr, scratch, quant))
+        if (!Spatial<TV, L>(p, ref xr, ref wr, biases, biasOff, consts, multOff, shiftOff, ref yr, scratch, quant))
         {
             // A row too wide for the scratch: rare enough that the reference will do.
-            Reference(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
     }
 
-    private static void LoadQuant(Span<int> quant, int b, bool valid, byte[] consts, int biasOff, int multOff, int shiftOff, int channel)
+    private static void LoadQuant(Span<int> quant, int b, bool valid, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, int channel)
     {
-        quant[3 * b] = valid && biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * channel) : 0;
+        quant[3 * b] = valid && biasOff >= 0 ? Quant.ReadInt32(biases, biasOff + 4 * channel) : 0;
         quant[3 * b + 1] = valid ? Quant.ReadInt32(consts, multOff + 4 * channel) : 0;
         quant[3 * b + 2] = valid ? Quant.ReadInt32(consts, shiftOff + 4 * channel) : 0;
     }
@@ -69,8 +69,8 @@ public static partial class Conv2D
     // ---- Pointwise: 1x1, stride 1, no padding. y (oc, P) = w (oc, ic) . (x (ic, P) - zp), P = H*W. ----
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pointwise<TV, L>(in ConvParams p, int ic, int oc, int plane, ref byte x, ref byte w, byte[] consts,
-        int biasOff, int multOff, int shiftOff, int channel0, ref byte y, Span<int> scratch, Span<int> quant)
+    private static void Pointwise<TV, L>(in ConvParams p, int ic, int oc, int plane, ref byte x, ref byte w, byte[] biases,
+        int biasOff, byte[] consts, int multOff, int shiftOff, int channel0, ref byte y, Span<int> scratch, Span<int> quant)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -89,7 +89,7 @@ public static partial class Conv2D
                     Unsafe.Add(ref wp, i * Block + b) = wv;
                     wsum += wv;
                 }
-                LoadQuant(quant, b, b < nb, consts, biasOff, multOff, shiftOff, channel0 + o0 + b);
+                LoadQuant(quant, b, b < nb, biases, biasOff, consts, multOff, shiftOff, channel0 + o0 + b);
                 // Folding -zp * sum(w) into the start value spares a subtraction per loaded vector.
                 quant[3 * b] -= p.InputZeroPoint * wsum;
             }
@@ -237,7 +237,7 @@ public static partial class Conv2D
     // requantize the rows. Returns false when one output row does not fit the scratch.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static bool Spatial<TV, L>(in ConvParams p, ref byte x, ref byte w, byte[] consts, int biasOff, int multOff, int shiftOff,
+    private static bool Spatial<TV, L>(in ConvParams p, ref byte x, ref byte w, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff,
         ref byte y, Span<int> scratch, Span<int> quant)
         where TV : struct
         where L : struct, ILanes<TV>
@@ -285,7 +285,7 @@ public static partial class Conv2D
                 int oc0 = g * ocg + o0;
                 for (int b = 0; b < Block; b++)
                 {
-                    LoadQuant(quant, b, b < nb, consts, biasOff, multOff, shiftOff, oc0 + b);
+                    LoadQuant(quant, b, b < nb, biases, biasOff, consts, multOff, shiftOff, oc0 + b);
                 }
                 for (int oy0 = 0; oy0 < p.OH; oy0 += rowsPerStrip)
                 {

@@ -3,13 +3,13 @@ namespace TinyTrain.Runtime.Kernels;
 public static partial class DepthwiseConv2D
 {
     // The specification: plain loops, arrays and offsets, ints and longs (portable to nanoFramework).
-    private static void Reference(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Reference(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         int k = p.Kernel;
         int plane = p.H * p.W;
         for (int c = 0; c < p.C; c++)
         {
-            int bias = biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * c) : 0;
+            int bias = biasOff >= 0 ? Quant.ReadInt32(biases, biasOff + 4 * c) : 0;
             int multiplier = Quant.ReadInt32(consts, multOff + 4 * c);
             int shift = Quant.ReadInt32(consts, shiftOff + 4 * c);
             int xPlane = xOff + c * plane;

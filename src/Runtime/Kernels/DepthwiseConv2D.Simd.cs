@@ -12,22 +12,22 @@ public static partial class DepthwiseConv2D
     // Stack scratch of the fast path, in ints (16 KB).
     private const int ScratchInts = 4096;
 
-    private static void Simd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Simd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         // Rows shorter than a Vector256 would waste most of its lanes.
         if (SimdWidth.Wide && p.OW > Vector128<int>.Count)
         {
-            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
         else
         {
-            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
     }
 
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SimdCore<TV, L>(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void SimdCore<TV, L>(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -44,7 +44,7 @@ public static partial class DepthwiseConv2D
         if (free < perRow)
         {
             // A row too wide for the scratch: rare enough that the reference will do.
-            Reference(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
             return;
         }
         int rowsPerStrip = (int)Math.Min(free / perRow, p.OH);
@@ -69,7 +69,7 @@ public static partial class DepthwiseConv2D
         int oplane = p.OH * p.OW;
         for (int c = 0; c < p.C; c++)
         {
-            int bias = biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * c) : 0;
+            int bias = biasOff >= 0 ? Quant.ReadInt32(biases, biasOff + 4 * c) : 0;
             int multiplier = Quant.ReadInt32(consts, multOff + 4 * c);
             int shift = Quant.ReadInt32(consts, shiftOff + 4 * c);
             for (int t = 0; t < kk; t++)

@@ -21,34 +21,34 @@ public static partial class DepthwiseConv2D
 {
     private const string Op = "DepthwiseConv2D";
 
-    public static void Run(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    public static void Run(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         if (SimdWidth.Fast)
         {
-            Simd(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
         else
         {
-            Reference(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
     }
 
     /// <summary>The scalar reference, whatever <see cref="KernelMode"/> says.</summary>
-    public static void RunReference(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    public static void RunReference(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
-        Reference(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
     }
 
     /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
-    public static void RunSimd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    public static void RunSimd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
-        Simd(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
     }
 
-    private static void Check(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Check(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         KernelChecks.Positive(Op, "C", p.C);
         KernelChecks.Positive(Op, "H", p.H);
@@ -70,7 +70,7 @@ public static partial class DepthwiseConv2D
         long yLen = (long)p.C * p.OH * p.OW;
         KernelChecks.Range(Op, "x", x, xOff, xLen);
         KernelChecks.Range(Op, "w", w, wOff, (long)p.C * p.Kernel * p.Kernel);
-        KernelChecks.Constants(Op, consts, biasOff, multOff, shiftOff, p.C);
+        KernelChecks.Constants(Op, biases, biasOff, consts, multOff, shiftOff, p.C);
         KernelChecks.Range(Op, "y", y, yOff, yLen);
         KernelChecks.Disjoint(Op, "x", x, xOff, xLen, y, yOff, yLen);
     }

@@ -3,11 +3,11 @@ namespace TinyTrain.Runtime.Kernels;
 public static partial class FullyConnected
 {
     // The specification: plain loops, arrays and offsets, ints and longs (portable to nanoFramework).
-    private static void Reference(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Reference(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         for (int o = 0; o < p.Out; o++)
         {
-            int acc = biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * o) : 0;
+            int acc = biasOff >= 0 ? Quant.ReadInt32(biases, biasOff + 4 * o) : 0;
             int wRow = wOff + o * p.In;
             for (int i = 0; i < p.In; i++)
             {

@@ -8,20 +8,20 @@ namespace TinyTrain.Runtime.Kernels;
 // feeds four accumulators. Exact int32 sums, scalar requantization (one per output): bit for bit.
 public static partial class FullyConnected
 {
-    private static void Simd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Simd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         if (SimdWidth.Wide)
         {
-            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
         else
         {
-            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SimdCore<TV, L>(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void SimdCore<TV, L>(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -31,14 +31,14 @@ public static partial class FullyConnected
         for (; o + 4 <= p.Out; o += 4)
         {
             Dot4<TV, L>(p.In, p.InputZeroPoint, ref xr, ref Unsafe.Add(ref wr, o * p.In), out int s0, out int s1, out int s2, out int s3);
-            Write(p, consts, biasOff, multOff, shiftOff, y, yOff, o, s0);
-            Write(p, consts, biasOff, multOff, shiftOff, y, yOff, o + 1, s1);
-            Write(p, consts, biasOff, multOff, shiftOff, y, yOff, o + 2, s2);
-            Write(p, consts, biasOff, multOff, shiftOff, y, yOff, o + 3, s3);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o, s0);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o + 1, s1);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o + 2, s2);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o + 3, s3);
         }
         for (; o < p.Out; o++)
         {
-            Write(p, consts, biasOff, multOff, shiftOff, y, yOff, o, Dot1<TV, L>(p.In, p.InputZeroPoint, ref xr, ref Unsafe.Add(ref wr, o * p.In)));
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o, Dot1<TV, L>(p.In, p.InputZeroPoint, ref xr, ref Unsafe.Add(ref wr, o * p.In)));
         }
     }
 
@@ -95,9 +95,9 @@ public static partial class FullyConnected
         return sum;
     }
 
-    private static void Write(in FullyConnectedParams p, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff, int o, int dot)
+    private static void Write(in FullyConnectedParams p, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, int o, int dot)
     {
-        int acc = (biasOff >= 0 ? Quant.ReadInt32(consts, biasOff + 4 * o) : 0) + dot;
+        int acc = (biasOff >= 0 ? Quant.ReadInt32(biases, biasOff + 4 * o) : 0) + dot;
         int v = p.OutputZeroPoint + Quant.MultiplyByQuantizedMultiplier(acc, Quant.ReadInt32(consts, multOff + 4 * o), Quant.ReadInt32(consts, shiftOff + 4 * o));
         y[yOff + o] = (byte)Math.Clamp(v, p.ActMin, p.ActMax);
     }

@@ -19,34 +19,34 @@ public static partial class FullyConnected
 {
     private const string Op = "FullyConnected";
 
-    public static void Run(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    public static void Run(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         if (SimdWidth.Fast)
         {
-            Simd(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
         else
         {
-            Reference(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
         }
     }
 
     /// <summary>The scalar reference, whatever <see cref="KernelMode"/> says.</summary>
-    public static void RunReference(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    public static void RunReference(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
-        Reference(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
     }
 
     /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
-    public static void RunSimd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    public static void RunSimd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
-        Simd(p, x, xOff, w, wOff, consts, biasOff, multOff, shiftOff, y, yOff);
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
     }
 
-    private static void Check(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] consts, int biasOff, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Check(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
         KernelChecks.Positive(Op, "In", p.In);
         KernelChecks.Positive(Op, "Out", p.Out);
@@ -55,7 +55,7 @@ public static partial class FullyConnected
         KernelChecks.Activation(Op, p.ActMin, p.ActMax);
         KernelChecks.Range(Op, "x", x, xOff, p.In);
         KernelChecks.Range(Op, "w", w, wOff, (long)p.Out * p.In);
-        KernelChecks.Constants(Op, consts, biasOff, multOff, shiftOff, p.Out);
+        KernelChecks.Constants(Op, biases, biasOff, consts, multOff, shiftOff, p.Out);
         KernelChecks.Range(Op, "y", y, yOff, p.Out);
         KernelChecks.Disjoint(Op, "x", x, xOff, p.In, y, yOff, p.Out);
     }

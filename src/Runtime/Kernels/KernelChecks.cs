@@ -52,12 +52,12 @@ internal static class KernelChecks
     }
 
     /// <summary>Bias (optional, offset &lt; 0 = none), multiplier and shift: <paramref name="channels"/> int32 each.</summary>
-    public static void Constants(string op, byte[] consts, int biasOff, int multOff, int shiftOff, int channels)
+    public static void Constants(string op, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, int channels)
     {
         long bytes = 4L * channels;
         if (biasOff >= 0)
         {
-            Range(op, "bias", consts, biasOff, bytes);
+            Range(op, "bias", biases, biasOff, bytes);
         }
         Range(op, "multiplier", consts, multOff, bytes);
         Range(op, "shift", consts, shiftOff, bytes);

@@ -18,6 +18,7 @@ public readonly struct OpInfo
 
     public OpKind Kind => (OpKind)LittleEndian.U16(_image, _record + PlanFormat.OpKindField);
     public OpPhase Phase => (OpPhase)_image[_record + PlanFormat.OpPhase];
+    public OpFlags Flags => (OpFlags)_image[_record + PlanFormat.OpFlags];
     public int Input0 => LittleEndian.U16(_image, _record + PlanFormat.OpInput0);
     public int Input1 => LittleEndian.U16(_image, _record + PlanFormat.OpInput1);
     public int Output => LittleEndian.U16(_image, _record + PlanFormat.OpOutput);

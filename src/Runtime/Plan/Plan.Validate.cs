@@ -4,8 +4,10 @@ using System.Text;
 using static LittleEndian;
 
 // Structural validation: after it, every index a kernel derives from the plan (tensor bytes in
-// the arena, weights and per-channel constants in the image, names) is in range. It runs once
-// at load, allocates nothing unless it throws, and reports the first problem it finds.
+// the arena, weights and per-channel constants in the image or the params region, momentum in the
+// state region, names) is in range, and every op's tensors have the types and shapes its kernel
+// indexes by. It runs once at load, allocates nothing unless it throws, and reports the first
+// problem it finds.
 public sealed partial class Plan
 {
     private const int MaxKernel = 15;
@@ -151,6 +153,11 @@ public sealed partial class Plan
         TensorInfo y = Tensor(output);
         if (classes < 1 || classes != y.ElementCount)
             throw Invalid(_source, $"the model has {classes} classes, but its output {TensorLabel(output)} holds {y.ElementCount} values");
+        // The executor allocates both regions at bind, beside the arena.
+        if (SramParamBytes > PlanFormat.MaxArenaBytes)
+            throw Invalid(_source, $"its params region is {SramParamBytes} bytes, more than the {PlanFormat.MaxArenaBytes} a plan may ask for");
+        if (StateBytes > PlanFormat.MaxArenaBytes)
+            throw Invalid(_source, $"its state region is {StateBytes} bytes, more than the {PlanFormat.MaxArenaBytes} a plan may ask for");
     }
 
     private void ValidateOp(int j)
@@ -158,31 +165,51 @@ public sealed partial class Plan
         byte[] b = _image;
         int r = _ops + j * PlanFormat.OpRecordSize;
         int kind = U16(b, r + PlanFormat.OpKindField);
-        if (kind < (int)OpKind.Conv2D || kind > (int)OpKind.GlobalAvgPool)
+        if (!IsKnownKind(kind))
             throw Invalid(_source, $"op {j}: unknown kind {kind}");
         int phase = b[r + PlanFormat.OpPhase];
-        if (phase > (int)OpPhase.Update)
+        if (phase > (int)OpPhase.Init)
             throw Invalid(_source, $"{OpLabel(j)}: unknown phase {phase}");
-        if (j < ForwardOpCount && phase != (int)OpPhase.Forward)
+        // Ops [0, ForwardOpCount) run before the loss (Invoke runs only the Forward ones); the rest after it.
+        bool beforeLoss = phase is (int)OpPhase.Forward or (int)OpPhase.Save or (int)OpPhase.Init;
+        if (j < ForwardOpCount && !beforeLoss)
             throw Invalid(_source, $"{OpLabel(j)}: is one of the {ForwardOpCount} inference ops, but its phase is {(OpPhase)phase}");
+        if (j >= ForwardOpCount && beforeLoss)
+            throw Invalid(_source, $"{OpLabel(j)}: comes after the {ForwardOpCount} inference ops, but its phase is {(OpPhase)phase}");
+        int expected = PhaseOf(kind);
+        if (phase != expected)
+            throw Invalid(_source, $"{OpLabel(j)}: its phase is {(OpPhase)phase}, but a {(OpKind)kind} op runs in phase {(OpPhase)expected}");
+        int flags = b[r + PlanFormat.OpFlags], allowed = AllowedFlags(kind);
+        if ((flags & ~allowed) != 0)
+            throw Invalid(_source, $"{OpLabel(j)}: flags {flags} set bits a {(OpKind)kind} op does not use (it allows {(OpFlags)allowed})");
 
+        if (kind <= (int)OpKind.GlobalAvgPool)
+            ValidateForwardOp(j, r, kind, flags);
+        else if (kind == (int)OpKind.InitParams)
+            ValidateInitParams(j, r);
+        else
+            ValidateTrainingOp(j, r, kind, flags);
+    }
+
+    private void ValidateForwardOp(int j, int r, int kind, int flags)
+    {
+        byte[] b = _image;
         int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
         int output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
-        RequireInt8(j, "input 0", in0);
+        RequireTensor(j, "input 0", in0, ElementType.Int8);
         if (kind == (int)OpKind.Add)
-            RequireInt8(j, "input 1", in1);
-        else if (in1 != PlanFormat.NoTensor)
-            throw Invalid(_source, $"{OpLabel(j)}: takes one input, but names tensor {in1} as input 1");
-        RequireInt8(j, "output", output);
-        if (scratch != PlanFormat.NoTensor && scratch >= _tensorCount)
-            throw Invalid(_source, $"{OpLabel(j)}: scratch is tensor {scratch}, but the plan has {_tensorCount} tensors");
+            RequireTensor(j, "input 1", in1, ElementType.Int8);
+        else
+            RequireOneInput(j, in1);
+        RequireTensor(j, "output", output, ElementType.Int8);
+        CheckScratch(j, scratch);
         int modelInput = InputTensor;
         if (output == modelInput || scratch == modelInput)
             throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(modelInput)}");
 
-        CheckPlacement(j, in0, "input 0", output, kind == (int)OpKind.Add);
+        CheckPlacement(j, in0, "input 0", output, kind == (int)OpKind.Add, ForwardInPlaceRule);
         if (kind == (int)OpKind.Add)
-            CheckPlacement(j, in1, "input 1", output, true);
+            CheckPlacement(j, in1, "input 1", output, true, ForwardInPlaceRule);
 
         TensorInfo x = Tensor(in0), y = Tensor(output);
         switch ((OpKind)kind)
@@ -198,16 +225,16 @@ public sealed partial class Plan
                     throw Invalid(_source, $"{OpLabel(j)}: depthwise input has {x.C} channels but output has {y.C}");
                 if (groups < 1 || x.C % groups != 0 || y.C % groups != 0)
                     throw Invalid(_source, $"{OpLabel(j)}: groups {groups} does not divide input channels {x.C} and output channels {y.C}");
-                CheckOutputSize(j, x, y, k, stride, pad);
+                CheckOutputSize(j, x, y, k, stride, pad, "input", "output");
                 CheckActivation(j, r, depthwise ? 3 : 4);
-                CheckChannelConstants(j, r, y.C, Multiply(Multiply(y.C, x.C / groups), k * k));
+                CheckChannelConstants(j, r, flags, y.C, Multiply(Multiply(y.C, x.C / groups), k * k));
                 break;
             }
             case OpKind.FullyConnected:
                 if (y.H != 1 || y.W != 1)
                     throw Invalid(_source, $"{OpLabel(j)}: output shape ({y.C},{y.H},{y.W}) is not (OC,1,1)");
                 CheckActivation(j, r, 0);
-                CheckChannelConstants(j, r, y.C, (long)y.C * x.ElementCount);
+                CheckChannelConstants(j, r, flags, y.C, (long)y.C * x.ElementCount);
                 break;
             case OpKind.Add:
             {
@@ -233,7 +260,7 @@ public sealed partial class Plan
                 CheckWindow(j, k, stride, 0);
                 if (y.C != x.C)
                     throw Invalid(_source, $"{OpLabel(j)}: input has {x.C} channels but output has {y.C}");
-                CheckOutputSize(j, x, y, k, stride, 0);
+                CheckOutputSize(j, x, y, k, stride, 0, "input", "output");
                 CheckSameQuantization(j, x, y);
                 CheckActivation(j, r, 2);
                 CheckNoConstants(j, r);
@@ -249,22 +276,257 @@ public sealed partial class Plan
         }
     }
 
-    private void RequireInt8(int j, string field, int t)
+    // Copies args[0] bytes from Constants at Weights to the params region at args[1]; touches no tensor.
+    private void ValidateInitParams(int j, int r)
+    {
+        for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
+        {
+            int t = U16(_image, r + f);
+            if (t != PlanFormat.NoTensor)
+                throw Invalid(_source, $"{OpLabel(j)}: touches no tensors, but its {TensorFieldName(f)} is tensor {t}");
+        }
+        int length = Arg(r, 0), target = Arg(r, 1);
+        if (length < 0)
+            throw Invalid(_source, $"{OpLabel(j)}: copy length (arg 0) is {length}, negative");
+        CheckConstant(j, "weights", U32(_image, r + PlanFormat.OpWeights), length, 1, true);
+        long region = SramParamBytes;
+        if (target < 0 || target + (long)length > region)
+            throw Invalid(_source, $"{OpLabel(j)}: params offset (arg 1) {target} with length {length} lies outside the {region}-byte params region");
+        CheckNoConstant(j, r, PlanFormat.OpBias, "bias");
+        CheckNoConstant(j, r, PlanFormat.OpMultiplier, "multipliers");
+        CheckNoConstant(j, r, PlanFormat.OpShift, "shifts");
+    }
+
+    // Masks, loss, gradients and updates: each kernel call of Executor.ExecuteTraining gets tensors of
+    // the types and counts it indexes by, weights and scales in range, and outputs apart from inputs.
+    private void ValidateTrainingOp(int j, int r, int kind, int flags)
+    {
+        byte[] b = _image;
+        int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
+        int output = U16(b, r + PlanFormat.OpOutput);
+        CheckScratch(j, U16(b, r + PlanFormat.OpScratch));
+        bool update = kind is (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate;
+        if (update)
+        {
+            if (output != PlanFormat.NoTensor)
+                throw Invalid(_source, $"{OpLabel(j)}: writes parameters in place, not a tensor, but names tensor {output} as its output");
+            ValidateUpdate(j, r, kind, flags, in0, in1);
+            return;
+        }
+        RequireTensor(j, "output", output, kind == (int)OpKind.SaveMask ? ElementType.Bits : ElementType.Float32);
+        int modelInput = InputTensor;
+        if (output == modelInput || U16(b, r + PlanFormat.OpScratch) == modelInput)
+            throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(modelInput)}");
+        TensorInfo y = Tensor(output);
+        switch ((OpKind)kind)
+        {
+            case OpKind.SaveMask:
+            {
+                RequireTensor(j, "input 0", in0, ElementType.Int8);
+                RequireOneInput(j, in1);
+                TensorInfo x = Tensor(in0);
+                if (y.ElementCount != x.ElementCount)
+                    throw Invalid(_source, $"{OpLabel(j)}: output holds {y.ElementCount} bits, but input 0 {TensorLabel(in0)} holds {x.ElementCount} values");
+                // Exclusive bounds: -129 and 128 mean none.
+                int lower = Arg(r, 0), upper = Arg(r, 1);
+                if (lower < -129 || upper > 128 || lower >= upper)
+                    throw Invalid(_source, $"{OpLabel(j)}: mask bounds (args 0, 1) {lower}..{upper} are not within -129..128 with lower < upper");
+                CheckNoConstants(j, r);
+                CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+                break;
+            }
+            case OpKind.LossGradient:
+            {
+                RequireTensor(j, "input 0", in0, ElementType.Int8);
+                RequireOneInput(j, in1);
+                TensorInfo x = Tensor(in0);
+                int classes = NumClasses;
+                if (x.ElementCount != classes)
+                    throw Invalid(_source, $"{OpLabel(j)}: input 0 {TensorLabel(in0)} holds {x.ElementCount} logits, but the model has {classes} classes");
+                if (y.C != classes || y.H != 1 || y.W != 1)
+                    throw Invalid(_source, $"{OpLabel(j)}: output shape ({y.C},{y.H},{y.W}) is not ({classes},1,1)");
+                if (Arg(r, 0) != 0)
+                    throw Invalid(_source, $"{OpLabel(j)}: objective (arg 0) is {Arg(r, 0)}; only 0 (softmax cross-entropy) is known");
+                CheckNoConstants(j, r);
+                CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+                break;
+            }
+            case OpKind.MaskGradient:
+            {
+                RequireTensor(j, "input 0", in0, ElementType.Bits);
+                RequireTensor(j, "input 1", in1, ElementType.Float32);
+                TensorInfo mask = Tensor(in0), dy = Tensor(in1);
+                if (mask.ElementCount != dy.ElementCount || y.ElementCount != dy.ElementCount)
+                    throw Invalid(_source, $"{OpLabel(j)}: mask of {mask.ElementCount} bits, dy of {dy.ElementCount} and output of {y.ElementCount} values are not all equal");
+                CheckNoConstants(j, r);
+                CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+                CheckPlacement(j, in1, "input 1", output, true, TrainingInPlaceRule);
+                break;
+            }
+            case OpKind.GradientAdd:
+            {
+                RequireTensor(j, "input 0", in0, ElementType.Float32);
+                RequireTensor(j, "input 1", in1, ElementType.Float32);
+                TensorInfo x0 = Tensor(in0), x1 = Tensor(in1);
+                if (x0.ElementCount != y.ElementCount || x1.ElementCount != y.ElementCount)
+                    throw Invalid(_source, $"{OpLabel(j)}: counts {x0.ElementCount} + {x1.ElementCount} -> {y.ElementCount} are not all equal");
+                CheckNoConstants(j, r);
+                CheckPlacement(j, in0, "input 0", output, true, TrainingInPlaceRule);
+                CheckPlacement(j, in1, "input 1", output, true, TrainingInPlaceRule);
+                break;
+            }
+            default:
+                ValidateBackwardInput(j, r, kind, flags, in0, in1, output);
+                break;
+        }
+    }
+
+    // dy (input 0) -> dx (output), both float32: the transposed convolutions and the pool backwards.
+    private void ValidateBackwardInput(int j, int r, int kind, int flags, int in0, int in1, int output)
+    {
+        RequireTensor(j, "input 0", in0, ElementType.Float32);
+        RequireOneInput(j, in1);
+        CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+        TensorInfo dy = Tensor(in0), dx = Tensor(output);
+        switch ((OpKind)kind)
+        {
+            case OpKind.Conv2DBackwardInput:
+            case OpKind.DepthwiseBackwardInput:
+            {
+                bool depthwise = kind == (int)OpKind.DepthwiseBackwardInput;
+                int k = Arg(r, 0), stride = Arg(r, 1), pad = Arg(r, 2);
+                int groups = depthwise ? dx.C : Arg(r, 3);
+                CheckWindow(j, k, stride, pad);
+                if (depthwise && dy.C != dx.C)
+                    throw Invalid(_source, $"{OpLabel(j)}: depthwise dy has {dy.C} channels but dx has {dx.C}");
+                if (groups < 1 || dx.C % groups != 0 || dy.C % groups != 0)
+                    throw Invalid(_source, $"{OpLabel(j)}: groups {groups} does not divide dx channels {dx.C} and dy channels {dy.C}");
+                CheckOutputSize(j, dx, dy, k, stride, pad, "dx", "dy");
+                CheckScaledWeights(j, r, flags, dy.C, Multiply(Multiply(dy.C, dx.C / groups), k * k), false);
+                break;
+            }
+            case OpKind.FullyConnectedBackwardInput:
+                if (dy.H != 1 || dy.W != 1)
+                    throw Invalid(_source, $"{OpLabel(j)}: dy shape ({dy.C},{dy.H},{dy.W}) is not (OUT,1,1)");
+                CheckScaledWeights(j, r, flags, dy.C, (long)dy.C * dx.ElementCount, false);
+                break;
+            case OpKind.AvgPoolBackward:
+            {
+                int k = Arg(r, 0), stride = Arg(r, 1);
+                CheckWindow(j, k, stride, 0);
+                if (dy.C != dx.C)
+                    throw Invalid(_source, $"{OpLabel(j)}: dy has {dy.C} channels but dx has {dx.C}");
+                CheckOutputSize(j, dx, dy, k, stride, 0, "dx", "dy");
+                CheckNoConstants(j, r);
+                break;
+            }
+            default: // GlobalAvgPoolBackward
+                if (dy.C != dx.C || dy.H != 1 || dy.W != 1)
+                    throw Invalid(_source, $"{OpLabel(j)}: dy shape ({dy.C},{dy.H},{dy.W}) is not ({dx.C},1,1)");
+                CheckNoConstants(j, r);
+                break;
+        }
+    }
+
+    // x (input 0, the forward input, int8) and dy (input 1, float32, the forward output's shape); the
+    // trained weights and biases live in the params region, their momentum in the state region.
+    private void ValidateUpdate(int j, int r, int kind, int flags, int in0, int in1)
+    {
+        RequireTensor(j, "input 0", in0, ElementType.Int8);
+        RequireTensor(j, "input 1", in1, ElementType.Float32);
+        TensorInfo x = Tensor(in0), dy = Tensor(in1);
+        int channels = dy.C, trainChannels, available, tcArg;
+        long weightBytes, trainedWeights;
+        switch ((OpKind)kind)
+        {
+            case OpKind.Conv2DUpdate:
+            case OpKind.DepthwiseUpdate:
+            {
+                bool depthwise = kind == (int)OpKind.DepthwiseUpdate;
+                int k = Arg(r, 0), stride = Arg(r, 1), pad = Arg(r, 2);
+                int groups = depthwise ? x.C : Arg(r, 3);
+                CheckWindow(j, k, stride, pad);
+                if (depthwise && dy.C != x.C)
+                    throw Invalid(_source, $"{OpLabel(j)}: depthwise x has {x.C} channels but dy has {dy.C}");
+                if (groups < 1 || x.C % groups != 0 || dy.C % groups != 0)
+                    throw Invalid(_source, $"{OpLabel(j)}: groups {groups} does not divide x channels {x.C} and dy channels {dy.C}");
+                CheckOutputSize(j, x, dy, k, stride, pad, "x", "dy");
+                tcArg = depthwise ? 3 : 4;
+                trainChannels = Arg(r, tcArg);
+                available = depthwise ? x.C : x.C / groups;
+                weightBytes = Multiply(Multiply(dy.C, depthwise ? 1 : available), k * k);
+                // Depthwise trains whole filters of the first channels; a conv the first channels of every filter.
+                trainedWeights = depthwise ? Multiply(trainChannels, k * k) : Multiply(Multiply(dy.C, trainChannels), k * k);
+                break;
+            }
+            default: // FullyConnectedUpdate
+                if (dy.H != 1 || dy.W != 1)
+                    throw Invalid(_source, $"{OpLabel(j)}: dy shape ({dy.C},{dy.H},{dy.W}) is not (OUT,1,1)");
+                tcArg = 0;
+                trainChannels = Arg(r, 0);
+                available = x.ElementCount;
+                weightBytes = (long)dy.C * x.ElementCount;
+                trainedWeights = Multiply(dy.C, trainChannels);
+                break;
+        }
+        int qasArg = tcArg + 1, stateArg = tcArg + 2; // args: ..., trainChannels, qas, stateOffset
+        if (trainChannels < 0 || trainChannels > available)
+            throw Invalid(_source, $"{OpLabel(j)}: trainChannels (arg {tcArg}) is {trainChannels}, outside 0..{available}");
+        int qas = Arg(r, qasArg);
+        if (qas != 0 && qas != 1)
+            throw Invalid(_source, $"{OpLabel(j)}: qas (arg {qasArg}) is {qas}, not 0 or 1");
+
+        uint weights = U32(_image, r + PlanFormat.OpWeights), bias = U32(_image, r + PlanFormat.OpBias);
+        bool hasWeights = weights != PlanFormat.NoConstant, hasBias = bias != PlanFormat.NoConstant;
+        if (hasWeights != (trainChannels > 0))
+            throw Invalid(_source, hasWeights
+                ? $"{OpLabel(j)}: names weights to train, but trainChannels (arg {tcArg}) is 0"
+                : $"{OpLabel(j)}: trains {trainChannels} channels (arg {tcArg}), but has no weights");
+        CheckScaledWeights(j, r, flags, channels, weightBytes, true);
+        long biasBytes = 4L * channels;
+        if (hasWeights && hasBias && weights < bias + biasBytes && bias < weights + weightBytes)
+            throw Invalid(_source, $"{OpLabel(j)}: weights at params bytes [{weights}, {weights + weightBytes}) overlap bias at [{bias}, {bias + biasBytes})");
+
+        int state = Arg(r, stateArg);
+        if (state == -1)
+            return;
+        long floats = (hasWeights ? trainedWeights : 0) + (hasBias ? channels : 0);
+        long region = StateBytes;
+        if (state < 0 || state % 4 != 0 || state + 4 * floats > region)
+            throw Invalid(_source, $"{OpLabel(j)}: state offset (arg {stateArg}) {state} for {floats} momentum floats is not -1 or a 4-byte aligned place inside the {region}-byte state region");
+    }
+
+    private void RequireTensor(int j, string field, int t, ElementType type)
     {
         if (t >= _tensorCount)
             throw Invalid(_source, $"{OpLabel(j)}: {field} is tensor {t}, but the plan has {_tensorCount} tensors");
-        if (TypeOf(t) != (int)ElementType.Int8)
-            throw Invalid(_source, $"{OpLabel(j)}: {field} {TensorLabel(t)} is {ElementTypeName(TypeOf(t))}, not int8");
+        if (TypeOf(t) != (int)type)
+            throw Invalid(_source, $"{OpLabel(j)}: {field} {TensorLabel(t)} is {ElementTypeName(TypeOf(t))}, not {ElementTypeName((int)type)}");
     }
 
-    // Kernels read inputs after writing outputs, so an output may not overlap an input; an Add,
-    // element by element, may write exactly over one (in place).
-    private void CheckPlacement(int j, int input, string field, int output, bool inPlaceAllowed)
+    private void RequireOneInput(int j, int in1)
+    {
+        if (in1 != PlanFormat.NoTensor)
+            throw Invalid(_source, $"{OpLabel(j)}: takes one input, but names tensor {in1} as input 1");
+    }
+
+    private void CheckScratch(int j, int scratch)
+    {
+        if (scratch != PlanFormat.NoTensor && scratch >= _tensorCount)
+            throw Invalid(_source, $"{OpLabel(j)}: scratch is tensor {scratch}, but the plan has {_tensorCount} tensors");
+    }
+
+    private const string ForwardInPlaceRule = "only an Add may write over an input, and exactly";
+    private const string TrainingInPlaceRule = "only a MaskGradient (over its dy) or a GradientAdd may write over an input, and exactly";
+
+    // Kernels read inputs after writing outputs, so an output may not overlap an input; an
+    // elementwise op may write exactly over one (in place).
+    private void CheckPlacement(int j, int input, string field, int output, bool inPlaceAllowed, string rule)
     {
         TensorInfo x = Tensor(input), y = Tensor(output);
         int x0 = x.ArenaOffset, x1 = x0 + x.ByteLength, y0 = y.ArenaOffset, y1 = y0 + y.ByteLength;
         if (x0 < y1 && y0 < x1 && !(inPlaceAllowed && x0 == y0 && x1 == y1))
-            throw Invalid(_source, $"{OpLabel(j)}: output at arena bytes [{y0}, {y1}) overlaps {field} {TensorLabel(input)} at [{x0}, {x1}); only an Add may write over an input, and exactly");
+            throw Invalid(_source, $"{OpLabel(j)}: output at arena bytes [{y0}, {y1}) overlaps {field} {TensorLabel(input)} at [{x0}, {x1}); {rule}");
     }
 
     private void CheckWindow(int j, int k, int stride, int pad)
@@ -278,11 +540,12 @@ public sealed partial class Plan
     }
 
     // OH == (H + 2*pad - k) / stride + 1, and likewise for W; the window must fit the padded input.
-    private void CheckOutputSize(int j, TensorInfo x, TensorInfo y, int k, int stride, int pad)
+    // Backward ops check the same relation with x = dx and y = dy.
+    private void CheckOutputSize(int j, TensorInfo x, TensorInfo y, int k, int stride, int pad, string xName, string yName)
     {
         long spanH = (long)x.H + 2 * pad - k, spanW = (long)x.W + 2 * pad - k;
         if (spanH < 0 || spanW < 0 || y.H != spanH / stride + 1 || y.W != spanW / stride + 1)
-            throw Invalid(_source, $"{OpLabel(j)}: output ({y.C},{y.H},{y.W}) does not follow from input ({x.C},{x.H},{x.W}) with kernel {k}, stride {stride}, padding {pad}");
+            throw Invalid(_source, $"{OpLabel(j)}: {yName} ({y.C},{y.H},{y.W}) does not follow from {xName} ({x.C},{x.H},{x.W}) with kernel {k}, stride {stride}, padding {pad}");
     }
 
     private void CheckActivation(int j, int r, int arg)
@@ -305,12 +568,13 @@ public sealed partial class Plan
             throw Invalid(_source, $"{OpLabel(j)}: output quantization (scale {y.Scale}, zero point {y.ZeroPoint}) differs from the input's ({x.Scale}, {x.ZeroPoint})");
     }
 
-    // Weights (int8, weightBytes) are required; bias is optional; multiplier and shift (int32 per channel) are required.
-    private void CheckChannelConstants(int j, int r, int channels, long weightBytes)
+    // Weights (int8, weightBytes) are required; bias is optional; both in Constants or, per the flags, in
+    // params (a trained layer); multiplier and shift (int32 per channel) are required and in Constants.
+    private void CheckChannelConstants(int j, int r, int flags, int channels, long weightBytes)
     {
         long perChannel = 4L * channels;
-        CheckConstant(j, "weights", U32(_image, r + PlanFormat.OpWeights), weightBytes, 1, true);
-        CheckConstant(j, "bias", U32(_image, r + PlanFormat.OpBias), perChannel, 4, false);
+        CheckRef(j, "weights", U32(_image, r + PlanFormat.OpWeights), weightBytes, 1, true, (flags & (int)OpFlags.WeightsInParams) != 0);
+        CheckRef(j, "bias", U32(_image, r + PlanFormat.OpBias), perChannel, 4, false, (flags & (int)OpFlags.BiasInParams) != 0);
         uint multiplier = U32(_image, r + PlanFormat.OpMultiplier);
         CheckConstant(j, "multipliers", multiplier, perChannel, 4, true);
         uint shift = U32(_image, r + PlanFormat.OpShift);
@@ -322,6 +586,50 @@ public sealed partial class Plan
                 throw Invalid(_source, $"{OpLabel(j)}: multiplier of channel {c} is {m}, negative");
             CheckShift(j, I32(_image, _constants + (int)shift + 4 * c), "shift of channel", c);
         }
+    }
+
+    // Weights and biases of training ops: int8 weights (weightBytes) in Constants or params, float32 weight
+    // scales per channel (the Multiplier field) in Constants, no shifts. An update writes what it trains,
+    // so its weights and bias are optional but, when given, must be in params; a backward op has no bias.
+    private void CheckScaledWeights(int j, int r, int flags, int channels, long weightBytes, bool update)
+    {
+        uint weights = U32(_image, r + PlanFormat.OpWeights), bias = U32(_image, r + PlanFormat.OpBias);
+        bool weightsInParams = (flags & (int)OpFlags.WeightsInParams) != 0, biasInParams = (flags & (int)OpFlags.BiasInParams) != 0;
+        if (update && weights != PlanFormat.NoConstant && !weightsInParams)
+            throw Invalid(_source, $"{OpLabel(j)}: updates its weights in place, so they must be in the params region (flag WeightsInParams), not in Constants");
+        if (update && bias != PlanFormat.NoConstant && !biasInParams)
+            throw Invalid(_source, $"{OpLabel(j)}: updates its bias in place, so it must be in the params region (flag BiasInParams), not in Constants");
+        CheckRef(j, "weights", weights, weightBytes, 1, !update, weightsInParams);
+        if (update)
+            CheckRef(j, "bias", bias, 4L * channels, 4, false, biasInParams);
+        else
+            CheckNoConstant(j, r, PlanFormat.OpBias, "bias");
+        uint scales = U32(_image, r + PlanFormat.OpMultiplier);
+        CheckConstant(j, "weight scales", scales, 4L * channels, 4, true);
+        for (int c = 0; c < channels; c++)
+        {
+            float s = F32(_image, _constants + (int)scales + 4 * c);
+            if (!(s > 0) || float.IsInfinity(s))
+                throw Invalid(_source, $"{OpLabel(j)}: weight scale of channel {c} is {s}, not a finite positive number");
+        }
+        CheckNoConstant(j, r, PlanFormat.OpShift, "shifts");
+    }
+
+    // A weights or bias field: an offset into the params region when its flag is set, else into Constants.
+    private void CheckRef(int j, string field, uint offset, long bytes, int alignment, bool required, bool inParams)
+    {
+        if (!inParams)
+        {
+            CheckConstant(j, field, offset, bytes, alignment, required);
+            return;
+        }
+        if (offset == PlanFormat.NoConstant)
+            throw Invalid(_source, $"{OpLabel(j)}: its flags place its {field} in the params region, but it has no {field}");
+        long region = SramParamBytes;
+        if (offset > region || bytes > region - offset)
+            throw Invalid(_source, $"{OpLabel(j)}: {field} ({bytes} bytes at params offset {offset}) run past the {region}-byte params region");
+        if (offset % alignment != 0)
+            throw Invalid(_source, $"{OpLabel(j)}: {field} at params offset {offset} are not {alignment}-byte aligned");
     }
 
     private void CheckConstant(int j, string field, uint offset, long bytes, int alignment, bool required)
@@ -346,6 +654,45 @@ public sealed partial class Plan
                 throw Invalid(_source, $"{OpLabel(j)}: takes no constants, but its record names one at offset {U32(_image, r + f)}");
         }
     }
+
+    private void CheckNoConstant(int j, int r, int field, string name)
+    {
+        uint offset = U32(_image, r + field);
+        if (offset != PlanFormat.NoConstant)
+            throw Invalid(_source, $"{OpLabel(j)}: takes no {name}, but its record names them at offset {offset}");
+    }
+
+    private static bool IsKnownKind(int kind) =>
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.GradientAdd);
+
+    private static int PhaseOf(int kind) => kind switch
+    {
+        <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
+        (int)OpKind.InitParams => (int)OpPhase.Init,
+        (int)OpKind.SaveMask => (int)OpPhase.Save,
+        (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate => (int)OpPhase.Update,
+        _ => (int)OpPhase.Backward,
+    };
+
+    // The flag bits an op kind gives meaning to (Executor reads the others' flags but they change nothing).
+    private static int AllowedFlags(int kind) => kind switch
+    {
+        (int)OpKind.Conv2D or (int)OpKind.DepthwiseConv2D or (int)OpKind.FullyConnected
+            or (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate
+            => (int)(OpFlags.WeightsInParams | OpFlags.BiasInParams),
+        (int)OpKind.Conv2DBackwardInput or (int)OpKind.DepthwiseBackwardInput or (int)OpKind.FullyConnectedBackwardInput
+            => (int)(OpFlags.WeightsInParams | OpFlags.Accumulate),
+        (int)OpKind.AvgPoolBackward or (int)OpKind.GlobalAvgPoolBackward => (int)OpFlags.Accumulate,
+        _ => 0,
+    };
+
+    private static string TensorFieldName(int field) => field switch
+    {
+        PlanFormat.OpInput0 => "input 0",
+        PlanFormat.OpInput1 => "input 1",
+        PlanFormat.OpOutput => "output",
+        _ => "scratch",
+    };
 
     // Saturates instead of overflowing, so that a huge size fails the range check it feeds.
     private static long Multiply(long a, long b) => b != 0 && a > long.MaxValue / b ? long.MaxValue : a * b;

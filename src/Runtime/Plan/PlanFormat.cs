@@ -54,6 +54,8 @@ public static class PlanFormat
     public const int ModelFlashBytes = 8;        // u32, constants that live in Flash
     public const int ModelSramParamBytes = 12;   // u32, writable (trainable) parameters kept in SRAM, outside the arena
     public const int ModelStateBytes = 16;       // u32, runtime state (optimizer etc.), outside the arena
+    // Training plans: the params region holds writable copies of trained weights (int8) and biases
+    // (int32), filled from Constants by the Init ops at bind; the state region holds optimizer state.
     public const int ModelNameLength = 20;       // u32
     // 24..31 reserved
 
@@ -77,7 +79,7 @@ public static class PlanFormat
     // Op record (64 bytes).
     public const int OpKindField = 0;            // u16 OpKind
     public const int OpPhase = 2;                // u8 OpPhase
-    public const int OpFlags = 3;                // u8, reserved
+    public const int OpFlags = 3;                // u8 OpFlags
     public const int OpInput0 = 4;               // u16 tensor index
     public const int OpInput1 = 6;               // u16 tensor index or NoTensor
     public const int OpOutput = 8;               // u16 tensor index
@@ -118,9 +120,29 @@ public enum TensorRole : byte
 
 public enum OpPhase : byte
 {
+    /// <summary>Inference: run by Invoke and by a training step.</summary>
     Forward = 0,
+    /// <summary>Gradient propagation: run by a training step only.</summary>
     Backward = 1,
+    /// <summary>Weight and bias gradient applied in place as soon as it is computed: training step only.</summary>
     Update = 2,
+    /// <summary>Forward-time work that only training needs (1-bit masks): training step only.</summary>
+    Save = 3,
+    /// <summary>Fills the params region from Constants: run at bind and on reset, never in a step.</summary>
+    Init = 4,
+}
+
+/// <summary>Bits of an op record's flags byte.</summary>
+[Flags]
+public enum OpFlags : byte
+{
+    None = 0,
+    /// <summary>The Weights field is an offset into the params region (writable int8 weights), not into Constants.</summary>
+    WeightsInParams = 1,
+    /// <summary>The Bias field is an offset into the params region (writable int32 biases), not into Constants.</summary>
+    BiasInParams = 2,
+    /// <summary>A float32 output is added to (+=) instead of overwritten: gradients of a tensor read twice.</summary>
+    Accumulate = 4,
 }
 
 /// <summary>
@@ -142,4 +164,43 @@ public enum OpKind : ushort
     AvgPool = 5,
     /// <summary>Mean over H,W; output (C,1,1) keeps the input's scale and zero point. args: actMin, actMax.</summary>
     GlobalAvgPool = 6,
+
+    // ---- Training. Gradients are float32 tensors in the arena, in real units (dL/d(dequantized value)).
+    // For the ops below, the Multiplier field is the Constants offset of the op's float32 weight scales
+    // s_w[OC] (dequantized w = w_q * s_w[oc]); Weights and Bias follow OpFlags (Constants or params).
+
+    /// <summary>Phase Init. Copies args[0] bytes from Constants at Weights to the params region at args[1].</summary>
+    InitParams = 20,
+    /// <summary>Phase Save. x = y int8 of a forward op with a fused activation, out = Bits tensor of the same count:
+    /// bit = 1 where the gradient passes, lower &lt; y &amp;&amp; y &lt; upper (exclusive; -129 and 128 mean no bound).
+    /// args: lower, upper (ReLU: its output's real zero, 128; ReLU6: real zero, real six).</summary>
+    SaveMask = 21,
+    /// <summary>x = logits int8 (K), out = dlogits float32 (K,1,1). args[0] = objective: 0 = softmax cross-entropy with
+    /// the step's label: softmax(z) - onehot(label), z = (q - zp) * scale.</summary>
+    LossGradient = 22,
+    /// <summary>x0 = mask Bits, x1 = dy float32, out = dy * mask float32 (out may be x1 itself).</summary>
+    MaskGradient = 23,
+    /// <summary>x = dy float32 (OC,OH,OW), out = dx float32 (IC,H,W) = transposed conv with w_q * s_w. args: kernel, stride, pad, groups.</summary>
+    Conv2DBackwardInput = 24,
+    /// <summary>Depthwise form of Conv2DBackwardInput: x = dy (C,OH,OW), out = dx (C,H,W). args: kernel, stride, pad.</summary>
+    DepthwiseBackwardInput = 25,
+    /// <summary>x = dy float32 (OUT), out = dx float32 (the forward input's shape, IN elements) = W^T dy with w_q * s_w.</summary>
+    FullyConnectedBackwardInput = 26,
+    /// <summary>Phase Update. x0 = forward input int8 (saved), x1 = dy float32 w.r.t. the op's output (masked).
+    /// Weight gradient of the first trainChannels input channels of every output channel, and bias gradient, each
+    /// applied at once: QAS (dw / s_w^2 in the int8 domain, db / (s_x s_w)^2) or plain int8 SGD, with stochastic rounding;
+    /// Weights / Bias = NoConstant when not trained. args: kernel, stride, pad, groups, trainChannels, qas (0/1),
+    /// stateOffset (float32 momentum in the state region for the trained weights then biases, or -1).</summary>
+    Conv2DUpdate = 27,
+    /// <summary>Depthwise form of Conv2DUpdate: trains the first trainChannels channels. args: kernel, stride, pad, trainChannels, qas, stateOffset.</summary>
+    DepthwiseUpdate = 28,
+    /// <summary>Fully connected form: x0 = forward input int8 (IN), x1 = dy (OUT); trains the first trainChannels inputs of every output.
+    /// args: trainChannels, qas, stateOffset.</summary>
+    FullyConnectedUpdate = 29,
+    /// <summary>x = dy float32 (C,OH,OW), out = dx float32 (C,H,W). args: kernel, stride.</summary>
+    AvgPoolBackward = 30,
+    /// <summary>x = dy float32 (C,1,1), out = dx float32 (C,H,W): dy / (H*W) everywhere.</summary>
+    GlobalAvgPoolBackward = 31,
+    /// <summary>out = x0 + x1, float32 (out may be x0 or x1 itself).</summary>
+    GradientAdd = 32,
 }

@@ -1,7 +1,10 @@
+using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
+using Onnx;
 using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Runtime.Execution;
+using TinyTrain.Runtime.Plan;
 using PlanImage = TinyTrain.Runtime.Plan.Plan;
 
 namespace TinyTrain.Compiler.Tests.Onnx;
@@ -70,6 +73,12 @@ internal sealed record Agreement(int Images, int Logits, int MaxDiff, int Differ
         $"top-1 identical on {SameTop1}/{Images} ({Top1Agreement:P2}); diff histogram [0, 1, 2, >2] = [{string.Join(", ", Histogram)}]";
 }
 
+/// <summary>How one op's output in ORT compares with the runtime's, both fed the same int8 inputs.</summary>
+internal sealed record OpAgreement(int Index, string Name, OpKind Kind, int MaxDiff, long Differing, long Elements)
+{
+    public override string ToString() => $"{Index,3} {Kind,-16} {Name,-20} max {MaxDiff} LSB, {Differing}/{Elements} differ";
+}
+
 internal static class QdqTestSupport
 {
     public static byte[] Export(PlanImage plan)
@@ -79,7 +88,7 @@ internal static class QdqTestSupport
         return stream.ToArray();
     }
 
-    /// <summary>Runs the first <paramref name="count"/> images of <paramref name="data"/> through the runtime and ORT.</summary>
+    /// <summary>Runs the first <paramref name="count"/> images of <paramref name="data"/> through the runtime and ORT, end to end.</summary>
     public static Agreement Compare(PlanImage plan, byte[] model, Dataset data, int count)
     {
         var executor = new Executor(plan);
@@ -109,5 +118,122 @@ internal static class QdqTestSupport
             if (ortTop1 == executor.ArgMax()) sameTop1++;
         }
         return new Agreement(count, count * classes, maxDiff, differing, sameTop1, histogram);
+    }
+
+    /// <summary>
+    /// Op by op: ORT runs every op of the export on the runtime's own int8 inputs to that op (each
+    /// DequantizeLinear that reads an op's output reads a graph input instead, fed from the runtime),
+    /// so a difference is that op's alone and is not carried forward.
+    /// </summary>
+    public static List<OpAgreement> CompareOpByOp(PlanImage plan, byte[] exported, Action<int, byte[]> fillInput, int count)
+    {
+        ModelProto model = ModelProto.Parser.ParseFrom(exported);
+        // The export's uint8 value of each tensor: named after the tensor, the input's is "input.uint8".
+        var tensorOf = new Dictionary<string, int>(StringComparer.Ordinal) { ["input.uint8"] = plan.InputTensor };
+        var forward = new List<int>();     // the inference ops (a training plan interleaves Init and Save ops)
+        for (int i = 0; i < plan.ForwardOpCount; i++)
+            if (plan.Op(i).Phase == OpPhase.Forward) forward.Add(i);
+        int ops = forward.Count;
+        foreach (int i in forward) tensorOf[plan.Tensor(plan.Op(i).Output).Name()] = plan.Op(i).Output;
+        var fed = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (NodeProto n in model.Graph.Node)
+        {
+            if (n.OpType != "DequantizeLinear" || !tensorOf.TryGetValue(n.Input[0], out int t)) continue;
+            string name = n.Input[0] + ".fed";
+            if (fed.TryAdd(name, t))
+                model.Graph.Input.Add(UInt8ValueInfo(name, Shape(plan, t)));
+            n.Input[0] = name;
+        }
+        var outputNames = new string[ops];
+        for (int k = 0; k < ops; k++)
+        {
+            int output = plan.Op(forward[k]).Output;
+            outputNames[k] = plan.Tensor(output).Name();
+            model.Graph.Output.Add(UInt8ValueInfo(outputNames[k], Shape(plan, output)));
+        }
+
+        using var options = new SessionOptions { IntraOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        using var session = new InferenceSession(model.ToByteArray(), options);
+        using var run = new RunOptions();
+        var executor = new Executor(plan);
+        byte[] input = new byte[plan.Tensor(plan.InputTensor).ElementCount];
+        var values = new byte[plan.TensorCount][];
+        var maxDiff = new int[ops];
+        var differing = new long[ops];
+        var elements = new long[ops];
+        for (int image = 0; image < count; image++)
+        {
+            fillInput(image, input);
+            executor.SetInput(input, 0);
+            values[plan.InputTensor] = Capture(executor, plan.Tensor(plan.InputTensor));
+            for (int i = 0; i < plan.ForwardOpCount; i++)
+            {
+                executor.Run(i, i + 1);
+                if (plan.Op(i).Phase == OpPhase.Forward)
+                    values[plan.Op(i).Output] = Capture(executor, plan.Tensor(plan.Op(i).Output));
+            }
+            var inputs = new List<OrtValue> { OrtValue.CreateTensorValueFromMemory(Signed(input), Shape(plan, plan.InputTensor)) };
+            var inputNames = new List<string> { "input" };
+            foreach ((string name, int t) in fed)
+            {
+                inputNames.Add(name);
+                inputs.Add(OrtValue.CreateTensorValueFromMemory(values[t], Shape(plan, t)));
+            }
+            using (IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(run, inputNames, inputs, outputNames))
+            {
+                for (int k = 0; k < ops; k++)
+                {
+                    ReadOnlySpan<byte> ort = outputs[k].GetTensorDataAsSpan<byte>();
+                    byte[] ours = values[plan.Op(forward[k]).Output];
+                    for (int e = 0; e < ours.Length; e++)
+                    {
+                        int diff = Math.Abs(ort[e] - ours[e]);
+                        maxDiff[k] = Math.Max(maxDiff[k], diff);
+                        if (diff != 0) differing[k]++;
+                    }
+                    elements[k] += ours.Length;
+                }
+            }
+            foreach (OrtValue v in inputs) v.Dispose();
+        }
+        var result = new List<OpAgreement>();
+        for (int k = 0; k < ops; k++)
+            result.Add(new OpAgreement(forward[k], outputNames[k], plan.Op(forward[k]).Kind, maxDiff[k], differing[k], elements[k]));
+        return result;
+    }
+
+    // A tensor as the export holds it inside the graph: uint8 = int8 + 128.
+    private static byte[] Capture(Executor executor, TensorInfo t)
+    {
+        var u = new byte[t.ElementCount];
+        for (int k = 0; k < u.Length; k++) u[k] = (byte)(executor.Arena[t.ArenaOffset + k] ^ 0x80);
+        return u;
+    }
+
+    private static sbyte[] Signed(byte[] int8AsBytes)
+    {
+        var s = new sbyte[int8AsBytes.Length];
+        Buffer.BlockCopy(int8AsBytes, 0, s, 0, s.Length);
+        return s;
+    }
+
+    // The exporter holds a fully connected op's output as (1, C) and every other tensor as (1, C, H, W).
+    private static long[] Shape(PlanImage plan, int tensor)
+    {
+        TensorInfo t = plan.Tensor(tensor);
+        for (int i = 0; i < plan.ForwardOpCount; i++)
+            if (plan.Op(i).Output == tensor && plan.Op(i).Kind == OpKind.FullyConnected && plan.Op(i).Phase == OpPhase.Forward) return new long[] { 1, t.C };
+        return new long[] { 1, t.C, t.H, t.W };
+    }
+
+    private static ValueInfoProto UInt8ValueInfo(string name, long[] dims)
+    {
+        var shape = new TensorShapeProto();
+        foreach (long d in dims) shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        return new ValueInfoProto
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Uint8, Shape = shape } },
+        };
     }
 }

@@ -41,20 +41,20 @@ public class AllocationTests
             bool simd = path == KernelPath.Simd128;
             if (simd)
             {
-                Conv2D.RunSimd(pointwise, arena, 0, image, 0, consts, b, m, s, arena, 32768);
-                Conv2D.RunSimd(dense, arena, 0, image, 0, consts, b, m, s, arena, 32768);
-                DepthwiseConv2D.RunSimd(depthwise, arena, 0, image, 0, consts, b, m, s, arena, 32768);
-                FullyConnected.RunSimd(fc, arena, 0, image, 0, consts, b, m, s, arena, 32768);
+                Conv2D.RunSimd(pointwise, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
+                Conv2D.RunSimd(dense, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
+                DepthwiseConv2D.RunSimd(depthwise, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
+                FullyConnected.RunSimd(fc, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
                 Add.RunSimd(add, arena, 0, arena, 8000, arena, 0);
                 AvgPool.RunSimd(pool, arena, 0, arena, 32768);
                 GlobalAvgPool.RunSimd(global, arena, 0, arena, 32768);
             }
             else
             {
-                Conv2D.Run(pointwise, arena, 0, image, 0, consts, b, m, s, arena, 32768);
-                Conv2D.Run(dense, arena, 0, image, 0, consts, b, m, s, arena, 32768);
-                DepthwiseConv2D.Run(depthwise, arena, 0, image, 0, consts, b, m, s, arena, 32768);
-                FullyConnected.Run(fc, arena, 0, image, 0, consts, b, m, s, arena, 32768);
+                Conv2D.Run(pointwise, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
+                Conv2D.Run(dense, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
+                DepthwiseConv2D.Run(depthwise, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
+                FullyConnected.Run(fc, arena, 0, image, 0, consts, b, consts, m, s, arena, 32768);
                 Add.Run(add, arena, 0, arena, 8000, arena, 0);
                 AvgPool.Run(pool, arena, 0, arena, 32768);
                 GlobalAvgPool.Run(global, arena, 0, arena, 32768);

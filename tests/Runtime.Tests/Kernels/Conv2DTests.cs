@@ -24,14 +24,14 @@ public class Conv2DTests
             switch (path)
             {
                 case KernelPath.Reference:
-                    Conv2D.RunReference(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    Conv2D.RunReference(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
                 case KernelPath.Simd256:
                 case KernelPath.Simd128:
-                    Conv2D.RunSimd(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    Conv2D.RunSimd(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
                 default:
-                    Conv2D.Run(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    Conv2D.Run(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
             }
         }
@@ -293,15 +293,15 @@ public class Conv2DTests
         byte[] consts = KernelTest.Constants(null, [Half, Half, Half], [0, 0, 0], out int b, out int m, out int s);
         ConvParams bad = p;
         bad.OH = 3;
-        var e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(bad, arena, 0, w, 0, consts, b, m, s, arena, 100));
+        var e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(bad, arena, 0, w, 0, consts, b, consts, m, s, arena, 100));
         Assert.Contains("OH is 3", e.Message);
-        e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(p, arena, 0, w, 1, consts, b, m, s, arena, 100));
+        e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(p, arena, 0, w, 1, consts, b, consts, m, s, arena, 100));
         Assert.Contains("w needs bytes [1, 55)", e.Message);
-        e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(p, arena, 0, w, 0, consts, b, m, s, arena, 20));
+        e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(p, arena, 0, w, 0, consts, b, consts, m, s, arena, 20));
         Assert.Contains("overlaps x", e.Message);
         bad = p;
         bad.Groups = 2;
-        e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(bad, arena, 0, w, 0, consts, b, m, s, arena, 100));
+        e = Assert.Throws<TinyTrainException>(() => Conv2D.Run(bad, arena, 0, w, 0, consts, b, consts, m, s, arena, 100));
         Assert.Contains("Groups 2 must divide", e.Message);
     }
 }

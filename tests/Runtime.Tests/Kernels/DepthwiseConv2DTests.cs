@@ -20,14 +20,14 @@ public class DepthwiseConv2DTests
             switch (path)
             {
                 case KernelPath.Reference:
-                    DepthwiseConv2D.RunReference(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    DepthwiseConv2D.RunReference(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
                 case KernelPath.Simd256:
                 case KernelPath.Simd128:
-                    DepthwiseConv2D.RunSimd(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    DepthwiseConv2D.RunSimd(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
                 default:
-                    DepthwiseConv2D.Run(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    DepthwiseConv2D.Run(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
             }
         }

@@ -20,14 +20,14 @@ public class FullyConnectedTests
             switch (path)
             {
                 case KernelPath.Reference:
-                    FullyConnected.RunReference(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    FullyConnected.RunReference(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
                 case KernelPath.Simd256:
                 case KernelPath.Simd128:
-                    FullyConnected.RunSimd(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    FullyConnected.RunSimd(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
                 default:
-                    FullyConnected.Run(P, arena, XOff, Image, WOff, Consts, BiasOff, MultOff, ShiftOff, arena, YOff);
+                    FullyConnected.Run(P, arena, XOff, Image, WOff, Consts, BiasOff, Consts, MultOff, ShiftOff, arena, YOff);
                     break;
             }
         }

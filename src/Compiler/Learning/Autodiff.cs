@@ -1,0 +1,228 @@
+namespace TinyTrain.Compiler.Learning;
+
+using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Quantization;
+using TinyTrain.Runtime.Plan;
+using RtOpKind = TinyTrain.Runtime.Plan.OpKind;
+
+public sealed record TrainingOptions
+{
+    /// <summary>Quantization-Aware Scaling of gradients (Lin et al. 2022); off only to measure what it buys.</summary>
+    public bool Qas { get; init; } = true;
+    /// <summary>Keep a float32 momentum entry per trained value in the state region.</summary>
+    public bool Momentum { get; init; }
+}
+
+/// <summary>
+/// Attach the trainable set, derive the backward pass at compile time, and prune it: the step
+/// program is the int8 forward, the 1-bit masks that backward needs, then, from the loss back to
+/// the earliest trained layer, each op's input gradient (only where something upstream is
+/// trained) and its weight and bias update (applied as soon as it is computed). Nothing is
+/// computed or kept that no trained parameter needs.
+/// </summary>
+public static class Autodiff
+{
+    public static PlanProgram Build(QuantizedModel model, TrainableSet trainable, TrainingOptions? options = null)
+    {
+        options ??= new TrainingOptions();
+        if (!model.IsQuantized) throw new InvalidOperationException("quantize the model before building its program");
+        var tensors = new List<PTensor>();
+        foreach (QTensor q in model.Tensors)
+        {
+            TensorRole role = q.Id == model.Input ? TensorRole.Input : q.Id == model.Output ? TensorRole.Output : TensorRole.Activation;
+            tensors.Add(new PTensor { Id = q.Id, Name = q.Name, Type = ElementType.Int8, Shape = q.Shape, Role = role, Scale = q.Scale, ZeroPoint = q.ZeroPoint });
+        }
+        var ops = new List<POp>();
+        int n = model.Ops.Count;
+
+        // reach[t]: some trained parameter lies upstream of t, so dL/dt is needed. Pruning is this reachability.
+        var reach = new bool[tensors.Count];
+        for (int i = 0; i < n; i++)
+        {
+            QOp op = model.Ops[i];
+            reach[op.Output] = trainable.PerOp[i].Any || op.Inputs.Any(t => reach[t]);
+        }
+
+        var weights = new DataRef?[n];
+        var biases = new DataRef?[n];
+        var scales = new DataRef?[n];
+        for (int i = 0; i < n; i++)
+        {
+            QOp op = model.Ops[i];
+            if (op.WeightQ is null) continue;
+            byte[] w = (byte[])(Array)op.WeightQ;
+            byte[] b = Int32Bytes(op.BiasQ!);
+            OpTraining t = trainable.PerOp[i];
+            weights[i] = t.WeightChannels > 0 ? DataRef.InParams(new ParamSlot($"{op.Name}.weight", w)) : DataRef.Const(w);
+            biases[i] = t.Bias ? DataRef.InParams(new ParamSlot($"{op.Name}.bias", b)) : DataRef.Const(b);
+            scales[i] = DataRef.Const(FloatBytes(op.WeightScale!));
+        }
+
+        // Forward, with a 1-bit mask after every clamping op that backward passes through.
+        var mask = new int[n];
+        Array.Fill(mask, -1);
+        for (int i = 0; i < n; i++)
+        {
+            QOp op = model.Ops[i];
+            ops.Add(Forward(op, i, weights[i], biases[i], model));
+            if (reach[op.Output] && op.Activation != Activation.None)
+            {
+                PTensor y = tensors[op.Output];
+                mask[i] = Add(tensors, $"{op.Name}.mask", ElementType.Bits, y.Shape, TensorRole.SavedForBackward);
+                ops.Add(new POp { Kind = RtOpKind.SaveMask, Phase = OpPhase.Save, Name = $"{op.Name}.mask", Input0 = op.Output, Output = mask[i], Args = MaskBounds(op), Layer = i });
+            }
+        }
+        if (trainable.IsEmpty)
+            return new PlanProgram { Name = model.Name, Tensors = tensors, Ops = ops, Input = model.Input, Output = model.Output, Trainable = trainable };
+
+        // Backward: every rule is one arm of the switch below.
+        var contributions = new List<int>[tensors.Count];
+        for (int t = 0; t < contributions.Length; t++) contributions[t] = new List<int>();
+        int dLogits = Add(tensors, "loss.grad", ElementType.Float32, new Shape(model.NumClasses, 1, 1), TensorRole.Gradient);
+        ops.Add(new POp { Kind = RtOpKind.LossGradient, Phase = OpPhase.Backward, Name = "loss", Input0 = model.Output, Output = dLogits, Args = [0] });
+        contributions[model.Output].Add(dLogits);
+
+        for (int i = n - 1; i >= 0; i--)
+        {
+            QOp op = model.Ops[i];
+            if (!reach[op.Output]) continue;
+            int dy = Combine(contributions[op.Output], tensors, ops, op.Name, i);
+            if (mask[i] >= 0)
+            {
+                int dz = Add(tensors, $"{op.Name}.grad_pre", ElementType.Float32, tensors[op.Output].Shape, TensorRole.Gradient);
+                ops.Add(new POp { Kind = RtOpKind.MaskGradient, Phase = OpPhase.Backward, Name = $"{op.Name}.mask_grad", Input0 = mask[i], Input1 = dy, Output = dz, MayRunInPlace = true, Layer = i });
+                dy = dz;
+            }
+            Shape x = model.Tensors[op.Inputs[0]].Shape, y = model.Tensors[op.Output].Shape;
+            bool needDx = reach[op.Inputs[0]];
+            int dx = needDx && op.Kind != QOpKind.Add ? Add(tensors, $"{model.Tensors[op.Inputs[0]].Name}.grad@{op.Name}", ElementType.Float32, x, TensorRole.Gradient) : -1;
+            switch (op.Kind)
+            {
+                case QOpKind.Conv:
+                    if (needDx)
+                        ops.Add(new POp { Kind = RtOpKind.Conv2DBackwardInput, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx,
+                            Weights = weights[i], Multiplier = scales[i], Args = [op.Kernel, op.Stride, op.Padding, op.Groups], Macs = op.Macs(model.Tensors), Layer = i });
+                    break;
+                case QOpKind.DepthwiseConv:
+                    if (needDx)
+                        ops.Add(new POp { Kind = RtOpKind.DepthwiseBackwardInput, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx,
+                            Weights = weights[i], Multiplier = scales[i], Args = [op.Kernel, op.Stride, op.Padding], Macs = op.Macs(model.Tensors), Layer = i });
+                    break;
+                case QOpKind.FullyConnected:
+                    if (needDx)
+                        ops.Add(new POp { Kind = RtOpKind.FullyConnectedBackwardInput, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx,
+                            Weights = weights[i], Multiplier = scales[i], Macs = op.Macs(model.Tensors), Layer = i });
+                    break;
+                case QOpKind.Add:
+                    // d(x0 + x1) = dy for both inputs: no op, the gradient tensor is shared.
+                    if (needDx) contributions[op.Inputs[0]].Add(dy);
+                    if (reach[op.Inputs[1]]) contributions[op.Inputs[1]].Add(dy);
+                    continue;
+                case QOpKind.AvgPool:
+                    if (needDx)
+                        ops.Add(new POp { Kind = RtOpKind.AvgPoolBackward, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx, Args = [op.Kernel, op.Stride], Layer = i });
+                    break;
+                case QOpKind.GlobalAvgPool:
+                    if (needDx)
+                        ops.Add(new POp { Kind = RtOpKind.GlobalAvgPoolBackward, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx, Layer = i });
+                    break;
+                default:
+                    throw new TinyTrainException($"op '{op.Name}': {op.Kind} has no backward rule");
+            }
+            if (needDx) contributions[op.Inputs[0]].Add(dx);
+            OpTraining train = trainable.PerOp[i];
+            if (train.Any) ops.Add(Update(op, i, train, weights[i]!, biases[i]!, scales[i]!, x, y, dy, options, model));
+        }
+        return new PlanProgram { Name = model.Name, Tensors = tensors, Ops = ops, Input = model.Input, Output = model.Output, Trainable = trainable };
+    }
+
+    /// <summary>
+    /// Exclusive int8 bounds inside which a fused activation passes the gradient: ReLU stops it where the
+    /// output sits at real zero (actMin, which is -128 when the zero point is -128), ReLU6 also at six.
+    /// </summary>
+    public static int[] MaskBounds(QOp op) => op.Activation switch
+    {
+        Activation.Relu => [op.ActMin, 128],
+        Activation.Relu6 => [op.ActMin, op.ActMax],
+        _ => [-129, 128],
+    };
+
+    private static POp Forward(QOp op, int i, DataRef? weights, DataRef? bias, QuantizedModel model)
+    {
+        DataRef? multiplier = op.Multiplier is null ? null : DataRef.Const(Int32Bytes(op.Multiplier));
+        DataRef? shift = op.Shift is null ? null : DataRef.Const(Int32Bytes(op.Shift));
+        (RtOpKind kind, int[] args) = op.Kind switch
+        {
+            QOpKind.Conv => (RtOpKind.Conv2D, new[] { op.Kernel, op.Stride, op.Padding, op.Groups, op.ActMin, op.ActMax }),
+            QOpKind.DepthwiseConv => (RtOpKind.DepthwiseConv2D, new[] { op.Kernel, op.Stride, op.Padding, op.ActMin, op.ActMax }),
+            QOpKind.FullyConnected => (RtOpKind.FullyConnected, new[] { op.ActMin, op.ActMax }),
+            QOpKind.Add => (RtOpKind.Add, [.. op.AddParams!, op.ActMin, op.ActMax]),
+            QOpKind.AvgPool => (RtOpKind.AvgPool, new[] { op.Kernel, op.Stride, op.ActMin, op.ActMax }),
+            QOpKind.GlobalAvgPool => (RtOpKind.GlobalAvgPool, new[] { op.ActMin, op.ActMax }),
+            _ => throw new InvalidOperationException($"op '{op.Name}': no plan op for {op.Kind}"),
+        };
+        return new POp
+        {
+            Kind = kind, Phase = OpPhase.Forward, Name = op.Name, Input0 = op.Inputs[0], Input1 = op.Inputs.Length > 1 ? op.Inputs[1] : -1,
+            Output = op.Output, Weights = weights, Bias = bias, Multiplier = multiplier, Shift = shift, Args = args,
+            MayRunInPlace = op.Kind == QOpKind.Add, Macs = op.Macs(model.Tensors), Layer = i,
+        };
+    }
+
+    private static POp Update(QOp op, int i, OpTraining train, DataRef weights, DataRef bias, DataRef scales, Shape x, Shape y, int dy,
+        TrainingOptions options, QuantizedModel model)
+    {
+        int k = train.WeightChannels, qas = options.Qas ? 1 : 0;
+        int taps = op.Kind == QOpKind.FullyConnected ? 1 : op.Kernel * op.Kernel;
+        int trainedWeights = op.Kind == QOpKind.DepthwiseConv ? k * taps : op.OutChannels * k * taps;
+        int trainedBiases = train.Bias ? op.OutChannels : 0;
+        int state = options.Momentum ? trainedWeights + trainedBiases : 0;
+        DataRef? w = k > 0 ? weights : null;
+        DataRef? b = train.Bias ? bias : null;
+        long macs = (long)trainedWeights * y.H * y.W;
+        return op.Kind switch
+        {
+            QOpKind.Conv => new POp { Kind = RtOpKind.Conv2DUpdate, Phase = OpPhase.Update, Name = $"{op.Name}.update", Input0 = op.Inputs[0], Input1 = dy, Output = -1,
+                Weights = w, Bias = b, Multiplier = scales, Args = [op.Kernel, op.Stride, op.Padding, op.Groups, k, qas, -1], StateFloats = state, StateArg = 6, Macs = macs, Layer = i },
+            QOpKind.DepthwiseConv => new POp { Kind = RtOpKind.DepthwiseUpdate, Phase = OpPhase.Update, Name = $"{op.Name}.update", Input0 = op.Inputs[0], Input1 = dy, Output = -1,
+                Weights = w, Bias = b, Multiplier = scales, Args = [op.Kernel, op.Stride, op.Padding, k, qas, -1], StateFloats = state, StateArg = 5, Macs = macs, Layer = i },
+            QOpKind.FullyConnected => new POp { Kind = RtOpKind.FullyConnectedUpdate, Phase = OpPhase.Update, Name = $"{op.Name}.update", Input0 = op.Inputs[0], Input1 = dy, Output = -1,
+                Weights = w, Bias = b, Multiplier = scales, Args = [k, qas, -1], StateFloats = state, StateArg = 2, Macs = macs, Layer = i },
+            _ => throw new TinyTrainException($"op '{op.Name}': {op.Kind} has no parameters to train"),
+        };
+    }
+
+    // Sums the gradient contributions of a tensor read by several ops (a residual input).
+    private static int Combine(List<int> parts, List<PTensor> tensors, List<POp> ops, string name, int layer)
+    {
+        if (parts.Count == 0) throw new InvalidOperationException($"op '{name}': no gradient reaches its output");
+        int sum = parts[0];
+        for (int p = 1; p < parts.Count; p++)
+        {
+            int y = Add(tensors, $"{name}.grad_sum{p}", ElementType.Float32, tensors[sum].Shape, TensorRole.Gradient);
+            ops.Add(new POp { Kind = RtOpKind.GradientAdd, Phase = OpPhase.Backward, Name = $"{name}.grad_sum{p}", Input0 = sum, Input1 = parts[p], Output = y, MayRunInPlace = true, Layer = layer });
+            sum = y;
+        }
+        return sum;
+    }
+
+    private static int Add(List<PTensor> tensors, string name, ElementType type, Shape shape, TensorRole role)
+    {
+        tensors.Add(new PTensor { Id = tensors.Count, Name = name, Type = type, Shape = shape, Role = role });
+        return tensors.Count - 1;
+    }
+
+    internal static byte[] Int32Bytes(int[] values)
+    {
+        var bytes = new byte[values.Length * 4];
+        for (int i = 0; i < values.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(4 * i), values[i]);
+        return bytes;
+    }
+
+    internal static byte[] FloatBytes(float[] values)
+    {
+        var bytes = new byte[values.Length * 4];
+        for (int i = 0; i < values.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(4 * i), values[i]);
+        return bytes;
+    }
+}
