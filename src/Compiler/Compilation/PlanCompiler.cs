@@ -28,13 +28,24 @@ public sealed record CompileResult(EmittedPlan Plan, Graph.Graph Folded, Quantiz
 /// </summary>
 public static class PlanCompiler
 {
+    /// <summary>The smallest logit range (in real units, each side of zero) of a training plan.</summary>
+    public const float LogitRange = 16f;
+
     public static CompileResult Compile(Graph.Graph graph, CalibrationSet calibration, CompileOptions options)
     {
         FoldBatchNorm.Folded folded = FoldBatchNorm.Run(graph);
         QuantizedModel model = Lowering.Run(folded.Graph);
-        Calibrator.Run(folded.Graph, model, calibration);
-        Quantizer.Run(model);
         TrainableSet trainable = options.Trainable?.Invoke(model) ?? TrainableSet.Parse(options.Update, model);
+        Calibrator.Run(folded.Graph, model, calibration);
+        if (!trainable.IsEmpty)
+        {
+            // Learning moves the logits beyond what calibration saw; int8 logits that saturate stop the
+            // loss gradient. A training plan gives them at least +-LogitRange.
+            QTensor logits = model.Tensors[model.Output];
+            logits.Min = Math.Min(logits.Min, -LogitRange);
+            logits.Max = Math.Max(logits.Max, LogitRange);
+        }
+        Quantizer.Run(model);
         PlanProgram program = Learning.Autodiff.Build(model, trainable, options.Training);
         EmittedPlan plan = PlanEmitter.Emit(program, options.Planner);
         return new CompileResult(plan, folded.Graph, model, calibration.Description);

@@ -40,7 +40,7 @@ public sealed class TrainableSet
         if (spec == "full")
         {
             for (int i = 0; i < model.Ops.Count; i++)
-                if (model.Ops[i].WeightQ is not null) perOp[i] = new OpTraining(InputChannels(model.Ops[i], model), true);
+                if (model.Ops[i].Weight is not null) perOp[i] = new OpTraining(InputChannels(model.Ops[i], model), true);
             return new TrainableSet(spec, perOp);
         }
         if (spec.StartsWith("bias:", StringComparison.Ordinal))

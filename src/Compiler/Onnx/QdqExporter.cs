@@ -156,7 +156,7 @@ public static class QdqExporter
                     TensorInfo x = Int8Tensor(op.Input0, $"the input of op '{name}'");
                     int kernel = op.Arg(0), stride = op.Arg(1), pad = op.Arg(2), groups = depthwise ? x.C : op.Arg(3);
                     var inputs = new List<string> { Dequantize(name, op.Input0, 4) };
-                    inputs.AddRange(WeightsAndBias(name, index, op, new long[] { y.C, x.C / groups, kernel, kernel }));
+                    inputs.AddRange(WeightsAndBias(name, op, new long[] { y.C, x.C / groups, kernel, kernel }));
                     NodeProto conv = Add("Conv", name, inputs, yFloat);
                     conv.Attribute.Add(Ints("kernel_shape", kernel, kernel));
                     conv.Attribute.Add(Ints("strides", stride, stride));
@@ -171,7 +171,7 @@ public static class QdqExporter
                     TensorInfo x = Int8Tensor(op.Input0, $"the input of op '{name}'");
                     // y = x W^T + b: Gemm with transB = 1 takes the plan's (Out, In) weight as it is.
                     var inputs = new List<string> { Dequantize(name, op.Input0, 2) };
-                    inputs.AddRange(WeightsAndBias(name, index, op, new long[] { y.C, x.ElementCount }));
+                    inputs.AddRange(WeightsAndBias(name, op, new long[] { y.C, x.ElementCount }));
                     NodeProto gemm = Add("Gemm", name, inputs, yFloat);
                     gemm.Attribute.Add(Float("alpha", 1f));
                     gemm.Attribute.Add(Float("beta", 1f));
@@ -216,7 +216,7 @@ public static class QdqExporter
         }
 
         // Int8 weights (OC, ...) and int32 bias, each through a per-channel DequantizeLinear (axis 0).
-        private List<string> WeightsAndBias(string name, int index, OpInfo op, long[] weightDims)
+        private List<string> WeightsAndBias(string name, OpInfo op, long[] weightDims)
         {
             TensorInfo x = _plan.Tensor(op.Input0);
             int channels = (int)weightDims[0];
@@ -224,7 +224,7 @@ public static class QdqExporter
             foreach (long d in weightDims) count *= d;
             if (op.Weights == PlanFormat.NoConstant || op.Multiplier == PlanFormat.NoConstant || op.Shift == PlanFormat.NoConstant)
                 throw new TinyTrainException($"{_plan.Source}: op '{name}' has no weights or requantization constants; the plan is malformed");
-            OpFlags flags = FlagsOf(index);
+            OpFlags flags = op.Flags;
             int at = Locate(name, "weights", op.Weights, (flags & OpFlags.WeightsInParams) != 0, count);
             double[] weightScale = WeightScales(_plan, op);
 
@@ -275,21 +275,6 @@ public static class QdqExporter
             if (at + length > _plan.ConstantsLength)
                 throw new TinyTrainException($"{_plan.Source}: op '{name}': its {what} run past the constants; the plan is malformed");
             return _plan.ConstantsOffset + (int)at;
-        }
-
-        // The op record's flags byte, read from the Ops section (its offset from the section table).
-        private OpFlags FlagsOf(int index)
-        {
-            byte[] image = _plan.Image;
-            int sections = BinaryPrimitives.ReadInt32LittleEndian(image.AsSpan(PlanFormat.HeaderSectionCount));
-            for (int k = 0; k < sections; k++)
-            {
-                int entry = PlanFormat.HeaderSize + k * PlanFormat.SectionEntrySize;
-                if (BinaryPrimitives.ReadUInt32LittleEndian(image.AsSpan(entry)) != (uint)SectionKind.Ops) continue;
-                int ops = BinaryPrimitives.ReadInt32LittleEndian(image.AsSpan(entry + 4));
-                return (OpFlags)image[ops + index * PlanFormat.OpRecordSize + PlanFormat.OpFlags];
-            }
-            return OpFlags.None;
         }
 
         /// <summary>

@@ -115,6 +115,12 @@ public sealed class Executor
     public float LearningRate { get; set; } = 0.01f;
     /// <summary>Momentum coefficient; used only when the plan keeps momentum state.</summary>
     public float Momentum { get; set; } = 0.9f;
+    /// <summary>
+    /// For tests and tools, never on a device: when set, every update op first reports the gradients it
+    /// is about to apply (op index, weight gradient of the trained channels, bias gradient; real units).
+    /// </summary>
+    public Action<int, float[], float[]>? GradientProbe { get; set; }
+
     /// <summary>Loss of the last training step.</summary>
     public float LastLoss => _loss;
 
@@ -140,7 +146,7 @@ public sealed class Executor
         for (int i = 0; i < end; i++)
         {
             OpInfo op = _plan.Op(i);
-            if (op.Phase == OpPhase.Forward) Execute(op);
+            if (op.Phase == OpPhase.Forward) Execute(op, i);
         }
     }
 
@@ -160,7 +166,7 @@ public sealed class Executor
         for (int i = 0; i < count; i++)
         {
             OpInfo op = _plan.Op(i);
-            if (op.Phase != OpPhase.Init) Execute(op);
+            if (op.Phase != OpPhase.Init) Execute(op, i);
         }
         return _loss;
     }
@@ -171,15 +177,15 @@ public sealed class Executor
         for (int i = first; i < end; i++)
         {
             OpInfo op = _plan.Op(i);
-            if (op.Phase != OpPhase.Init) Execute(op);
+            if (op.Phase != OpPhase.Init) Execute(op, i);
         }
     }
 
-    private void Execute(OpInfo op)
+    private void Execute(OpInfo op, int index)
     {
         if ((int)op.Kind >= (int)OpKind.InitParams)
         {
-            ExecuteTraining(op);
+            ExecuteTraining(op, index);
             return;
         }
         TensorInfo x = _plan.Tensor(op.Input0), y = _plan.Tensor(op.Output);
@@ -263,7 +269,7 @@ public sealed class Executor
         => offset == PlanFormat.NoConstant ? -1 : (flags & inParams) != 0 ? (int)offset : _constants + (int)offset;
 
     // Backward and update ops: gradients are float32 tensors in the arena.
-    private void ExecuteTraining(OpInfo op)
+    private void ExecuteTraining(OpInfo op, int index)
     {
         OpFlags flags = op.Flags;
         byte[] wBuffer = (flags & OpFlags.WeightsInParams) != 0 ? _params : _image;
@@ -334,6 +340,13 @@ public sealed class Executor
                     Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), Groups = op.Arg(3),
                     InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
                 };
+                if (GradientProbe is not null)
+                {
+                    int k = op.Arg(4), taps = p.Kernel * p.Kernel;
+                    float[] dw = new float[p.OutC * k * taps], db = new float[p.OutC];
+                    Conv2D.WeightGradient(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, x.Scale, k, dw, db);
+                    GradientProbe(index, dw, db);
+                }
                 var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(5) != 0 };
                 Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
                     op.Arg(4), rule, _state, op.Arg(6), ref _rng);
@@ -347,6 +360,13 @@ public sealed class Executor
                     C = x.C, H = x.H, W = x.W, OH = dy.H, OW = dy.W, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2),
                     InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
                 };
+                if (GradientProbe is not null)
+                {
+                    int k = op.Arg(3);
+                    float[] dw = new float[k * p.Kernel * p.Kernel], db = new float[p.C];
+                    DepthwiseConv2D.WeightGradient(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, x.Scale, k, dw, db);
+                    GradientProbe(index, dw, db);
+                }
                 var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(4) != 0 };
                 DepthwiseConv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
                     op.Arg(3), rule, _state, op.Arg(5), ref _rng);
@@ -356,6 +376,13 @@ public sealed class Executor
             {
                 TensorInfo dy = _plan.Tensor(op.Input1);
                 var p = new FullyConnectedParams { In = x.ElementCount, Out = dy.ElementCount, InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127 };
+                if (GradientProbe is not null)
+                {
+                    int k = op.Arg(0);
+                    float[] dw = new float[p.Out * k], db = new float[p.Out];
+                    FullyConnected.WeightGradient(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, x.Scale, k, dw, db);
+                    GradientProbe(index, dw, db);
+                }
                 var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(1) != 0 };
                 FullyConnected.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
                     op.Arg(0), rule, _state, op.Arg(2), ref _rng);

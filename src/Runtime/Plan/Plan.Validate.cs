@@ -178,10 +178,10 @@ public sealed partial class Plan
             throw Invalid(_source, $"{OpLabel(j)}: comes after the {ForwardOpCount} inference ops, but its phase is {(OpPhase)phase}");
         int expected = PhaseOf(kind);
         if (phase != expected)
-            throw Invalid(_source, $"{OpLabel(j)}: its phase is {(OpPhase)phase}, but a {(OpKind)kind} op runs in phase {(OpPhase)expected}");
+            throw Invalid(_source, $"{OpLabel(j)}: its phase is {(OpPhase)phase}, but {(OpKind)kind} ops run in phase {(OpPhase)expected}");
         int flags = b[r + PlanFormat.OpFlags], allowed = AllowedFlags(kind);
         if ((flags & ~allowed) != 0)
-            throw Invalid(_source, $"{OpLabel(j)}: flags {flags} set bits a {(OpKind)kind} op does not use (it allows {(OpFlags)allowed})");
+            throw Invalid(_source, $"{OpLabel(j)}: flags {flags} set bits that {(OpKind)kind} ops do not use (they allow {(OpFlags)allowed})");
 
         if (kind <= (int)OpKind.GlobalAvgPool)
             ValidateForwardOp(j, r, kind, flags);
@@ -386,7 +386,6 @@ public sealed partial class Plan
     {
         RequireTensor(j, "input 0", in0, ElementType.Float32);
         RequireOneInput(j, in1);
-        CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
         TensorInfo dy = Tensor(in0), dx = Tensor(output);
         switch ((OpKind)kind)
         {
@@ -426,6 +425,7 @@ public sealed partial class Plan
                 CheckNoConstants(j, r);
                 break;
         }
+        CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
     }
 
     // x (input 0, the forward input, int8) and dy (input 1, float32, the forward output's shape); the
@@ -659,7 +659,7 @@ public sealed partial class Plan
     {
         uint offset = U32(_image, r + field);
         if (offset != PlanFormat.NoConstant)
-            throw Invalid(_source, $"{OpLabel(j)}: takes no {name}, but its record names them at offset {offset}");
+            throw Invalid(_source, $"{OpLabel(j)}: takes no {name}, but its record names one at offset {offset}");
     }
 
     private static bool IsKnownKind(int kind) =>
