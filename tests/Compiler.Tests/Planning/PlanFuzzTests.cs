@@ -6,9 +6,12 @@ using TinyTrain.Runtime.Plan;
 using Xunit.Abstractions;
 
 // Seeded random damage to a real plan: every outcome is a loaded plan or a PlanException, never
-// another exception and never a hang. Half of the cases are re-sealed (file length and CRC fixed)
-// so they get past the checksum into structural validation; a plan that loads must then run
-// through bounds-exact kernels (PlanReferee) without an index going out of range.
+// another exception and never a hang. Half of the cases start from the hand-written inference plan,
+// half from a compiled training plan that holds every training op kind. Half of the cases are
+// re-sealed (file length and CRC fixed) so they get past the checksum into structural validation;
+// a plan that loads must then run through bounds-exact kernels (PlanReferee, or for a training plan
+// TrainingPlanReferee and the runtime's training kernels) without an index going out of range or a
+// kernel refusing its arguments.
 public class PlanFuzzTests
 {
     private const int Cases = 20_000;
@@ -22,12 +25,13 @@ public class PlanFuzzTests
     [Fact]
     public async Task RandomMutations_LoadOrRefuse_NeverCrashOrHang()
     {
-        byte[] original = new PlanTestNet().Image;
+        byte[][] bases = [new PlanTestNet().Image, TrainingPlans.Tiny()];
+        string[] baseNames = ["inference", "training"];
         var outcomes = new Dictionary<string, int>();
         var byMutation = new Dictionary<string, int>();
         var failures = new List<string>();
         var invalidKinds = new HashSet<string>(); // Invalid messages with numbers and names blanked: how much of validation the fuzz reached
-        int executed = 0;
+        int executed = 0, executedTraining = 0;
         int done = 0;
         var stopwatch = Stopwatch.StartNew();
 
@@ -38,7 +42,10 @@ public class PlanFuzzTests
             {
                 var random = new Random(Seed + i);
                 bool sealedCase = i % 2 == 1;
+                int which = i / 2 % 2;
+                byte[] original = bases[which];
                 (byte[] image, string kind, string mutation) = Mutate(original, random);
+                kind = $"{baseNames[which]} {kind}";
                 if (sealedCase) PlanImage.Seal(image);
                 string key;
                 try
@@ -46,20 +53,28 @@ public class PlanFuzzTests
                     Plan plan = Plan.Load(image, "fuzz.ttplan");
                     key = sealedCase ? "loaded (sealed)" : "loaded (unsealed)";
                     if (!sealedCase && !image.AsSpan().SequenceEqual(original))
-                        failures.Add($"case {i} ({mutation}): a changed file loaded without re-sealing");
-                    if (PlanReferee.Execute(plan)) executed++;
+                        failures.Add($"case {i} ({kind}: {mutation}): a changed file loaded without re-sealing");
+                    if (!TrainingPlanReferee.IsTrainingPlan(plan))
+                    {
+                        if (PlanReferee.Execute(plan)) executed++;
+                    }
+                    else if (TrainingPlanReferee.Execute(plan))
+                    {
+                        executed++;
+                        executedTraining++;
+                    }
                 }
                 catch (PlanException e)
                 {
                     key = $"{e.Error} ({(sealedCase ? "sealed" : "unsealed")})";
                     if (e.Error == PlanError.Invalid) invalidKinds.Add(Regex.Replace(e.Message, @"-?\d+|'[^']*'|\(\w+( -> [^)]*)?\)", "#"));
                     if (!e.Message.StartsWith("fuzz.ttplan: ", StringComparison.Ordinal) || e.Message.Contains('\n'))
-                        failures.Add($"case {i} ({mutation}): badly formed message: {e.Message}");
+                        failures.Add($"case {i} ({kind}: {mutation}): badly formed message: {e.Message}");
                 }
                 catch (Exception e)
                 {
                     key = "other exception";
-                    failures.Add($"case {i} ({mutation}, {(sealedCase ? "sealed" : "unsealed")}): {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+                    failures.Add($"case {i} ({kind}: {mutation}, {(sealedCase ? "sealed" : "unsealed")}): {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
                 }
                 outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
                 string byKind = $"{kind}: {(key.StartsWith("loaded", StringComparison.Ordinal) ? "loaded" : key[..key.IndexOf(' ')])}";
@@ -84,12 +99,13 @@ public class PlanFuzzTests
         foreach ((string key, int count) in outcomes.OrderBy(p => p.Key, StringComparer.Ordinal))
             _output.WriteLine($"{key,-24} {count,6}");
         foreach ((string key, int count) in byMutation.OrderBy(p => p.Key, StringComparer.Ordinal))
-            _output.WriteLine($"  {key,-32} {count,6}");
+            _output.WriteLine($"  {key,-42} {count,6}");
         _output.WriteLine($"{invalidKinds.Count} distinct Invalid messages (numbers and names blanked)");
-        _output.WriteLine($"{Cases} cases in {stopwatch.Elapsed.TotalSeconds:F2} s; {executed} loaded plans ran through the referee kernels");
+        _output.WriteLine($"{Cases} cases in {stopwatch.Elapsed.TotalSeconds:F2} s; {executed} loaded plans ran through the referee kernels, {executedTraining} of them training plans");
         Assert.True(failures.Count == 0, string.Join("\n", failures.Take(10)));
         Assert.Equal(Cases, outcomes.Values.Sum());
         Assert.True(outcomes.GetValueOrDefault("Invalid (sealed)") > 500, "too few cases reached structural validation");
+        Assert.True(executedTraining > 100, $"only {executedTraining} mutated training plans loaded and ran");
     }
 
     private static readonly int[] TensorFields =

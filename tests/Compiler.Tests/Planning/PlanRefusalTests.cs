@@ -135,7 +135,7 @@ public class PlanRefusalTests
         { "gap quantization", new[] { "op 4", "output quantization" } },
         { "fc output shape", new[] { "op 5", "is not (OC,1,1)" } },
         { "unknown op kind", new[] { "op 2: unknown kind 77" } },
-        { "unknown phase", new[] { "op 2", "unknown phase 3" } },
+        { "unknown phase", new[] { "op 2", "unknown phase 5" } },
         { "backward op in the forward pass", new[] { "op 5", "is one of the 6 inference ops, but its phase is Backward" } },
         { "classes", new[] { "the model has 9 classes, but its output tensor 6 'logits' holds 10 values" } },
         { "model output index", new[] { "the model output is tensor 9, but the plan has 9 tensors" } },
@@ -215,7 +215,7 @@ public class PlanRefusalTests
                 Put32(b, Tensor(b, 6, PlanFormat.TensorH), 2);
                 break;
             case "unknown op kind": Put16(b, Op(b, 2, PlanFormat.OpKindField), 77); break;
-            case "unknown phase": b[Op(b, 2, PlanFormat.OpPhase)] = 3; break;
+            case "unknown phase": b[Op(b, 2, PlanFormat.OpPhase)] = 5; break;
             case "backward op in the forward pass": b[Op(b, 5, PlanFormat.OpPhase)] = (byte)OpPhase.Backward; break;
             case "classes": Put16(b, Model(b, PlanFormat.ModelNumClasses), 9); break;
             case "model output index": Put16(b, Model(b, PlanFormat.ModelOutputTensor), 9); break;

@@ -1,6 +1,7 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
 using System.Buffers.Binary;
+using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Kernels;
 using TinyTrain.Runtime.Plan;
 
@@ -11,7 +12,8 @@ using TinyTrain.Runtime.Plan;
 /// and to the per-channel constants; masks, loss, gradients and updates go to the runtime's own kernels with
 /// the arguments Executor.ExecuteTraining builds, after the regions they will touch are checked against their
 /// sections. Any index a validated plan lets out of range throws, and so does any kernel precondition a
-/// validated plan breaks (a TinyTrainException from a kernel).
+/// validated plan breaks (a TinyTrainException from a kernel). Then the runtime's Executor binds the plan,
+/// runs inference and one training step: what Plan.Load promises is that this cannot fail.
 /// </summary>
 internal static class TrainingPlanReferee
 {
@@ -63,6 +65,11 @@ internal static class TrainingPlanReferee
                     _ => op.Arg(1) != 0,
                 } });
         }
+
+        var executor = new Executor(plan);
+        new Random(8).NextBytes(executor.Arena.AsSpan(executor.InputOffset, executor.InputLength));
+        executor.Invoke();
+        if (executor.CanTrain) executor.TrainStep(plan.NumClasses - 1);
         return true;
     }
 
@@ -181,7 +188,6 @@ internal static class TrainingPlanReferee
     {
         byte[] image = plan.Image;
         int constantsAt = plan.ConstantsOffset;
-        ReadOnlySpan<byte> constants = image.AsSpan(constantsAt, plan.ConstantsLength);
         bool accumulate = (op.Flags & OpFlags.Accumulate) != 0;
         bool weightsInParams = (op.Flags & OpFlags.WeightsInParams) != 0, biasInParams = (op.Flags & OpFlags.BiasInParams) != 0;
         byte[] wBuffer = weightsInParams ? parameters : image;
@@ -199,12 +205,6 @@ internal static class TrainingPlanReferee
             // What the update writes must be the writable params region, never the image.
             Expect(w < 0 || weightsInParams, j, op, "trained weights in params");
             Expect(bias < 0 || biasInParams, j, op, "trained bias in params");
-        }
-        void Channels(int channels, long weightBytes)
-        {
-            if (w >= 0) _ = Region(op, op.Weights, weightBytes, OpFlags.WeightsInParams, parameters, constants);
-            if (bias >= 0) _ = Region(op, op.Bias, 4L * channels, OpFlags.BiasInParams, parameters, constants);
-            _ = constants.Slice((int)op.Multiplier, 4 * channels);
         }
         switch (op.Kind)
         {
@@ -243,7 +243,7 @@ internal static class TrainingPlanReferee
                     InC = dx.C, H = dx.H, W = dx.W, OutC = x.C, OH = x.H, OW = x.W,
                     Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), Groups = op.Arg(3), ActMin = -128, ActMax = 127,
                 };
-                Channels(x.C, (long)x.C * (dx.C / p.Groups) * p.Kernel * p.Kernel);
+                Channels(plan, op, parameters, x.C, (long)x.C * (dx.C / p.Groups) * p.Kernel * p.Kernel);
                 Conv2D.BackwardInput(p, arena, x.ArenaOffset, wBuffer, w, image, scales, arena, dx.ArenaOffset, accumulate);
                 break;
             }
@@ -254,7 +254,7 @@ internal static class TrainingPlanReferee
                 {
                     C = dx.C, H = dx.H, W = dx.W, OH = x.H, OW = x.W, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), ActMin = -128, ActMax = 127,
                 };
-                Channels(dx.C, (long)dx.C * p.Kernel * p.Kernel);
+                Channels(plan, op, parameters, dx.C, (long)dx.C * p.Kernel * p.Kernel);
                 DepthwiseConv2D.BackwardInput(p, arena, x.ArenaOffset, wBuffer, w, image, scales, arena, dx.ArenaOffset, accumulate);
                 break;
             }
@@ -262,7 +262,7 @@ internal static class TrainingPlanReferee
             {
                 TensorInfo dx = plan.Tensor(op.Output);
                 var p = new FullyConnectedParams { In = dx.ElementCount, Out = x.ElementCount, ActMin = -128, ActMax = 127 };
-                Channels(p.Out, (long)p.Out * p.In);
+                Channels(plan, op, parameters, p.Out, (long)p.Out * p.In);
                 FullyConnected.BackwardInput(p, arena, x.ArenaOffset, wBuffer, w, image, scales, arena, dx.ArenaOffset, accumulate);
                 break;
             }
@@ -274,7 +274,7 @@ internal static class TrainingPlanReferee
                     InC = x.C, H = x.H, W = x.W, OutC = dy.C, OH = dy.H, OW = dy.W,
                     Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), Groups = op.Arg(3), InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
                 };
-                Channels(dy.C, (long)dy.C * (x.C / p.Groups) * p.Kernel * p.Kernel);
+                Channels(plan, op, parameters, dy.C, (long)dy.C * (x.C / p.Groups) * p.Kernel * p.Kernel);
                 Conv2D.Update(p, arena, x.ArenaOffset, arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, image, scales, x.Scale, op.Arg(4), rule, state, op.Arg(6), ref rng);
                 break;
             }
@@ -286,7 +286,7 @@ internal static class TrainingPlanReferee
                     C = x.C, H = x.H, W = x.W, OH = dy.H, OW = dy.W, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2),
                     InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
                 };
-                Channels(x.C, (long)x.C * p.Kernel * p.Kernel);
+                Channels(plan, op, parameters, x.C, (long)x.C * p.Kernel * p.Kernel);
                 DepthwiseConv2D.Update(p, arena, x.ArenaOffset, arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, image, scales, x.Scale, op.Arg(3), rule, state, op.Arg(5), ref rng);
                 break;
             }
@@ -294,7 +294,7 @@ internal static class TrainingPlanReferee
             {
                 TensorInfo dy = plan.Tensor(op.Input1);
                 var p = new FullyConnectedParams { In = x.ElementCount, Out = dy.ElementCount, InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127 };
-                Channels(p.Out, (long)p.Out * p.In);
+                Channels(plan, op, parameters, p.Out, (long)p.Out * p.In);
                 FullyConnected.Update(p, arena, x.ArenaOffset, arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, image, scales, x.Scale, op.Arg(0), rule, state, op.Arg(2), ref rng);
                 break;
             }
@@ -317,6 +317,15 @@ internal static class TrainingPlanReferee
                 Expect(false, j, op, "known kind");
                 break;
         }
+    }
+
+    // The weights, bias and weight scales an op will touch lie inside their own sections, not just inside the image.
+    private static void Channels(Plan plan, OpInfo op, byte[] parameters, int channels, long weightBytes)
+    {
+        ReadOnlySpan<byte> constants = plan.Image.AsSpan(plan.ConstantsOffset, plan.ConstantsLength);
+        if (op.Weights != PlanFormat.NoConstant) _ = Region(op, op.Weights, weightBytes, OpFlags.WeightsInParams, parameters, constants);
+        if (op.Bias != PlanFormat.NoConstant) _ = Region(op, op.Bias, 4L * channels, OpFlags.BiasInParams, parameters, constants);
+        _ = constants.Slice((int)op.Multiplier, 4 * channels);
     }
 
     // acc * M * 2^(shift - 31), rounded; acc is clamped to int32 first as the kernels' accumulators are.
