@@ -3,8 +3,17 @@ namespace TinyTrain.Runtime.Kernels;
 public static partial class Conv2D
 {
     // The specification: plain loops, arrays and offsets, ints and longs (portable to nanoFramework).
-    private static void Reference(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Reference(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
+        // Fused mask (maskMode 1 or 2): all bits 0, then a 1 for each output whose activation passes the gradient.
+        if (maskMode != 0)
+        {
+            int maskBytes = (p.OutC * p.OH * p.OW + 7) / 8;
+            for (int i = 0; i < maskBytes; i++)
+            {
+                mask![maskOff + i] = 0;
+            }
+        }
         int k = p.Kernel;
         int icPerGroup = p.InC / p.Groups;
         int ocPerGroup = p.OutC / p.Groups;
@@ -43,6 +52,12 @@ public static partial class Conv2D
                         }
                     }
                     int v = p.OutputZeroPoint + Quant.MultiplyByQuantizedMultiplier(acc, multiplier, shift);
+                    // acc > 0 is the sign of the real pre-activation; ReLU6 also needs the unclamped value below the top.
+                    if (maskMode != 0 && acc > 0 && (maskMode == 1 || v < p.ActMax))
+                    {
+                        int bit = (oc * p.OH + oy) * p.OW + ox;
+                        mask![maskOff + bit / 8] |= (byte)(1 << (bit % 8));
+                    }
                     if (v < p.ActMin)
                     {
                         v = p.ActMin;

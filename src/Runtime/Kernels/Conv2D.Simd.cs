@@ -7,6 +7,7 @@ namespace TinyTrain.Runtime.Kernels;
 // The fast path. Accumulates exactly in int32 (wrapping, like the reference, so reordering the sum
 // changes nothing) and requantizes with the lane-wise twin of Quant.MultiplyByQuantizedMultiplier:
 // the result equals the reference bit for bit. Scratch is one bounded stackalloc; nothing else.
+// A fused mask, when asked for, takes each stored vector's compare bits from the same accumulators (FusedMask).
 public static partial class Conv2D
 {
     // Stack scratch of the fast path, in ints (16 KB).
@@ -14,23 +15,23 @@ public static partial class Conv2D
     // Output channels computed together, so that every loaded input vector feeds four accumulators.
     private const int Block = 4;
 
-    private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         // Rows (or, pointwise, planes) shorter than a Vector256 would waste most of its lanes.
         int run = p.Kernel == 1 && p.Stride == 1 && p.Pad == 0 ? p.H * p.W : p.OW;
         if (SimdWidth.Wide && run > Vector128<int>.Count)
         {
-            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
         else
         {
-            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
     }
 
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SimdCore<TV, L>(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void SimdCore<TV, L>(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -40,6 +41,7 @@ public static partial class Conv2D
         ref byte xr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(x), xOff);
         ref byte wr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), wOff);
         ref byte yr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(y), yOff);
+        var fused = new FusedMask(mask, maskOff, maskMode, y, yOff, p.OutC * p.OH * p.OW);
         int icg = p.InC / p.Groups;
         int ocg = p.OutC / p.Groups;
         if (p.Kernel == 1 && p.Stride == 1 && p.Pad == 0 && Block * icg <= ScratchInts)
@@ -48,14 +50,14 @@ public static partial class Conv2D
             for (int g = 0; g < p.Groups; g++)
             {
                 Pointwise<TV, L>(p, icg, ocg, plane, ref Unsafe.Add(ref xr, g * icg * plane), ref Unsafe.Add(ref wr, g * ocg * icg),
-                    biases, biasOff, consts, multOff, shiftOff, g * ocg, ref Unsafe.Add(ref yr, g * ocg * plane), scratch, quant);
+                    biases, biasOff, consts, multOff, shiftOff, g * ocg, ref Unsafe.Add(ref yr, g * ocg * plane), scratch, quant, fused);
             }
             return;
         }
-        if (!Spatial<TV, L>(p, ref xr, ref wr, biases, biasOff, consts, multOff, shiftOff, ref yr, scratch, quant))
+        if (!Spatial<TV, L>(p, ref xr, ref wr, biases, biasOff, consts, multOff, shiftOff, ref yr, scratch, quant, fused))
         {
             // A row too wide for the scratch: rare enough that the reference will do.
-            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
     }
 
@@ -70,7 +72,7 @@ public static partial class Conv2D
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pointwise<TV, L>(in ConvParams p, int ic, int oc, int plane, ref byte x, ref byte w, byte[] biases,
-        int biasOff, byte[] consts, int multOff, int shiftOff, int channel0, ref byte y, Span<int> scratch, Span<int> quant)
+        int biasOff, byte[] consts, int multOff, int shiftOff, int channel0, ref byte y, Span<int> scratch, Span<int> quant, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -97,22 +99,22 @@ public static partial class Conv2D
             int px = 0;
             for (; px + 2 * n <= plane; px += 2 * n)
             {
-                PointwiseTile2<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, px), ref wp, quant, ref Unsafe.Add(ref yb, px));
+                PointwiseTile2<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, px), ref wp, quant, ref Unsafe.Add(ref yb, px), mask);
             }
             for (; px + n <= plane; px += n)
             {
-                PointwiseTile1<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, px), ref wp, quant, ref Unsafe.Add(ref yb, px));
+                PointwiseTile1<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, px), ref wp, quant, ref Unsafe.Add(ref yb, px), mask);
             }
             if (px < plane)
             {
                 if (plane >= n)
                 {
                     // The last full vector: it rewrites some outputs with the values they already hold.
-                    PointwiseTile1<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, plane - n), ref wp, quant, ref Unsafe.Add(ref yb, plane - n));
+                    PointwiseTile1<TV, L>(p, ic, plane, nb, ref Unsafe.Add(ref x, plane - n), ref wp, quant, ref Unsafe.Add(ref yb, plane - n), mask);
                 }
                 else
                 {
-                    PointwiseScalar(p, ic, plane, nb, px, ref x, ref wp, quant, ref yb);
+                    PointwiseScalar(p, ic, plane, nb, px, ref x, ref wp, quant, ref yb, mask);
                 }
             }
         }
@@ -120,7 +122,7 @@ public static partial class Conv2D
 
     // Four channels by two vectors of pixels: eight accumulators, each loaded input feeds four of them.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PointwiseTile2<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y)
+    private static void PointwiseTile2<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -150,27 +152,27 @@ public static partial class Conv2D
             xi = ref Unsafe.Add(ref xi, plane);
             wi = ref Unsafe.Add(ref wi, Block);
         }
-        StoreInt8<TV, L>(p, a0, quant, 0, ref y, 0);
-        StoreInt8<TV, L>(p, b0, quant, 0, ref y, n);
+        StoreInt8<TV, L>(p, a0, quant, 0, ref y, 0, mask);
+        StoreInt8<TV, L>(p, b0, quant, 0, ref y, n, mask);
         if (nb > 1)
         {
-            StoreInt8<TV, L>(p, a1, quant, 1, ref y, plane);
-            StoreInt8<TV, L>(p, b1, quant, 1, ref y, plane + n);
+            StoreInt8<TV, L>(p, a1, quant, 1, ref y, plane, mask);
+            StoreInt8<TV, L>(p, b1, quant, 1, ref y, plane + n, mask);
         }
         if (nb > 2)
         {
-            StoreInt8<TV, L>(p, a2, quant, 2, ref y, 2 * plane);
-            StoreInt8<TV, L>(p, b2, quant, 2, ref y, 2 * plane + n);
+            StoreInt8<TV, L>(p, a2, quant, 2, ref y, 2 * plane, mask);
+            StoreInt8<TV, L>(p, b2, quant, 2, ref y, 2 * plane + n, mask);
         }
         if (nb > 3)
         {
-            StoreInt8<TV, L>(p, a3, quant, 3, ref y, 3 * plane);
-            StoreInt8<TV, L>(p, b3, quant, 3, ref y, 3 * plane + n);
+            StoreInt8<TV, L>(p, a3, quant, 3, ref y, 3 * plane, mask);
+            StoreInt8<TV, L>(p, b3, quant, 3, ref y, 3 * plane + n, mask);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PointwiseTile1<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y)
+    private static void PointwiseTile1<TV, L>(in ConvParams p, int ic, int plane, int nb, ref byte x, ref int wp, Span<int> quant, ref byte y, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -190,23 +192,23 @@ public static partial class Conv2D
             xi = ref Unsafe.Add(ref xi, plane);
             wi = ref Unsafe.Add(ref wi, Block);
         }
-        StoreInt8<TV, L>(p, a0, quant, 0, ref y, 0);
+        StoreInt8<TV, L>(p, a0, quant, 0, ref y, 0, mask);
         if (nb > 1)
         {
-            StoreInt8<TV, L>(p, a1, quant, 1, ref y, plane);
+            StoreInt8<TV, L>(p, a1, quant, 1, ref y, plane, mask);
         }
         if (nb > 2)
         {
-            StoreInt8<TV, L>(p, a2, quant, 2, ref y, 2 * plane);
+            StoreInt8<TV, L>(p, a2, quant, 2, ref y, 2 * plane, mask);
         }
         if (nb > 3)
         {
-            StoreInt8<TV, L>(p, a3, quant, 3, ref y, 3 * plane);
+            StoreInt8<TV, L>(p, a3, quant, 3, ref y, 3 * plane, mask);
         }
     }
 
     // Planes smaller than one vector (1x1, 2x2 ...).
-    private static void PointwiseScalar(in ConvParams p, int ic, int plane, int nb, int px0, ref byte x, ref int wp, Span<int> quant, ref byte y)
+    private static void PointwiseScalar(in ConvParams p, int ic, int plane, int nb, int px0, ref byte x, ref int wp, Span<int> quant, ref byte y, in FusedMask mask)
     {
         for (int px = px0; px < plane; px++)
         {
@@ -218,17 +220,31 @@ public static partial class Conv2D
                     acc += Unsafe.Add(ref wp, i * Block + b) * (sbyte)Unsafe.Add(ref x, i * plane + px);
                 }
                 int v = p.OutputZeroPoint + Quant.MultiplyByQuantizedMultiplier(acc, quant[3 * b + 1], quant[3 * b + 2]);
-                Unsafe.Add(ref y, b * plane + px) = (byte)Math.Clamp(v, p.ActMin, p.ActMax);
+                ref byte yAt = ref Unsafe.Add(ref y, b * plane + px);
+                yAt = (byte)Math.Clamp(v, p.ActMin, p.ActMax);
+                if (mask.Mode != 0 && FusedMask.Passes(mask.Mode, acc, v, p.ActMax))
+                {
+                    mask.Write(ref yAt, 1, 1);
+                }
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreInt8<TV, L>(in ConvParams p, TV acc, Span<int> quant, int b, ref byte y, int index)
+    private static void StoreInt8<TV, L>(in ConvParams p, TV acc, Span<int> quant, int b, ref byte y, int index, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
-        L.StoreInt8(L.Requantize(acc, quant[3 * b + 1], quant[3 * b + 2], p.OutputZeroPoint, p.ActMin, p.ActMax), ref y, index);
+        if (mask.Mode == 0)
+        {
+            L.StoreInt8(L.Requantize(acc, quant[3 * b + 1], quant[3 * b + 2], p.OutputZeroPoint, p.ActMin, p.ActMax), ref y, index);
+        }
+        else
+        {
+            TV v = L.Requantize(acc, quant[3 * b + 1], quant[3 * b + 2], p.OutputZeroPoint, p.ActMin, p.ActMax, mask.Mode, out uint bits);
+            L.StoreInt8(v, ref y, index);
+            mask.Write(ref Unsafe.Add(ref y, index), bits, L.Count);
+        }
     }
 
     // ---- Spatial: any kernel, stride, padding, groups. ----
@@ -238,7 +254,7 @@ public static partial class Conv2D
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool Spatial<TV, L>(in ConvParams p, ref byte x, ref byte w, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff,
-        ref byte y, Span<int> scratch, Span<int> quant)
+        ref byte y, Span<int> scratch, Span<int> quant, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -316,7 +332,7 @@ public static partial class Conv2D
                         for (int r = 0; r < rows; r++)
                         {
                             RequantizeRow<TV, L>(p, ref Unsafe.Add(ref accr, b * accStride + r * owr), quant[3 * b + 1], quant[3 * b + 2],
-                                ref Unsafe.Add(ref y, (oc0 + b) * oplane + (oy0 + r) * p.OW));
+                                ref Unsafe.Add(ref y, (oc0 + b) * oplane + (oy0 + r) * p.OW), mask);
                         }
                     }
                 }
@@ -393,12 +409,30 @@ public static partial class Conv2D
 
     // Requantizes one int32 row (padded to whole vectors) into ow int8 outputs.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RequantizeRow<TV, L>(in ConvParams p, ref int acc, int multiplier, int shift, ref byte y)
+    private static void RequantizeRow<TV, L>(in ConvParams p, ref int acc, int multiplier, int shift, ref byte y, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
         int n = L.Count;
         int ox = 0;
+        if (mask.Mode != 0)
+        {
+            for (; ox < p.OW; ox += n)
+            {
+                TV v = L.Requantize(L.Load(ref acc, ox), multiplier, shift, p.OutputZeroPoint, p.ActMin, p.ActMax, mask.Mode, out uint bits);
+                int count = Math.Min(n, p.OW - ox);
+                if (count == n)
+                {
+                    L.StoreInt8(v, ref y, ox);
+                }
+                else
+                {
+                    L.StoreInt8Partial(v, ref y, ox, count);
+                }
+                mask.Write(ref Unsafe.Add(ref y, ox), bits, count);
+            }
+            return;
+        }
         for (; ox + n <= p.OW; ox += n)
         {
             L.StoreInt8(L.Requantize(L.Load(ref acc, ox), multiplier, shift, p.OutputZeroPoint, p.ActMin, p.ActMax), ref y, ox);

@@ -7,27 +7,28 @@ namespace TinyTrain.Runtime.Kernels;
 // The fast path: per channel, a strip of padded, phase-split input rows (ConvStrip) in stack scratch,
 // then each vector of outputs is one load, multiply and add per tap for any stride. Exact int32
 // accumulation and lane-wise requantization: equal to the reference bit for bit.
+// A fused mask, when asked for, takes each stored vector's compare bits from the same accumulators (FusedMask).
 public static partial class DepthwiseConv2D
 {
     // Stack scratch of the fast path, in ints (16 KB).
     private const int ScratchInts = 4096;
 
-    private static void Simd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Simd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         // Rows shorter than a Vector256 would waste most of its lanes.
         if (SimdWidth.Wide && p.OW > Vector128<int>.Count)
         {
-            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
         else
         {
-            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
     }
 
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SimdCore<TV, L>(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void SimdCore<TV, L>(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -44,7 +45,7 @@ public static partial class DepthwiseConv2D
         if (free < perRow)
         {
             // A row too wide for the scratch: rare enough that the reference will do.
-            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
             return;
         }
         int rowsPerStrip = (int)Math.Min(free / perRow, p.OH);
@@ -62,6 +63,7 @@ public static partial class DepthwiseConv2D
         ref byte xr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(x), xOff);
         ref byte wr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), wOff);
         ref byte yr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(y), yOff);
+        var fused = new FusedMask(mask, maskOff, maskMode, y, yOff, p.C * p.OH * p.OW);
         ref int stripr = ref MemoryMarshal.GetReference(strip);
         ref int wkr = ref MemoryMarshal.GetReference(wk);
         ref int tapr = ref MemoryMarshal.GetReference(taps);
@@ -84,7 +86,7 @@ public static partial class DepthwiseConv2D
                 for (int r = 0; r < rows; r++)
                 {
                     Row<TV, L>(p, kk, owr, ref Unsafe.Add(ref stripr, r * s * rowStride), ref tapr, ref wkr, bias, multiplier, shift,
-                        ref Unsafe.Add(ref yr, c * oplane + (oy0 + r) * p.OW));
+                        ref Unsafe.Add(ref yr, c * oplane + (oy0 + r) * p.OW), fused);
                 }
             }
         }
@@ -92,7 +94,7 @@ public static partial class DepthwiseConv2D
 
     // One output row: y[ox] = requantize(bias + sum over taps of strip[tap + ox] * w[tap]), two vectors at a time.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Row<TV, L>(in DepthwiseParams p, int kk, int owr, ref int src, ref int taps, ref int wk, int bias, int multiplier, int shift, ref byte y)
+    private static void Row<TV, L>(in DepthwiseParams p, int kk, int owr, ref int src, ref int taps, ref int wk, int bias, int multiplier, int shift, ref byte y, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
@@ -109,8 +111,8 @@ public static partial class DepthwiseConv2D
                 a = L.Add(a, L.Multiply(L.Load(ref src, xi), wv));
                 b = L.Add(b, L.Multiply(L.Load(ref src, xi + n), wv));
             }
-            Store<TV, L>(p, a, multiplier, shift, ref y, ox);
-            Store<TV, L>(p, b, multiplier, shift, ref y, ox + n);
+            Store<TV, L>(p, a, multiplier, shift, ref y, ox, mask);
+            Store<TV, L>(p, b, multiplier, shift, ref y, ox + n, mask);
         }
         if (ox < owr)
         {
@@ -119,15 +121,20 @@ public static partial class DepthwiseConv2D
             {
                 a = L.Add(a, L.Multiply(L.Load(ref src, Unsafe.Add(ref taps, t) + ox), L.Splat(Unsafe.Add(ref wk, t))));
             }
-            Store<TV, L>(p, a, multiplier, shift, ref y, ox);
+            Store<TV, L>(p, a, multiplier, shift, ref y, ox, mask);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<TV, L>(in DepthwiseParams p, TV acc, int multiplier, int shift, ref byte y, int ox)
+    private static void Store<TV, L>(in DepthwiseParams p, TV acc, int multiplier, int shift, ref byte y, int ox, in FusedMask mask)
         where TV : struct
         where L : struct, ILanes<TV>
     {
+        if (mask.Mode != 0)
+        {
+            StoreMasked<TV, L>(p, acc, multiplier, shift, ref y, ox, mask);
+            return;
+        }
         TV v = L.Requantize(acc, multiplier, shift, p.OutputZeroPoint, p.ActMin, p.ActMax);
         if (ox + L.Count <= p.OW)
         {
@@ -137,5 +144,23 @@ public static partial class DepthwiseConv2D
         {
             L.StoreInt8Partial(v, ref y, ox, p.OW - ox);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreMasked<TV, L>(in DepthwiseParams p, TV acc, int multiplier, int shift, ref byte y, int ox, in FusedMask mask)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        TV v = L.Requantize(acc, multiplier, shift, p.OutputZeroPoint, p.ActMin, p.ActMax, mask.Mode, out uint bits);
+        int count = Math.Min(L.Count, p.OW - ox);
+        if (count == L.Count)
+        {
+            L.StoreInt8(v, ref y, ox);
+        }
+        else
+        {
+            L.StoreInt8Partial(v, ref y, ox, count);
+        }
+        mask.Write(ref Unsafe.Add(ref y, ox), bits, count);
     }
 }

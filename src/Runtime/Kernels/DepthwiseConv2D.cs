@@ -16,6 +16,7 @@ public struct DepthwiseParams
 ///   x (C, H, W) int8, w (C, 1, K, K) int8, bias (optional: biasOff &lt; 0 means none), multiplier, shift: int32 x C,
 ///   y[c, oy, ox] = clamp(zp_y + MBQM(bias[c] + sum (x - zp_x) * w, multiplier[c], shift[c]), actMin, actMax).
 /// y must not overlap x.
+/// For training it can also write the fused ReLU / ReLU6 gradient mask from the exact accumulator (see Run).
 /// </summary>
 public static partial class DepthwiseConv2D
 {
@@ -23,32 +24,55 @@ public static partial class DepthwiseConv2D
 
     public static void Run(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        Run(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
+    }
+
+    /// <summary>
+    /// Also writes the fused activation's mask when <paramref name="maskMode"/> is 1 (ReLU: bit = acc &gt; 0) or
+    /// 2 (ReLU6: also zp_y + MBQM(acc) &lt; ActMax before the clamp), acc being the exact int32 accumulator with the
+    /// bias: one bit per output in y's order, LSB-first, in ceil(count / 8) bytes at mask[maskOff..], high bits 0.
+    /// Mode 0 writes none (mask null or maskOff &lt; 0).
+    /// </summary>
+    public static void Run(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         if (SimdWidth.Fast)
         {
-            Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
         else
         {
-            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
     }
 
     /// <summary>The scalar reference, whatever <see cref="KernelMode"/> says.</summary>
     public static void RunReference(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
-        Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        RunReference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
+    }
+
+    /// <summary>The scalar reference, with the fused mask as in <c>Run</c>.</summary>
+    public static void RunReference(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
     }
 
     /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
     public static void RunSimd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
-        Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        RunSimd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
     }
 
-    private static void Check(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    /// <summary>The fast path, with the fused mask as in <c>Run</c>.</summary>
+    public static void RunSimd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+    }
+
+    private static void Check(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         KernelChecks.Positive(Op, "C", p.C);
         KernelChecks.Positive(Op, "H", p.H);
@@ -67,11 +91,13 @@ public static partial class DepthwiseConv2D
         KernelChecks.Int8(Op, "OutputZeroPoint", p.OutputZeroPoint);
         KernelChecks.Activation(Op, p.ActMin, p.ActMax);
         long xLen = (long)p.C * p.H * p.W;
+        long wLen = (long)p.C * p.Kernel * p.Kernel;
         long yLen = (long)p.C * p.OH * p.OW;
         KernelChecks.Range(Op, "x", x, xOff, xLen);
-        KernelChecks.Range(Op, "w", w, wOff, (long)p.C * p.Kernel * p.Kernel);
+        KernelChecks.Range(Op, "w", w, wOff, wLen);
         KernelChecks.Constants(Op, biases, biasOff, consts, multOff, shiftOff, p.C);
         KernelChecks.Range(Op, "y", y, yOff, yLen);
         KernelChecks.Disjoint(Op, "x", x, xOff, xLen, y, yOff, yLen);
+        KernelChecks.Mask(Op, mask, maskOff, maskMode, yLen, x, xOff, xLen, w, wOff, wLen, y, yOff, yLen);
     }
 }

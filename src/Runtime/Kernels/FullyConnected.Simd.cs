@@ -6,39 +6,41 @@ namespace TinyTrain.Runtime.Kernels;
 
 // The fast path: dot products over In, four output rows at a time so that each loaded input vector
 // feeds four accumulators. Exact int32 sums, scalar requantization (one per output): bit for bit.
+// A fused mask, when asked for, comes from the same accumulators as the outputs (FusedMask).
 public static partial class FullyConnected
 {
-    private static void Simd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void Simd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         if (SimdWidth.Wide)
         {
-            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
         else
         {
-            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            SimdCore<Vector128<int>, Lanes128>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SimdCore<TV, L>(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    private static void SimdCore<TV, L>(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
         where TV : struct
         where L : struct, ILanes<TV>
     {
         ref byte xr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(x), xOff);
         ref byte wr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), wOff);
+        var fused = new FusedMask(mask, maskOff, maskMode, y, yOff, p.Out);
         int o = 0;
         for (; o + 4 <= p.Out; o += 4)
         {
             Dot4<TV, L>(p.In, p.InputZeroPoint, ref xr, ref Unsafe.Add(ref wr, o * p.In), out int s0, out int s1, out int s2, out int s3);
-            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o, s0);
-            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o + 1, s1);
-            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o + 2, s2);
-            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o + 3, s3);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, fused, o, s0);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, fused, o + 1, s1);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, fused, o + 2, s2);
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, fused, o + 3, s3);
         }
         for (; o < p.Out; o++)
         {
-            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, o, Dot1<TV, L>(p.In, p.InputZeroPoint, ref xr, ref Unsafe.Add(ref wr, o * p.In)));
+            Write(p, biases, biasOff, consts, multOff, shiftOff, y, yOff, fused, o, Dot1<TV, L>(p.In, p.InputZeroPoint, ref xr, ref Unsafe.Add(ref wr, o * p.In)));
         }
     }
 
@@ -95,10 +97,15 @@ public static partial class FullyConnected
         return sum;
     }
 
-    private static void Write(in FullyConnectedParams p, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, int o, int dot)
+    private static void Write(in FullyConnectedParams p, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff,
+        in FusedMask mask, int o, int dot)
     {
         int acc = (biasOff >= 0 ? Quant.ReadInt32(biases, biasOff + 4 * o) : 0) + dot;
         int v = p.OutputZeroPoint + Quant.MultiplyByQuantizedMultiplier(acc, Quant.ReadInt32(consts, multOff + 4 * o), Quant.ReadInt32(consts, shiftOff + 4 * o));
         y[yOff + o] = (byte)Math.Clamp(v, p.ActMin, p.ActMax);
+        if (mask.Mode != 0 && FusedMask.Passes(mask.Mode, acc, v, p.ActMax))
+        {
+            mask.Set(o);
+        }
     }
 }

@@ -14,6 +14,7 @@ public struct FullyConnectedParams
 ///   x (In) int8, w (Out, In) int8, bias (optional: biasOff &lt; 0 means none), multiplier, shift: int32 x Out,
 ///   y[o] = clamp(zp_y + MBQM(bias[o] + sum_i (x[i] - zp_x) * w[o, i], multiplier[o], shift[o]), actMin, actMax).
 /// y must not overlap x.
+/// For training it can also write the fused ReLU / ReLU6 gradient mask from the exact accumulator (see Run).
 /// </summary>
 public static partial class FullyConnected
 {
@@ -21,32 +22,55 @@ public static partial class FullyConnected
 
     public static void Run(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        Run(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
+    }
+
+    /// <summary>
+    /// Also writes the fused activation's mask when <paramref name="maskMode"/> is 1 (ReLU: bit = acc &gt; 0) or
+    /// 2 (ReLU6: also zp_y + MBQM(acc) &lt; ActMax before the clamp), acc being the exact int32 accumulator with the
+    /// bias: one bit per output in y's order, LSB-first, in ceil(count / 8) bytes at mask[maskOff..], high bits 0.
+    /// Mode 0 writes none (mask null or maskOff &lt; 0).
+    /// </summary>
+    public static void Run(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         if (SimdWidth.Fast)
         {
-            Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
         else
         {
-            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
         }
     }
 
     /// <summary>The scalar reference, whatever <see cref="KernelMode"/> says.</summary>
     public static void RunReference(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
-        Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        RunReference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
+    }
+
+    /// <summary>The scalar reference, with the fused mask as in <c>Run</c>.</summary>
+    public static void RunReference(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
     }
 
     /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
     public static void RunSimd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
     {
-        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
-        Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff);
+        RunSimd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
     }
 
-    private static void Check(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    /// <summary>The fast path, with the fused mask as in <c>Run</c>.</summary>
+    public static void RunSimd(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+    }
+
+    private static void Check(in FullyConnectedParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         KernelChecks.Positive(Op, "In", p.In);
         KernelChecks.Positive(Op, "Out", p.Out);
@@ -54,9 +78,11 @@ public static partial class FullyConnected
         KernelChecks.Int8(Op, "OutputZeroPoint", p.OutputZeroPoint);
         KernelChecks.Activation(Op, p.ActMin, p.ActMax);
         KernelChecks.Range(Op, "x", x, xOff, p.In);
-        KernelChecks.Range(Op, "w", w, wOff, (long)p.Out * p.In);
+        long wLen = (long)p.Out * p.In;
+        KernelChecks.Range(Op, "w", w, wOff, wLen);
         KernelChecks.Constants(Op, biases, biasOff, consts, multOff, shiftOff, p.Out);
         KernelChecks.Range(Op, "y", y, yOff, p.Out);
         KernelChecks.Disjoint(Op, "x", x, xOff, p.In, y, yOff, p.Out);
+        KernelChecks.Mask(Op, mask, maskOff, maskMode, p.Out, x, xOff, p.In, w, wOff, wLen, y, yOff, p.Out);
     }
 }

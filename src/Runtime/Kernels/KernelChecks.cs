@@ -63,6 +63,46 @@ internal static class KernelChecks
         Range(op, "shift", consts, shiftOff, bytes);
     }
 
+    /// <summary>
+    /// A fused ReLU mask request (<paramref name="maskMode"/> 0 none, 1 ReLU, 2 ReLU6). Mode 0 names no mask
+    /// (null or <paramref name="maskOff"/> &lt; 0); modes 1 and 2 need ceil(count / 8) bytes that overlap none of
+    /// the tensors the kernel reads or writes, since the kernels write the mask while they read them.
+    /// </summary>
+    public static void Mask(string op, byte[]? mask, int maskOff, int maskMode, long count,
+        byte[] x, int xOff, long xLen, byte[] w, int wOff, long wLen, byte[] y, int yOff, long yLen)
+    {
+        if (maskMode < 0 || maskMode > 2)
+        {
+            throw new TinyTrainException($"{op}: maskMode is {maskMode}; it must be 0 (no mask), 1 (ReLU) or 2 (ReLU6).");
+        }
+        if (maskMode == 0)
+        {
+            if (mask != null && maskOff >= 0)
+            {
+                throw new TinyTrainException($"{op}: maskMode is 0 (no mask) but a mask at {maskOff} was given; pass null or maskOff -1, or maskMode 1 or 2.");
+            }
+            return;
+        }
+        if (mask == null || maskOff < 0)
+        {
+            throw new TinyTrainException($"{op}: maskMode {maskMode} needs a mask buffer and maskOff >= 0 (maskOff is {maskOff}).");
+        }
+        long maskLen = (count + 7) / 8;
+        Range(op, "mask", mask, maskOff, maskLen);
+        MaskApart(op, "x", x, xOff, xLen, mask, maskOff, maskLen);
+        MaskApart(op, "w", w, wOff, wLen, mask, maskOff, maskLen);
+        MaskApart(op, "y", y, yOff, yLen, mask, maskOff, maskLen);
+    }
+
+    private static void MaskApart(string op, string what, byte[] a, int aOff, long aLen, byte[] mask, int maskOff, long maskLen)
+    {
+        if (ReferenceEquals(a, mask) && aOff < maskOff + maskLen && maskOff < aOff + aLen)
+        {
+            throw new TinyTrainException(
+                $"{op}: the mask [{maskOff}, {maskOff + maskLen}) overlaps {what} [{aOff}, {aOff + aLen}) in the same buffer; the planner must keep them apart.");
+        }
+    }
+
     /// <summary>Refuses an output that overlaps an input: the kernels read inputs after writing outputs.</summary>
     public static void Disjoint(string op, string input, byte[] x, int xOff, long xLen, byte[] y, int yOff, long yLen)
     {

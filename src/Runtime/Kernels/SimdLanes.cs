@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace TinyTrain.Runtime.Kernels;
@@ -45,6 +46,12 @@ internal interface ILanes<TV> where TV : struct
 
     /// <summary>clamp(zeroPoint + MultiplyByQuantizedMultiplier(acc, multiplier, shift), actMin, actMax).</summary>
     static abstract TV Requantize(TV acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax);
+
+    /// <summary>
+    /// <see cref="Requantize(TV, int, int, int, int, int)"/>, and the lanes' fused ReLU mask in <paramref name="maskBits"/>
+    /// (bit i for lane i): acc &gt; 0 and, for <paramref name="maskMode"/> 2, zeroPoint + MBQM(acc) &lt; actMax before the clamp.
+    /// </summary>
+    static abstract TV Requantize(TV acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax, int maskMode, out uint maskBits);
 
     /// <summary>Stores the Count lanes, already within [-128, 127], as int8 bytes at dst[index..].</summary>
     static abstract void StoreInt8(TV value, ref byte dst, int index);
@@ -135,6 +142,19 @@ internal struct Lanes256 : ILanes<Vector256<int>>
     public static Vector256<int> Requantize(Vector256<int> acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax)
     {
         Vector256<int> v = MultiplyByQuantizedMultiplier(acc, multiplier, shift) + Vector256.Create(zeroPoint);
+        return Vector256.Max(Vector256.Min(v, Vector256.Create(actMax)), Vector256.Create(actMin));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Requantize(Vector256<int> acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax, int maskMode, out uint maskBits)
+    {
+        Vector256<int> v = MultiplyByQuantizedMultiplier(acc, multiplier, shift) + Vector256.Create(zeroPoint);
+        Vector256<int> passes = Vector256.GreaterThan(acc, Vector256<int>.Zero);
+        if (maskMode == 2)
+        {
+            passes &= Vector256.LessThan(v, Vector256.Create(actMax));
+        }
+        maskBits = passes.ExtractMostSignificantBits();
         return Vector256.Max(Vector256.Min(v, Vector256.Create(actMax)), Vector256.Create(actMin));
     }
 
@@ -246,6 +266,19 @@ internal struct Lanes128 : ILanes<Vector128<int>>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Requantize(Vector128<int> acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax, int maskMode, out uint maskBits)
+    {
+        Vector128<int> v = MultiplyByQuantizedMultiplier(acc, multiplier, shift) + Vector128.Create(zeroPoint);
+        Vector128<int> passes = Vector128.GreaterThan(acc, Vector128<int>.Zero);
+        if (maskMode == 2)
+        {
+            passes &= Vector128.LessThan(v, Vector128.Create(actMax));
+        }
+        maskBits = passes.ExtractMostSignificantBits();
+        return Vector128.Max(Vector128.Min(v, Vector128.Create(actMax)), Vector128.Create(actMin));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreInt8(Vector128<int> value, ref byte dst, int index)
     {
         Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, index), NarrowToInt8(value));
@@ -266,5 +299,60 @@ internal struct Lanes128 : ILanes<Vector128<int>>
     {
         Vector128<short> s = Vector128.Narrow(value, value);
         return Vector128.Narrow(s, s).AsInt32().ToScalar();
+    }
+}
+
+/// <summary>
+/// Where a fast path writes the fused ReLU mask (<see cref="Conv2D"/> and the others, maskMode 1 or 2): bit i,
+/// LSB-first, belongs to output element i, so a store's bit index is its distance from y's first element and
+/// no path has to carry indices. The constructor clears the mask's bytes, so writers only OR in ones: runs that
+/// start mid-byte, tails and tails rewritten by an overlapping last vector need no clearing of their own.
+/// Mode 0 holds null refs and must not be written to.
+/// </summary>
+internal readonly ref struct FusedMask
+{
+    private readonly ref byte _bits;
+    private readonly ref byte _y;
+    public readonly int Mode;
+
+    /// <summary>For the <paramref name="count"/> outputs at y[yOff..]; the arguments have passed <see cref="KernelChecks.Mask"/>.</summary>
+    public FusedMask(byte[]? mask, int maskOff, int maskMode, byte[] y, int yOff, int count)
+    {
+        Mode = maskMode;
+        if (maskMode == 0 || mask == null)
+        {
+            Mode = 0;
+            _bits = ref Unsafe.NullRef<byte>();
+            _y = ref Unsafe.NullRef<byte>();
+            return;
+        }
+        mask.AsSpan(maskOff, (count + 7) / 8).Clear();
+        _bits = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(mask), maskOff);
+        _y = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(y), yOff);
+    }
+
+    /// <summary>The scalar twin of the lanes' mask: the gradient of the fused activation passes.</summary>
+    public static bool Passes(int maskMode, int acc, int unclamped, int actMax) => acc > 0 && (maskMode == 1 || unclamped < actMax);
+
+    /// <summary>ORs in the low <paramref name="count"/> (1 to 8) <paramref name="bits"/> for the outputs from <paramref name="yAt"/> on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Write(ref byte yAt, uint bits, int count)
+    {
+        nint i = Unsafe.ByteOffset(ref _y, ref yAt);
+        uint v = (bits & ((1u << count) - 1)) << (int)(i & 7);
+        ref byte b = ref Unsafe.Add(ref _bits, i >> 3);
+        b |= (byte)v;
+        // Only ones spill into the next byte, which therefore lies within the mask.
+        if (v > 0xFF)
+        {
+            Unsafe.Add(ref b, 1) |= (byte)(v >> 8);
+        }
+    }
+
+    /// <summary>Sets the bit of output element <paramref name="index"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Set(int index)
+    {
+        Unsafe.Add(ref _bits, index >> 3) |= (byte)(1 << (index & 7));
     }
 }
