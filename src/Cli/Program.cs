@@ -17,13 +17,14 @@ public static class Program
           pretrain --model <zoo-name> --data <name> [--epochs N] [--seed S] [--batch B] [--lr X]
                    [--max-samples N] -o model.onnx [--json]
                                              float training on the CPU, exported as ONNX
-          compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json [--calib <data>] [--board B] [--resolution N]
+          compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json [--calib <data>] [--calib-percentile P] [--board B] [--resolution N]
                   [--classes K] [--planner greedy|naive] -o plan.ttplan [--json]
                                              quantize to int8, plan memory, write the plan and a report
           eval <plan.ttplan> --data <name> [--max-samples N] [--json]
                                              accuracy of the int8 runtime on the test split
           train <plan.ttplan> --data <name> [--steps N] [--lr X] [--momentum M] [--seed S] [--json]
                                              on-device learning with the int8 runtime, batch 1
+          export <plan.ttplan> --onnx out.onnx  the int8 plan as an ONNX QDQ model (for ONNX Runtime)
           boards [--json]                    board profiles (SRAM, Flash, core)
           demo                               the whole path so far, on bundled data
 
@@ -53,6 +54,7 @@ public static class Program
                 "compile" => CompileCommand.Run(rest, context),
                 "eval" => EvalCommand.Run(rest, context),
                 "train" => TrainCommand.Run(rest, context),
+                "export" => ExportCommand.Run(rest, context),
                 "boards" => BoardsCommand.Run(rest, context),
                 "demo" => DemoCommand.Run(rest, context),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),

@@ -16,6 +16,7 @@ internal static class CompileCommand
         string update = a.Option("update") ?? "none";
         string? calib = a.Option("calib");
         int calibSamples = a.Int("calib-samples", 1, 100_000) ?? 512;
+        double percentile = a.Float("calib-percentile") ?? CompileOptions.DefaultCalibrationPercentile;
         int? resolution = a.Int("resolution", 1, 4096);
         int? classes = a.Int("classes", 2, 65_000);
         int seed = a.Int("seed", 0) ?? 0;
@@ -49,6 +50,7 @@ internal static class CompileCommand
         {
             Update = update,
             Planner = planner,
+            CalibrationPercentile = percentile,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
         });
         var report = PlanReport.From(result, board, update);

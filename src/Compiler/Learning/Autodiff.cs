@@ -58,19 +58,20 @@ public static class Autodiff
             scales[i] = DataRef.Const(FloatBytes(op.WeightScale!));
         }
 
-        // Forward, with a 1-bit mask after every clamping op that backward passes through.
+        // Forward. A conv or fully connected op with a fused ReLU/ReLU6 on the backward path writes its
+        // 1-bit gradient mask itself, from the sign of its int32 accumulator (exact, unlike the int8 output).
         var mask = new int[n];
         Array.Fill(mask, -1);
         for (int i = 0; i < n; i++)
         {
             QOp op = model.Ops[i];
-            ops.Add(Forward(op, i, weights[i], biases[i], model));
             if (reach[op.Output] && op.Activation != Activation.None)
             {
-                PTensor y = tensors[op.Output];
-                mask[i] = Add(tensors, $"{op.Name}.mask", ElementType.Bits, y.Shape, TensorRole.SavedForBackward);
-                ops.Add(new POp { Kind = RtOpKind.SaveMask, Phase = OpPhase.Save, Name = $"{op.Name}.mask", Input0 = op.Output, Output = mask[i], Args = MaskBounds(op), Layer = i });
+                if (op.Kind is not (QOpKind.Conv or QOpKind.DepthwiseConv or QOpKind.FullyConnected))
+                    throw new TinyTrainException($"op '{op.Name}': a fused activation on {op.Kind} has no backward rule");
+                mask[i] = Add(tensors, $"{op.Name}.mask", ElementType.Bits, tensors[op.Output].Shape, TensorRole.SavedForBackward);
             }
+            ops.Add(Forward(op, i, weights[i], biases[i], model, mask[i]));
         }
         if (trainable.IsEmpty)
             return new PlanProgram { Name = model.Name, Tensors = tensors, Ops = ops, Input = model.Input, Output = model.Output, Trainable = trainable };
@@ -136,26 +137,17 @@ public static class Autodiff
         return new PlanProgram { Name = model.Name, Tensors = tensors, Ops = ops, Input = model.Input, Output = model.Output, Trainable = trainable };
     }
 
-    /// <summary>
-    /// Exclusive int8 bounds inside which a fused activation passes the gradient: ReLU stops it where the
-    /// output sits at real zero (actMin, which is -128 when the zero point is -128), ReLU6 also at six.
-    /// </summary>
-    public static int[] MaskBounds(QOp op) => op.Activation switch
+    private static POp Forward(QOp op, int i, DataRef? weights, DataRef? bias, QuantizedModel model, int mask)
     {
-        Activation.Relu => [op.ActMin, 128],
-        Activation.Relu6 => [op.ActMin, op.ActMax],
-        _ => [-129, 128],
-    };
-
-    private static POp Forward(QOp op, int i, DataRef? weights, DataRef? bias, QuantizedModel model)
-    {
+        // The mask mode follows the activation args: 0 none, 1 ReLU (acc > 0), 2 ReLU6 (and below six).
+        int maskMode = mask < 0 ? 0 : op.Activation == Activation.Relu6 ? 2 : 1;
         DataRef? multiplier = op.Multiplier is null ? null : DataRef.Const(Int32Bytes(op.Multiplier));
         DataRef? shift = op.Shift is null ? null : DataRef.Const(Int32Bytes(op.Shift));
         (RtOpKind kind, int[] args) = op.Kind switch
         {
-            QOpKind.Conv => (RtOpKind.Conv2D, new[] { op.Kernel, op.Stride, op.Padding, op.Groups, op.ActMin, op.ActMax }),
-            QOpKind.DepthwiseConv => (RtOpKind.DepthwiseConv2D, new[] { op.Kernel, op.Stride, op.Padding, op.ActMin, op.ActMax }),
-            QOpKind.FullyConnected => (RtOpKind.FullyConnected, new[] { op.ActMin, op.ActMax }),
+            QOpKind.Conv => (RtOpKind.Conv2D, new[] { op.Kernel, op.Stride, op.Padding, op.Groups, op.ActMin, op.ActMax, maskMode }),
+            QOpKind.DepthwiseConv => (RtOpKind.DepthwiseConv2D, new[] { op.Kernel, op.Stride, op.Padding, op.ActMin, op.ActMax, maskMode }),
+            QOpKind.FullyConnected => (RtOpKind.FullyConnected, new[] { op.ActMin, op.ActMax, maskMode }),
             QOpKind.Add => (RtOpKind.Add, [.. op.AddParams!, op.ActMin, op.ActMax]),
             QOpKind.AvgPool => (RtOpKind.AvgPool, new[] { op.Kernel, op.Stride, op.ActMin, op.ActMax }),
             QOpKind.GlobalAvgPool => (RtOpKind.GlobalAvgPool, new[] { op.ActMin, op.ActMax }),
@@ -164,7 +156,7 @@ public static class Autodiff
         return new POp
         {
             Kind = kind, Phase = OpPhase.Forward, Name = op.Name, Input0 = op.Inputs[0], Input1 = op.Inputs.Length > 1 ? op.Inputs[1] : -1,
-            Output = op.Output, Weights = weights, Bias = bias, Multiplier = multiplier, Shift = shift, Args = args,
+            Output = op.Output, Scratch = mask, Weights = weights, Bias = bias, Multiplier = multiplier, Shift = shift, Args = args,
             MayRunInPlace = op.Kind == QOpKind.Add, Macs = op.Macs(model.Tensors), Layer = i,
         };
     }

@@ -61,6 +61,8 @@ public sealed class POp
     public int Input1 { get; init; } = -1;
     /// <summary>The tensor written, or -1 for update ops (they write parameters, not tensors).</summary>
     public required int Output { get; init; }
+    /// <summary>Forward conv / fully connected ops of a training plan: the 1-bit mask tensor they write, or -1.</summary>
+    public int Scratch { get; init; } = -1;
     public DataRef? Weights { get; init; }
     public DataRef? Bias { get; init; }
     /// <summary>Forward ops: Q31 multipliers; training ops: float32 weight scales.</summary>

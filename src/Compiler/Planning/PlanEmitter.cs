@@ -63,6 +63,7 @@ public static class PlanEmitter
             foreach (int t in new[] { op.Input0, op.Input1 })
                 if (t >= 0) last[t] = Math.Max(last[t], j);
             if (op.Output >= 0) first[op.Output] = Math.Min(first[op.Output], j);
+            if (op.Scratch >= 0) first[op.Scratch] = Math.Min(first[op.Scratch], j);
         }
         last[program.Output] = Math.Max(last[program.Output], lastForward);
         for (int t = 0; t < tensorCount; t++)
@@ -160,7 +161,7 @@ public static class PlanEmitter
             uint bias = Ref(op.Bias, OpFlags.BiasInParams);
             uint multiplier = Ref(op.Multiplier, OpFlags.None);
             uint shift = Ref(op.Shift, OpFlags.None);
-            b.AddOp(op.Kind, op.Phase, U16(op.Input0), U16(op.Input1), U16(op.Output), PlanFormat.NoTensor, weights, bias, multiplier, shift, args, flags);
+            b.AddOp(op.Kind, op.Phase, U16(op.Input0), U16(op.Input1), U16(op.Output), U16(op.Scratch), weights, bias, multiplier, shift, args, flags);
             PTensor? output = op.Output >= 0 ? tensors[op.Output] : null;
             reports.Add(new OpReport(PlanIndex(j), op.Name, op.Kind.ToString(), op.Phase.ToString(), output?.Shape.ToString() ?? "",
                 output is null ? -1 : offsets[op.Output], output?.Bytes ?? 0, op.Macs, constantBytes - before, inPlace[j]));

@@ -4,39 +4,75 @@ using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Training;
 
 /// <summary>
-/// Post-training calibration: runs the folded float graph on real samples and records each
-/// lowered tensor's range (min and max over all samples, as TFLite's converter does).
+/// Post-training calibration: runs the folded float graph on real samples and sets each lowered
+/// tensor's range. Min/max over all samples is TFLite's converter default; with a percentile below
+/// 100 the range keeps that share of the values on each side (a second pass fills a histogram), so
+/// that a few outliers do not coarsen the int8 step for everything else.
 /// </summary>
 public static class Calibrator
 {
-    public static void Run(Graph.Graph folded, QuantizedModel model, CalibrationSet samples)
+    private const int Bins = 4096;
+
+    public static void Run(Graph.Graph folded, QuantizedModel model, CalibrationSet samples, double percentile = 100)
     {
-        int batch = Math.Min(128, samples.Count);
-        var net = new FloatNetwork(folded, batch);
+        if (!(percentile > 50 && percentile <= 100))
+            throw new TinyTrainException($"calibration percentile {percentile} must be in (50, 100]");
         foreach (QTensor t in model.Tensors)
         {
             t.Min = float.PositiveInfinity;
             t.Max = float.NegativeInfinity;
         }
+        ForEachBatch(folded, model, samples, (t, values) =>
+        {
+            float min = t.Min, max = t.Max;
+            foreach (float v in values)
+            {
+                if (!float.IsFinite(v))
+                    throw new TinyTrainException($"calibration: tensor '{t.Name}' takes a non-finite value on a calibration sample; the model or the data is broken");
+                if (v < min) min = v;
+                if (v > max) max = v;
+            }
+            t.Min = min;
+            t.Max = max;
+        });
+        if (percentile >= 100) return;
+
+        var histograms = new Dictionary<QTensor, long[]>();
+        foreach (QTensor t in model.Tensors) histograms[t] = new long[Bins];
+        ForEachBatch(folded, model, samples, (t, values) =>
+        {
+            long[] h = histograms[t];
+            float width = (t.Max - t.Min) / Bins;
+            if (!(width > 0)) return;
+            foreach (float v in values) h[Math.Clamp((int)((v - t.Min) / width), 0, Bins - 1)]++;
+        });
+        foreach (QTensor t in model.Tensors)
+        {
+            long[] h = histograms[t];
+            long total = h.Sum();
+            if (total == 0 || !(t.Max > t.Min)) continue;
+            long cut = (long)(total * (100 - percentile) / 100);
+            float width = (t.Max - t.Min) / Bins;
+            int low = 0, high = Bins - 1;
+            for (long seen = 0; low < Bins - 1 && seen + h[low] <= cut; low++) seen += h[low];
+            for (long seen = 0; high > low && seen + h[high] <= cut; high--) seen += h[high];
+            float min = t.Min + low * width, max = t.Min + (high + 1) * width;
+            // Never narrow a side that holds zero (ReLU outputs start at exactly 0).
+            t.Min = t.Min >= 0 ? t.Min : Math.Min(min, 0f);
+            t.Max = Math.Max(max, 0f);
+        }
+    }
+
+    private static void ForEachBatch(Graph.Graph folded, QuantizedModel model, CalibrationSet samples, Action<QTensor, ReadOnlySpan<float>> visit)
+    {
+        int batch = Math.Min(128, samples.Count);
+        var net = new FloatNetwork(folded, batch);
         for (int start = 0; start < samples.Count; start += batch)
         {
             int n = Math.Min(batch, samples.Count - start);
             for (int s = 0; s < n; s++) samples.Fill(start + s, net.InputBuffer, s * folded.InputShape.Size);
             net.Forward(n, training: false);
-            foreach (QTensor t in model.Tensors)
-            {
-                ReadOnlySpan<float> values = net.Activation(t.SourceNode, n);
-                float min = t.Min, max = t.Max;
-                foreach (float v in values)
-                {
-                    if (!float.IsFinite(v))
-                        throw new TinyTrainException($"calibration: tensor '{t.Name}' takes a non-finite value on a calibration sample; the model or the data is broken");
-                    if (v < min) min = v;
-                    if (v > max) max = v;
-                }
-                t.Min = min;
-                t.Max = max;
-            }
+            foreach (QTensor t in model.Tensors) visit(t, net.Activation(t.SourceNode, n));
         }
     }
 }

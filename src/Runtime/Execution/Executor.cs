@@ -17,6 +17,7 @@ public sealed class Executor
     private readonly byte[] _state;
     private readonly byte[] _image;
     private uint _rng = 0x9E3779B9;
+    private bool _training;
     private int _label;
     private float _loss;
     private readonly int _constants;
@@ -162,11 +163,19 @@ public sealed class Executor
         if (label < 0 || label >= _plan.NumClasses)
             throw new TinyTrainException($"label {label} is outside the model's classes 0..{_plan.NumClasses - 1}; nothing was changed");
         _label = label;
-        int count = _plan.OpCount;
-        for (int i = 0; i < count; i++)
+        _training = true;
+        try
         {
-            OpInfo op = _plan.Op(i);
-            if (op.Phase != OpPhase.Init) Execute(op, i);
+            int count = _plan.OpCount;
+            for (int i = 0; i < count; i++)
+            {
+                OpInfo op = _plan.Op(i);
+                if (op.Phase != OpPhase.Init) Execute(op, i);
+            }
+        }
+        finally
+        {
+            _training = false;
         }
         return _loss;
     }
@@ -204,7 +213,9 @@ public sealed class Executor
                     Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), Groups = op.Arg(3),
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(4), ActMax = op.Arg(5),
                 };
-                Conv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset);
+                int mask = MaskOffset(op);
+                Conv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset,
+                    mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(6));
                 break;
             }
             case OpKind.DepthwiseConv2D:
@@ -215,7 +226,9 @@ public sealed class Executor
                     Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2),
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(3), ActMax = op.Arg(4),
                 };
-                DepthwiseConv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset);
+                int mask = MaskOffset(op);
+                DepthwiseConv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset,
+                    mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(5));
                 break;
             }
             case OpKind.FullyConnected:
@@ -225,7 +238,9 @@ public sealed class Executor
                     In = x.ElementCount, Out = y.C,
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(0), ActMax = op.Arg(1),
                 };
-                FullyConnected.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset);
+                int mask = MaskOffset(op);
+                FullyConnected.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset,
+                    mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(2));
                 break;
             }
             case OpKind.Add:
@@ -262,6 +277,9 @@ public sealed class Executor
                 throw new TinyTrainException($"{_plan.Source}: op kind {(int)op.Kind} is not supported by this runtime");
         }
     }
+
+    // A forward op of a training plan writes its gradient mask (its Scratch tensor) only during a training step.
+    private int MaskOffset(OpInfo op) => _training && op.Scratch != PlanFormat.NoTensor ? _plan.Tensor(op.Scratch).ArenaOffset : -1;
 
     private int Const(uint offset) => offset == PlanFormat.NoConstant ? -1 : _constants + (int)offset;
 

@@ -228,6 +228,7 @@ public sealed partial class Plan
                 CheckOutputSize(j, x, y, k, stride, pad, "input", "output");
                 CheckActivation(j, r, depthwise ? 3 : 4);
                 CheckChannelConstants(j, r, flags, y.C, Multiply(Multiply(y.C, x.C / groups), k * k));
+                CheckMask(j, r, scratch, in0, output, depthwise ? 5 : 6);
                 break;
             }
             case OpKind.FullyConnected:
@@ -235,6 +236,7 @@ public sealed partial class Plan
                     throw Invalid(_source, $"{OpLabel(j)}: output shape ({y.C},{y.H},{y.W}) is not (OC,1,1)");
                 CheckActivation(j, r, 0);
                 CheckChannelConstants(j, r, flags, y.C, (long)y.C * x.ElementCount);
+                CheckMask(j, r, scratch, in0, output, 2);
                 break;
             case OpKind.Add:
             {
@@ -508,6 +510,34 @@ public sealed partial class Plan
     {
         if (in1 != PlanFormat.NoTensor)
             throw Invalid(_source, $"{OpLabel(j)}: takes one input, but names tensor {in1} as input 1");
+    }
+
+    // A forward conv / fully connected op of a training plan may write its gradient mask (Bits, one bit per
+    // output) into its Scratch tensor; the mode arg says how (1 ReLU, 2 ReLU6) and is 0 without a mask.
+    private void CheckMask(int j, int r, int scratch, int input, int output, int modeArg)
+    {
+        int mode = Arg(r, modeArg);
+        if (scratch == PlanFormat.NoTensor)
+        {
+            if (mode != 0)
+                throw Invalid(_source, $"{OpLabel(j)}: mask mode {mode} but no mask tensor");
+            return;
+        }
+        if (mode != 1 && mode != 2)
+            throw Invalid(_source, $"{OpLabel(j)}: mask mode {mode} is not 1 (ReLU) or 2 (ReLU6)");
+        RequireTensor(j, "mask", scratch, ElementType.Bits);
+        TensorInfo m = Tensor(scratch), y = Tensor(output);
+        if (m.ElementCount != y.ElementCount)
+            throw Invalid(_source, $"{OpLabel(j)}: mask {TensorLabel(scratch)} holds {m.ElementCount} bits for {y.ElementCount} outputs");
+        CheckMaskApart(j, scratch, m, input);
+        CheckMaskApart(j, scratch, m, output);
+    }
+
+    private void CheckMaskApart(int j, int scratch, TensorInfo m, int other)
+    {
+        TensorInfo t = Tensor(other);
+        if (m.ArenaOffset < t.ArenaOffset + t.ByteLength && t.ArenaOffset < m.ArenaOffset + m.ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: mask {TensorLabel(scratch)} overlaps {TensorLabel(other)} in the arena");
     }
 
     private void CheckScratch(int j, int scratch)

@@ -83,7 +83,8 @@ public static class PlanFormat
     public const int OpInput0 = 4;               // u16 tensor index
     public const int OpInput1 = 6;               // u16 tensor index or NoTensor
     public const int OpOutput = 8;               // u16 tensor index
-    public const int OpScratch = 10;             // u16 tensor index or NoTensor
+    public const int OpScratch = 10;             // u16 tensor index or NoTensor: for forward Conv2D / DepthwiseConv2D /
+                                                 // FullyConnected of a training plan, the Bits mask they write in a step
     public const int OpWeights = 12;             // u32 offset into Constants (int8 weights) or NoConstant
     public const int OpBias = 16;                // u32 offset into Constants (int32 per output channel) or NoConstant
     public const int OpMultiplier = 20;          // u32 offset into Constants (int32 Q31 per output channel) or NoConstant
@@ -152,11 +153,13 @@ public enum OpFlags : byte
 /// </summary>
 public enum OpKind : ushort
 {
-    /// <summary>x (IC,H,W) int8, w (OC,IC/G,K,K) int8, y (OC,OH,OW) int8. args: kernel, stride, pad, groups, actMin, actMax.</summary>
+    /// <summary>x (IC,H,W) int8, w (OC,IC/G,K,K) int8, y (OC,OH,OW) int8. args: kernel, stride, pad, groups, actMin, actMax,
+    /// maskMode (training plans: with a Scratch mask tensor, the gradient mask written in a training step from the int32
+    /// accumulator: 1 = ReLU, acc &gt; 0; 2 = ReLU6, acc &gt; 0 and below the top; 0 = none).</summary>
     Conv2D = 1,
-    /// <summary>Depthwise (groups == IC == OC): w (C,1,K,K). args: kernel, stride, pad, actMin, actMax.</summary>
+    /// <summary>Depthwise (groups == IC == OC): w (C,1,K,K). args: kernel, stride, pad, actMin, actMax, maskMode.</summary>
     DepthwiseConv2D = 2,
-    /// <summary>x flat (IC*H*W) int8, w (OC, IN) int8, y (OC,1,1). args: actMin, actMax.</summary>
+    /// <summary>x flat (IC*H*W) int8, w (OC, IN) int8, y (OC,1,1). args: actMin, actMax, maskMode.</summary>
     FullyConnected = 3,
     /// <summary>y = x0 + x1, TFLite int8 Add. args: input0Multiplier, input0Shift, input1Multiplier, input1Shift, outputMultiplier, outputShift, leftShift, actMin, actMax.</summary>
     Add = 4,
@@ -171,7 +174,8 @@ public enum OpKind : ushort
 
     /// <summary>Phase Init. Copies args[0] bytes from Constants at Weights to the params region at args[1].</summary>
     InitParams = 20,
-    /// <summary>Phase Save. x = y int8 of a forward op with a fused activation, out = Bits tensor of the same count:
+    /// <summary>Phase Save. (Compilers now fuse masks into the forward op; kept for plans that save them separately.)
+    /// x = y int8 of a forward op with a fused activation, out = Bits tensor of the same count:
     /// bit = 1 where the gradient passes, lower &lt; y &amp;&amp; y &lt; upper (exclusive; -129 and 128 mean no bound).
     /// args: lower, upper (ReLU: its output's real zero, 128; ReLU6: real zero, real six).</summary>
     SaveMask = 21,

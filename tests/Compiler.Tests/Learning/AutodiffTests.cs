@@ -27,7 +27,7 @@ public class AutodiffTests
     {
         PlanProgram p = Compile("cnn-s", 28, "bias:0").Program;
         // Only the classifier is trained: backprop stops there.
-        Assert.DoesNotContain(p.Ops, o => o.Kind is OpKind.SaveMask or OpKind.FullyConnectedBackwardInput or OpKind.Conv2DBackwardInput);
+        Assert.DoesNotContain(p.Ops, o => o.Scratch >= 0 || o.Kind is OpKind.FullyConnectedBackwardInput or OpKind.Conv2DBackwardInput);
         Assert.Single(p.Ops, o => o.Kind == OpKind.FullyConnectedUpdate);
         Assert.Single(p.Ops, o => o.Kind == OpKind.LossGradient);
     }
@@ -37,7 +37,8 @@ public class AutodiffTests
     {
         // bias:1 trains conv3's bias and the classifier: gradients flow into conv3's output, not below.
         PlanProgram p = Compile("cnn-s", 28, "bias:1").Program;
-        Assert.Single(p.Ops, o => o.Kind == OpKind.SaveMask);                     // conv3's ReLU only
+        POp masked = Assert.Single(p.Ops, o => o.Scratch >= 0);                   // conv3's ReLU mask, fused into its forward op
+        Assert.Equal("conv3", masked.Name);
         Assert.Single(p.Ops, o => o.Kind == OpKind.FullyConnectedBackwardInput);  // into conv3's output
         Assert.DoesNotContain(p.Ops, o => o.Kind == OpKind.Conv2DBackwardInput);   // nothing below conv3 is trained
         POp update = Assert.Single(p.Ops, o => o.Kind == OpKind.Conv2DUpdate);

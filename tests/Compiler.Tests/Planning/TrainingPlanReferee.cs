@@ -180,6 +180,16 @@ internal static class TrainingPlanReferee
             }
         }
         y.CopyTo(arena.AsSpan(yt.ArenaOffset, yt.ByteLength));
+        if (op.Scratch != PlanFormat.NoTensor && op.Kind is OpKind.Conv2D or OpKind.DepthwiseConv2D or OpKind.FullyConnected)
+        {
+            // The gradient mask a forward op of a training plan writes: exactly its own bytes.
+            TensorInfo mt = plan.Tensor(op.Scratch);
+            Expect(mt.Type == ElementType.Bits && mt.ElementCount == yt.ElementCount, j, op, "mask shape");
+            Span<byte> mask = arena.AsSpan(mt.ArenaOffset, mt.ByteLength);
+            mask.Clear();
+            for (int i = 0; i < y.Length; i++)
+                if ((sbyte)y[i] > yt.ZeroPoint) mask[i / 8] |= (byte)(1 << (i % 8));
+        }
     }
 
     // ---- Training ops: the runtime's kernels, called as Executor.ExecuteTraining calls them.

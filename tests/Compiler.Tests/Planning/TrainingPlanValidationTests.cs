@@ -41,8 +41,12 @@ public class TrainingPlanValidationTests
         Plan plan = Plan.Load(TrainingPlans.Tiny(), "tiny");
         var kinds = new HashSet<OpKind>();
         for (int j = 0; j < plan.OpCount; j++) kinds.Add(plan.Op(j).Kind);
+        // SaveMask stays in the format, but the compiler fuses masks into the forward ops.
         for (var kind = OpKind.InitParams; kind <= OpKind.GradientAdd; kind++)
-            Assert.Contains(kind, kinds);
+            if (kind != OpKind.SaveMask) Assert.Contains(kind, kinds);
+        bool fusedMask = false;
+        for (int j = 0; j < plan.OpCount; j++) fusedMask |= plan.Op(j).Kind == OpKind.Conv2D && plan.Op(j).Scratch != PlanFormat.NoTensor;
+        Assert.True(fusedMask);
         Assert.True(plan.StateBytes > 0);
         Assert.True(TrainingPlanReferee.Execute(plan));
 
@@ -90,7 +94,6 @@ public class TrainingPlanValidationTests
         { "forward op count cuts the init ops", ["op 4 (InitParams)", "comes after the 4 inference ops, but its phase is Init"] },
         { "InitParams in phase Save", ["op # (InitParams)", "its phase is Save, but InitParams ops run in phase Init"] },
         { "Conv2D in phase Init", ["op # (Conv2D", "its phase is Init, but Conv2D ops run in phase Forward"] },
-        { "SaveMask in phase Forward", ["op # (SaveMask", "its phase is Forward, but SaveMask ops run in phase Save"] },
         { "update in phase Backward", ["op # (FullyConnectedUpdate)", "its phase is Backward, but FullyConnectedUpdate ops run in phase Update"] },
         { "backward in phase Update", ["op # (DepthwiseBackwardInput", "its phase is Update, but DepthwiseBackwardInput ops run in phase Backward"] },
 
@@ -112,11 +115,11 @@ public class TrainingPlanValidationTests
         { "init with a tensor", ["op # (InitParams", "touches no tensors, but its output is tensor 1"] },
         { "init with a bias", ["op # (InitParams)", "takes no bias, but its record names one at offset 0"] },
 
-        { "mask output not bits", ["op # (SaveMask", "output tensor", "is float32, not bits"] },
-        { "mask count", ["op # (SaveMask", "output holds 256 bits, but input 0", "holds 512 values"] },
-        { "mask bounds empty", ["op # (SaveMask", "mask bounds (args 0, 1) 5..5"] },
-        { "mask bounds too wide", ["op # (SaveMask", "mask bounds (args 0, 1) -130.."] },
-        { "mask over its input", ["op # (SaveMask", "overlaps input 0", "only a MaskGradient (over its dy) or a GradientAdd may write over an input, and exactly"] },
+        { "mask not bits", ["op # (Conv2D", "mask tensor", "is float32, not bits"] },
+        { "mask count", ["op # (Conv2D", "holds 32 bits for 512 outputs"] },
+        { "mask mode unknown", ["op # (Conv2D", "mask mode 3 is not 1 (ReLU) or 2 (ReLU6)"] },
+        { "mask mode without a mask", ["op # (Conv2D", "but no mask tensor"] },
+        { "mask over the conv input", ["op # (Conv2D", "overlaps tensor 0"] },
 
         { "loss objective", ["op # (LossGradient", "objective (arg 0) is 1"] },
         { "loss logits count", ["op # (LossGradient", "holds 8 logits, but the model has 10 classes"] },
@@ -209,7 +212,7 @@ public class TrainingPlanValidationTests
         int constants = Section(b, SectionKind.Constants, out _);
         int forwardOps = Model16(b, PlanFormat.ModelForwardOps);
         uint paramBytes = U32(b, Model(b, PlanFormat.ModelSramParamBytes)), stateBytes = U32(b, Model(b, PlanFormat.ModelStateBytes));
-        int init = Find(b, OpKind.InitParams), conv = Find(b, OpKind.Conv2D), mask = Find(b, OpKind.SaveMask), fc = Find(b, OpKind.FullyConnected);
+        int init = Find(b, OpKind.InitParams), conv = Find(b, OpKind.Conv2D), fc = Find(b, OpKind.FullyConnected);
         int loss = Find(b, OpKind.LossGradient), maskGrad = Find(b, OpKind.MaskGradient), add = Find(b, OpKind.GradientAdd);
         int convBack = Find(b, OpKind.Conv2DBackwardInput), dwBack = Find(b, OpKind.DepthwiseBackwardInput), fcBack = Find(b, OpKind.FullyConnectedBackwardInput);
         int convUpdate = Find(b, OpKind.Conv2DUpdate), dwUpdate = Find(b, OpKind.DepthwiseUpdate), fcUpdate = Find(b, OpKind.FullyConnectedUpdate);
@@ -219,14 +222,13 @@ public class TrainingPlanValidationTests
         switch (forgery)
         {
             case "unknown phase": return Phase(b, init, (OpPhase)5);
-            case "backward phase before the loss": return Phase(b, mask, OpPhase.Backward);
+            case "backward phase before the loss": return Phase(b, conv, OpPhase.Backward);
             case "save phase after the loss": return Phase(b, maskGrad, OpPhase.Save);
             case "forward phase after the loss": return Phase(b, loss, OpPhase.Forward);
             case "init phase after the loss": return Phase(b, add, OpPhase.Init);
             case "forward op count cuts the init ops": Put16(b, Model(b, PlanFormat.ModelForwardOps), 4); return 4;
             case "InitParams in phase Save": return Phase(b, init + 1, OpPhase.Save);
             case "Conv2D in phase Init": return Phase(b, conv, OpPhase.Init);
-            case "SaveMask in phase Forward": return Phase(b, mask, OpPhase.Forward);
             case "update in phase Backward": return Phase(b, fcUpdate, OpPhase.Backward);
             case "backward in phase Update": return Phase(b, dwBack, OpPhase.Update);
 
@@ -250,19 +252,21 @@ public class TrainingPlanValidationTests
             case "init with a tensor": Put16(b, Op(b, init, PlanFormat.OpOutput), 1); return init;
             case "init with a bias": return Set32(b, init, PlanFormat.OpBias, 0);
 
-            case "mask output not bits": Put16(b, Op(b, mask, PlanFormat.OpOutput), lossGrad); return mask;
+            case "mask not bits": Put16(b, Op(b, conv, PlanFormat.OpScratch), lossGrad); return conv;
             case "mask count":
             {
-                int m = Tensor16(b, mask, PlanFormat.OpOutput);
+                int m = Tensor16(b, conv, PlanFormat.OpScratch);
                 Put32(b, Tensor(b, m, PlanFormat.TensorC), 4);
-                Put32(b, Tensor(b, m, PlanFormat.TensorByteLength), 32);
-                return mask;
+                Put32(b, Tensor(b, m, PlanFormat.TensorH), 8);
+                Put32(b, Tensor(b, m, PlanFormat.TensorW), 1);
+                Put32(b, Tensor(b, m, PlanFormat.TensorByteLength), 4);
+                return conv;
             }
-            case "mask bounds empty": Arg(b, mask, 0, 5); return Arg(b, mask, 1, 5);
-            case "mask bounds too wide": return Arg(b, mask, 0, -130);
-            case "mask over its input":
-                Put32(b, Tensor(b, Tensor16(b, mask, PlanFormat.OpOutput), PlanFormat.TensorArenaOffset), Offset(b, Tensor16(b, mask, PlanFormat.OpInput0)));
-                return mask;
+            case "mask mode unknown": return Arg(b, conv, 6, 3);
+            case "mask mode without a mask": Put16(b, Op(b, conv, PlanFormat.OpScratch), PlanFormat.NoTensor); return conv;
+            case "mask over the conv input":
+                Put32(b, Tensor(b, Tensor16(b, conv, PlanFormat.OpScratch), PlanFormat.TensorArenaOffset), Offset(b, Tensor16(b, conv, PlanFormat.OpInput0)));
+                return conv;
 
             case "loss objective": return Arg(b, loss, 0, 1);
             case "loss logits count": Put16(b, Op(b, loss, PlanFormat.OpInput0), gap); return loss;
@@ -276,7 +280,7 @@ public class TrainingPlanValidationTests
             case "mask gradient counts":
                 // The second MaskGradient (the first conv's, 512 values) gets the depthwise output's mask (128).
                 Put16(b, Op(b, Find(b, OpKind.MaskGradient, maskGrad), PlanFormat.OpInput0), Tensor16(b, maskGrad, PlanFormat.OpInput0));
-                Put16(b, Op(b, maskGrad, PlanFormat.OpInput0), Tensor16(b, mask, PlanFormat.OpOutput));
+                Put16(b, Op(b, maskGrad, PlanFormat.OpInput0), Tensor16(b, conv, PlanFormat.OpScratch));
                 return maskGrad;
             case "mask gradient partly in place":
             {
@@ -287,7 +291,7 @@ public class TrainingPlanValidationTests
             case "mask gradient over its mask":
                 Put32(b, Tensor(b, Tensor16(b, maskGrad, PlanFormat.OpInput0), PlanFormat.TensorArenaOffset), Offset(b, Tensor16(b, maskGrad, PlanFormat.OpOutput)) + 16);
                 return maskGrad;
-            case "mask gradient dy int8": Put16(b, Op(b, maskGrad, PlanFormat.OpInput1), Tensor16(b, mask, PlanFormat.OpInput0)); return maskGrad;
+            case "mask gradient dy int8": Put16(b, Op(b, maskGrad, PlanFormat.OpInput1), Tensor16(b, conv, PlanFormat.OpOutput)); return maskGrad;
             case "mask gradient mask float": Put16(b, Op(b, maskGrad, PlanFormat.OpInput0), lossGrad); return maskGrad;
 
             case "gradient add counts": Put16(b, Op(b, add, PlanFormat.OpInput1), poolGrad); return add;
