@@ -25,6 +25,8 @@ public static class Program
           train <plan.ttplan> --data <name> [--steps N] [--lr X] [--momentum M] [--seed S] [--json]
                                              on-device learning with the int8 runtime, batch 1
           export <plan.ttplan> --onnx out.onnx  the int8 plan as an ONNX QDQ model (for ONNX Runtime)
+          emulate <plan.ttplan> --board B --stream <spec|@file.json> [--seed S] [--lr X] [--window N] [--json] [--plot out.png]
+                                             run a data stream that drifts through the runtime under a board's limits
           boards [--json]                    board profiles (SRAM, Flash, core)
           demo                               the whole path so far, on bundled data
 
@@ -55,6 +57,7 @@ public static class Program
                 "eval" => EvalCommand.Run(rest, context),
                 "train" => TrainCommand.Run(rest, context),
                 "export" => ExportCommand.Run(rest, context),
+                "emulate" => EmulateCommand.Run(rest, context),
                 "boards" => BoardsCommand.Run(rest, context),
                 "demo" => DemoCommand.Run(rest, context),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),

@@ -100,6 +100,35 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
     }
 
     [Fact]
+    public void Export_writes_an_onnx_qdq_model_of_the_plan()
+    {
+        string onnx = Path.Combine(_plan.Directory, "digits.qdq.onnx");
+        var r = CliRunner.Run("export", _plan.Plan, "--onnx", onnx);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.True(new FileInfo(onnx).Length > 40_000);
+        string line = CliRunner.AssertOneLineError(CliRunner.Run("export", _plan.Plan));
+        Assert.Contains("--onnx", line);
+    }
+
+    [Fact]
+    public void Train_learns_on_the_device_and_reports_memory()
+    {
+        string plan = Path.Combine(_plan.Directory, "digits.bias1.ttplan");
+        var compile = CliRunner.Run("compile", _plan.Onnx, "--update", "bias:1", "--calib", "mnist-mini", "-o", plan);
+        Assert.True(compile.ExitCode == 0, compile.Stderr);
+        var r = CliRunner.Run("train", plan, "--data", "mnist-mini", "--steps", "200", "--lr", "0.005", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using JsonDocument doc = JsonDocument.Parse(r.Stdout);
+        JsonElement root = doc.RootElement;
+        Assert.True(root.GetProperty("accuracy_after").GetDouble() >= root.GetProperty("accuracy_before").GetDouble() - 0.02);
+        Assert.Equal(root.GetProperty("arena_bytes").GetInt64(), root.GetProperty("arena_high_water_bytes").GetInt64());
+        string batch = CliRunner.AssertOneLineError(CliRunner.Run("train", plan, "--data", "mnist-mini", "--batch", "8"));
+        Assert.Contains("batch 1", batch);
+        string inference = CliRunner.AssertOneLineError(CliRunner.Run("train", _plan.Plan, "--data", "mnist-mini", "--steps", "5"));
+        Assert.Contains("no trainable set", inference);
+    }
+
+    [Fact]
     public void Missing_plan_file_says_how_to_make_one()
     {
         string line = CliRunner.AssertOneLineError(CliRunner.Run("eval", "nothing-here.ttplan", "--data", "mnist-mini"));

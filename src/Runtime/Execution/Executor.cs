@@ -20,6 +20,7 @@ public sealed class Executor
     private bool _training;
     private int _label;
     private float _loss;
+    private int _prediction;
     private readonly int _constants;
     private readonly byte _paint;
     private readonly int _inputOffset, _inputLength, _outputOffset, _outputLength;
@@ -121,6 +122,13 @@ public sealed class Executor
     /// is about to apply (op index, weight gradient of the trained channels, bias gradient; real units).
     /// </summary>
     public Action<int, float[], float[]>? GradientProbe { get; set; }
+
+    /// <summary>
+    /// The class the last training step's forward pass predicted, before it learned from the label:
+    /// a device scores and learns with one forward pass (the arena reuses the input's bytes, so a
+    /// separate Invoke before TrainStep would need the input set again).
+    /// </summary>
+    public int LastPrediction => _prediction;
 
     /// <summary>Loss of the last training step.</summary>
     public float LastLoss => _loss;
@@ -306,6 +314,10 @@ public sealed class Executor
             case OpKind.LossGradient:
             {
                 TensorInfo d = _plan.Tensor(op.Output);
+                int best = 0;
+                for (int k = 1; k < x.ElementCount; k++)
+                    if ((sbyte)_arena[x.ArenaOffset + k] > (sbyte)_arena[x.ArenaOffset + best]) best = k;
+                _prediction = best;
                 _loss = Training.LossGradient(_arena, x.ArenaOffset, x.ElementCount, x.Scale, x.ZeroPoint, _label, _arena, d.ArenaOffset);
                 break;
             }

@@ -1,0 +1,46 @@
+namespace TinyTrain.Emulator.Device;
+
+using TinyTrain.Compiler.Graph;
+using TinyTrain.Emulator.Report;
+using TinyTrain.Emulator.Streams;
+using TinyTrain.Runtime.Plan;
+
+public sealed partial class EmulatedDevice
+{
+    /// <summary>The plan's input shape, for opening a DataStream that fills it.</summary>
+    public Shape InputShape
+    {
+        get
+        {
+            TensorInfo input = Plan.Tensor(Plan.InputTensor);
+            return new Shape(input.C, input.H, input.W);
+        }
+    }
+
+    /// <summary>
+    /// Runs every sample of <paramref name="stream"/> through the device (Begin, Feed per sample, Finish).
+    /// <paramref name="progress"/> hears (done, total) every few samples and at the end.
+    /// </summary>
+    public EmulationReport Run(DataStream stream, Action<int, int>? progress = null, int window = DefaultWindow)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (stream.InputShape != InputShape)
+            throw new TinyTrainException($"the stream fills inputs of shape {stream.InputShape} but the plan's model takes {InputShape}; open the stream with the plan's input shape");
+        if (stream.TotalCount > int.MaxValue)
+            throw new TinyTrainException($"the stream has {stream.TotalCount:N0} samples; the emulator takes at most {int.MaxValue:N0}");
+        int total = (int)stream.TotalCount;
+        var names = new string[stream.Segments.Count];
+        for (int s = 0; s < names.Length; s++) names[s] = stream.Segments[s].Name;
+        Begin(names, total);
+        float[] input = new float[InputShape.Size];
+        int done = 0, every = Math.Max(1, total / 200);
+        foreach (StreamSample sample in stream)
+        {
+            stream.FillInput(sample, input, 0);
+            Feed(sample.Segment, input, 0, sample.Label, sample.Labelled);
+            done++;
+            if (progress is not null && (done % every == 0 || done == total)) progress(done, total);
+        }
+        return Finish(window);
+    }
+}
