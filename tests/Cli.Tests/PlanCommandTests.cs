@@ -129,6 +129,32 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
     }
 
     [Fact]
+    public void Emulate_reports_segments_memory_and_a_plot()
+    {
+        string plot = Path.Combine(_plan.Directory, "stream.png");
+        var r = CliRunner.Run("emulate", _plan.Plan, "--board", "stm32f746-disco", "--stream", "mnist-mini:clean*150, mnist-mini-c:shot-noise*150", "--json", "--plot", plot);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using JsonDocument doc = JsonDocument.Parse(r.Stdout);
+        JsonElement root = doc.RootElement;
+        Assert.Equal("stm32f746-disco", root.GetProperty("board").GetString());
+        Assert.Equal(2, root.GetProperty("segments").GetArrayLength());
+        Assert.Equal(150, root.GetProperty("segments")[1].GetProperty("samples").GetInt32());
+        Assert.True(root.GetProperty("sram_high_water_bytes").GetInt64() > 0);
+        Assert.True(new FileInfo(plot).Length > 10_000);
+    }
+
+    [Theory]
+    [InlineData("arduino-uno", "mnist-mini:clean*10", "stm32f746-disco")]
+    [InlineData("stm32f746-disco", "mnist-mini:clean 10", "column")]
+    [InlineData("stm32f746-disco", "mnist-mini-c:fgo*10", "unknown corruption 'fgo'")]
+    [InlineData("stm32f746-disco", "emnist:clean*10", "unknown")]
+    public void Emulate_refuses_bad_boards_and_streams_saying_where(string board, string stream, string expected)
+    {
+        string line = CliRunner.AssertOneLineError(CliRunner.Run("emulate", _plan.Plan, "--board", board, "--stream", stream));
+        Assert.Contains(expected, line);
+    }
+
+    [Fact]
     public void Missing_plan_file_says_how_to_make_one()
     {
         string line = CliRunner.AssertOneLineError(CliRunner.Run("eval", "nothing-here.ttplan", "--data", "mnist-mini"));

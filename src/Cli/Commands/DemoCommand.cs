@@ -76,6 +76,22 @@ internal static class DemoCommand
         console.MarkupLine($"   digits accuracy {learned.AccuracyBefore:P1} -> [green]{learned.AccuracyAfter:P1}[/] after {learned.Steps} steps " +
                            $"({learned.StepsPerSecond:F0} steps/s here); measured arena high-water {learned.HighWaterBytes:N0} B = plan {learned.ArenaBytes:N0} B");
 
+        // 8. The emulator: the clothes model on the default board while the camera fogs up; labels now and then.
+        BoardProfile defaultBoard = BoardCatalog.Get("stm32f746-disco");
+        CompileResult adaptive = PlanCompiler.Compile(graph, CalibrationSet.FromData(train, graph.InputShape, 256), new CompileOptions { Update = "bias:2" });
+        var adaptivePlan = TinyTrain.Runtime.Plan.Plan.Load(adaptive.Image, "cnn-s.adaptive.ttplan");
+        const string streamSpec = "fashion-mnist-mini:clean*300/none, fashion-mnist-mini-c:fog*900/every:3";
+        var device = new TinyTrain.Emulator.Device.EmulatedDevice(adaptivePlan, defaultBoard, 0.01f, 0);
+        var stream = new TinyTrain.Emulator.Streams.DataStream(TinyTrain.Emulator.Streams.StreamSpec.Parse(streamSpec), 0, device.InputShape);
+        console.MarkupLine($"8. the emulator: the plan on {defaultBoard.Id} (its SRAM and Flash as limits), stream [bold]{Markup.Escape(streamSpec)}[/]: " +
+                           "predict every image, learn from the labelled ones");
+        TinyTrain.Emulator.Report.EmulationReport emulation = Consoles.WithProgress(console, "streaming through the device", progress => device.Run(stream, progress, 100));
+        string plotPath = Path.Combine(outDir, "stream.png");
+        emulation.WritePlot(plotPath);
+        foreach (var segment in emulation.Segments)
+            console.MarkupLine($"   {Markup.Escape(segment.Name),-28} {segment.Samples,5} images, accuracy {segment.Accuracy:P1}, learned from {segment.Trained}");
+        console.MarkupLine($"   SRAM high-water {emulation.SramHighWaterBytes:N0} B (arena) of {defaultBoard.SramBytes:N0} B; plot: {Markup.Escape(plotPath)}");
+
         var summary = new Table().Border(TableBorder.Rounded).AddColumn("step").AddColumn(new TableColumn("result").RightAligned());
         summary.AddRow("test accuracy before training", $"{before:P1}");
         summary.AddRow("test accuracy after float training", $"[green]{result.TestAccuracy:P1}[/]");
@@ -85,6 +101,7 @@ internal static class DemoCommand
         summary.AddRow("int8 plan: Flash / SRAM arena", $"{compiled.Image.Length:N0} B / {compiled.Plan.ArenaBytes:N0} B");
         summary.AddRow($"fits {board.Id}", fit.Fits ? "[green]yes[/]" : "[red]no[/]");
         summary.AddRow("on-device learning, new task (digits)", $"{learned.AccuracyBefore:P1} -> [green]{learned.AccuracyAfter:P1}[/]");
+        summary.AddRow("emulator: fogged camera, first vs last 100 images", $"{emulation.WindowedAccuracy[3]:P1} -> [green]{emulation.WindowedAccuracy[^1]:P1}[/]");
         summary.AddRow("demo wall time", $"{clock.Elapsed.TotalSeconds:F1} s");
         console.Write(summary);
         console.MarkupLine("Next: [bold]tinytrain data fetch fashion-mnist[/] and [bold]tinytrain pretrain --model cnn-s --data fashion-mnist -o models/base.onnx[/] for the full data set.");
