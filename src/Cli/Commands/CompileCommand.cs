@@ -46,25 +46,79 @@ internal static class CompileCommand
             calibration = CalibrationSet.Random(graph.InputShape, Math.Min(calibSamples, 64), seed);
             console.MarkupLine("[yellow]no --calib data: calibrating on random inputs; the plan's memory is exact, its accuracy is not meaningful[/]");
         }
-        CompileResult result = PlanCompiler.Compile(graph, calibration, new CompileOptions
+        var options = new CompileOptions
         {
             Update = update,
             Planner = planner,
             CalibrationPercentile = percentile,
+            Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
-        });
+        };
+        CompileResult result = PlanCompiler.Compile(graph, calibration, options);
         var report = PlanReport.From(result, board, update);
-        if (output is not null)
+        bool fits = report.Fit is not { Fits: false };
+        if (output is not null && fits)
         {
             string? dir = Path.GetDirectoryName(Path.GetFullPath(output));
             if (dir is not null) Directory.CreateDirectory(dir);
             File.WriteAllBytes(output, result.Image);
         }
 
-        if (json) Json.Write(context.Stdout, report.ToJson(output));
-        else report.Print(console, output);
-        if (report.Fit is { Fits: false })
-            throw new TinyTrainException(report.Fit.Summary);
+        if (json) Json.Write(context.Stdout, report.ToJson(fits ? output : null));
+        else report.Print(console, fits ? output : null);
+        if (!fits)
+        {
+            string advice = SmallestChange(model, graph, resolution, update, options, board!);
+            throw new TinyTrainException($"{report.Fit!.Summary}; {advice}; nothing was written");
+        }
         return 0;
+    }
+
+    /// <summary>
+    /// The smallest change that makes the plan fit: a smaller trainable set first (the model stays as
+    /// trained), then, for a zoo model, a lower resolution. Each candidate is compiled for real; memory
+    /// does not depend on calibration, so random inputs calibrate it.
+    /// </summary>
+    private static string SmallestChange(string model, TinyTrain.Compiler.Graph.Graph graph, int? resolution, string update,
+        CompileOptions options, TinyTrain.Compiler.Boards.BoardProfile board)
+    {
+        var changes = new List<string>();
+        bool Fits(TinyTrain.Compiler.Graph.Graph g, string u, out long sram)
+        {
+            CompileResult r = PlanCompiler.Compile(g, CalibrationSet.Random(g.InputShape, 2, 0), options with { Update = u, Trainable = null });
+            var fit = TinyTrain.Compiler.Boards.MemoryFit.Check(PlanReport.Requirement(r), board);
+            sram = fit.Sram.TotalBytes;
+            return fit.Fits;
+        }
+        if (update != "none")
+        {
+            int convs = TinyTrain.Compiler.Learning.TrainableSet.ConvOps(PlanCompiler.Compile(graph, CalibrationSet.Random(graph.InputShape, 2, 0),
+                options with { Update = "none", Trainable = null }).Model).Count;
+            foreach (string smaller in new[] { $"bias:{convs / 2}", "bias:4", "bias:2", "bias:1", "bias:0", "none" }.Distinct())
+            {
+                if (smaller == update || (smaller.StartsWith("bias:") && int.Parse(smaller[5..]) > convs)) continue;
+                if (Fits(graph, smaller, out long sram))
+                {
+                    changes.Add($"--update {smaller} ({TinyTrain.Compiler.Boards.ByteSize.Format(sram)} SRAM)");
+                    break;
+                }
+            }
+        }
+        if (TinyTrain.Compiler.Zoo.ModelZoo.Names.Contains(model, StringComparer.OrdinalIgnoreCase))
+        {
+            int current = resolution ?? graph.InputShape.H;
+            for (int r = (current - 1) / 16 * 16; r >= 32; r -= 16)
+            {
+                var smaller = TinyTrain.Compiler.Zoo.ModelZoo.Build(model, r, graph.NumClasses);
+                if (Fits(smaller, update, out long sram))
+                {
+                    changes.Add($"--resolution {r} ({TinyTrain.Compiler.Boards.ByteSize.Format(sram)} SRAM)");
+                    break;
+                }
+            }
+        }
+        return changes.Count == 0
+            ? $"no smaller update or resolution fits {board.Id}; choose a board with more SRAM (see `tinytrain boards`)"
+            : $"smallest changes that fit: {string.Join(", or ", changes)}";
     }
 }

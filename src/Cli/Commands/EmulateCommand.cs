@@ -31,6 +31,8 @@ internal static class EmulateCommand
 
         BoardProfile board = BoardCatalog.Get(boardId);
         var plan = PlanFile.Load(path);
+        if (plan.Board is { } compiledFor && !string.Equals(compiledFor, board.Id, StringComparison.OrdinalIgnoreCase))
+            Console.Error.WriteLine($"warning: {path} was compiled for {compiledFor}; checking it against {board.Id}'s limits instead");
         var device = new EmulatedDevice(plan, board, lr, (uint)seed);
         DataStream stream = DataStream.Open(spec, (ulong)seed, device.InputShape);
         console.MarkupLine($"emulating [bold]{Markup.Escape(plan.ModelName)}[/] on [bold]{Markup.Escape(board.Id)}[/] ({Markup.Escape(board.Name)}): " +

@@ -13,6 +13,8 @@ public sealed record CompileOptions
     public Func<QuantizedModel, TrainableSet>? Trainable { get; init; }
     public TrainingOptions Training { get; init; } = new();
     public PlannerMode Planner { get; init; } = PlannerMode.Greedy;
+    /// <summary>The board the plan is compiled for (recorded in the plan so a runner can warn when it differs).</summary>
+    public string? Board { get; init; }
     /// <summary>
     /// Share of calibration values each activation range keeps on each side; 100 is TFLite's min/max.
     /// 99.99 (the default) measured better on cnn-s/Fashion-MNIST: int8 accuracy 91.32 % vs 91.26 %
@@ -55,7 +57,7 @@ public static class PlanCompiler
         }
         Quantizer.Run(model);
         PlanProgram program = Learning.Autodiff.Build(model, trainable, options.Training);
-        EmittedPlan plan = PlanEmitter.Emit(program, options.Planner);
+        EmittedPlan plan = PlanEmitter.Emit(program, options.Planner, options.Board);
         return new CompileResult(plan, folded.Graph, model, calibration.Description);
     }
 }

@@ -22,6 +22,8 @@ public sealed class PlanBuilder
     private int _constantsAlignment = 4;
 
     public string ModelName { get; set; } = "";
+    /// <summary>The board id the plan was compiled for, or empty.</summary>
+    public string Board { get; set; } = "";
     public int InputTensor { get; set; }
     public int OutputTensor { get; set; }
     public int NumClasses { get; set; }
@@ -141,6 +143,10 @@ public sealed class PlanBuilder
     public byte[] Build()
     {
         byte[] modelName = Encoding.UTF8.GetBytes(ModelName);
+        byte[] board = Encoding.UTF8.GetBytes(Board);
+        var names = new List<byte>(_names);
+        int boardOffset = names.Count;
+        names.AddRange(board);
         int forwardOps = ForwardOpCount >= 0 ? ForwardOpCount : LeadingForwardOps();
         CheckU16(InputTensor, nameof(InputTensor));
         CheckU16(OutputTensor, nameof(OutputTensor));
@@ -160,7 +166,7 @@ public sealed class PlanBuilder
         int opsAt = Align(tensorsAt + tensorsLength, 4);
         int constantsAt = Align(opsAt + opsLength, _constantsAlignment);
         int namesAt = Align(constantsAt + _constants.Count, 4);
-        int trailerAt = Align(namesAt + _names.Count, 4);
+        int trailerAt = Align(namesAt + names.Count, 4);
         int fileLength = trailerAt + PlanFormat.TrailerSize;
 
         var image = new byte[fileLength];
@@ -176,7 +182,7 @@ public sealed class PlanBuilder
         PutSection(image, ref entry, SectionKind.Tensors, tensorsAt, tensorsLength);
         PutSection(image, ref entry, SectionKind.Ops, opsAt, opsLength);
         PutSection(image, ref entry, SectionKind.Constants, constantsAt, _constants.Count);
-        PutSection(image, ref entry, SectionKind.Names, namesAt, _names.Count);
+        PutSection(image, ref entry, SectionKind.Names, namesAt, names.Count);
 
         BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(modelAt + PlanFormat.ModelInputTensor), (ushort)InputTensor);
         BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(modelAt + PlanFormat.ModelOutputTensor), (ushort)OutputTensor);
@@ -186,6 +192,8 @@ public sealed class PlanBuilder
         PutU32(image, modelAt + PlanFormat.ModelSramParamBytes, (uint)SramParamBytes);
         PutU32(image, modelAt + PlanFormat.ModelStateBytes, (uint)StateBytes);
         PutU32(image, modelAt + PlanFormat.ModelNameLength, (uint)modelName.Length);
+        PutU32(image, modelAt + PlanFormat.ModelBoardOffset, board.Length == 0 ? 0u : (uint)boardOffset);
+        PutU32(image, modelAt + PlanFormat.ModelBoardLength, (uint)board.Length);
         modelName.CopyTo(image, modelAt + PlanFormat.ModelRecordSize);
 
         for (int i = 0; i < _tensors.Count; i++)
@@ -193,7 +201,7 @@ public sealed class PlanBuilder
         for (int i = 0; i < _ops.Count; i++)
             _ops[i].CopyTo(image, opsAt + i * PlanFormat.OpRecordSize);
         _constants.CopyTo(image, constantsAt);
-        _names.CopyTo(image, namesAt);
+        names.CopyTo(image, namesAt);
 
         PutU32(image, trailerAt, Crc32.Compute(image, 0, trailerAt));
         return image;

@@ -30,7 +30,7 @@ public sealed record EmittedPlan(byte[] Image, MemoryPlan Memory, MemoryPlan Nai
 /// </summary>
 public static class PlanEmitter
 {
-    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy)
+    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null)
     {
         List<PTensor> tensors = program.Tensors;
         List<POp> ops = program.Ops;
@@ -105,7 +105,7 @@ public static class PlanEmitter
         MemoryPlan naive = MemoryPlanner.Plan(requests, PlannerMode.Naive);
         PeakBreakdown peak = Breakdown(program, requests, requestOf, root, first, groupLast);
 
-        var b = new PlanBuilder { ModelName = program.Name, ArenaBytes = memory.PeakBytes, NumClasses = program.NumClasses };
+        var b = new PlanBuilder { ModelName = program.Name, ArenaBytes = memory.PeakBytes, NumClasses = program.NumClasses, Board = board ?? "" };
         var constants = new Dictionary<byte[], uint>(ReferenceEqualityComparer.Instance);
         int constantBytes = 0;
         uint Constant(byte[] bytes)

@@ -138,6 +138,9 @@ public sealed partial class Plan
 
     private void ValidateModel()
     {
+        uint boardOffset = U32(_image, _model + PlanFormat.ModelBoardOffset), boardLength = U32(_image, _model + PlanFormat.ModelBoardLength);
+        if (boardLength > 0 && boardOffset + (long)boardLength > _namesLength)
+            throw Invalid(_source, $"the board name (bytes {boardOffset}..{boardOffset + (long)boardLength}) lies outside the {_namesLength}-byte Names section");
         int input = InputTensor, output = OutputTensor;
         if (input >= _tensorCount)
             throw Invalid(_source, $"the model input is tensor {input}, but the plan has {_tensorCount} tensors");

@@ -120,6 +120,16 @@ public sealed partial class Plan
     public long StateBytes => LittleEndian.U32(_image, _model + PlanFormat.ModelStateBytes);
 
     /// <summary>The model's name, decoded on first use.</summary>
+    /// <summary>The board the plan was compiled for (checked against at compile time), or null.</summary>
+    public string? Board
+    {
+        get
+        {
+            int length = (int)LittleEndian.U32(_image, _model + PlanFormat.ModelBoardLength);
+            return length == 0 ? null : Encoding.UTF8.GetString(_image, _names + (int)LittleEndian.U32(_image, _model + PlanFormat.ModelBoardOffset), length);
+        }
+    }
+
     public string ModelName => _modelName ??= Encoding.UTF8.GetString(_image, _model + PlanFormat.ModelRecordSize,
         (int)LittleEndian.U32(_image, _model + PlanFormat.ModelNameLength));
 

@@ -57,7 +57,8 @@ public static class PlanFormat
     // Training plans: the params region holds writable copies of trained weights (int8) and biases
     // (int32), filled from Constants by the Init ops at bind; the state region holds optimizer state.
     public const int ModelNameLength = 20;       // u32
-    // 24..31 reserved
+    public const int ModelBoardOffset = 24;      // u32, into Names: the board the plan was compiled for (UTF-8 id)
+    public const int ModelBoardLength = 28;      // u32, 0 when compiled for no particular board
 
     // Tensor record (48 bytes).
     public const int TensorType = 0;             // u8 ElementType
