@@ -172,6 +172,13 @@ public static class Autodiff
         DataRef? w = k > 0 ? weights : null;
         DataRef? b = train.Bias ? bias : null;
         long macs = (long)trainedWeights * y.H * y.W;
+        if (k == 0)
+        {
+            // Bias only: the gradient is dy summed over the plane; nothing from the forward pass is kept for it.
+            float inputScale = model.Tensors[op.Inputs[0]].Scale;
+            return new POp { Kind = RtOpKind.BiasUpdate, Phase = OpPhase.Update, Name = $"{op.Name}.update", Input0 = dy, Output = -1,
+                Bias = b, Multiplier = scales, Args = [BitConverter.SingleToInt32Bits(inputScale), qas, -1], StateFloats = state, StateArg = 2, Layer = i };
+        }
         return op.Kind switch
         {
             QOpKind.Conv => new POp { Kind = RtOpKind.Conv2DUpdate, Phase = OpPhase.Update, Name = $"{op.Name}.update", Input0 = op.Inputs[0], Input1 = dy, Output = -1,

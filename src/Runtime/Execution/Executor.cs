@@ -418,6 +418,20 @@ public sealed class Executor
                     op.Arg(0), rule, _state, op.Arg(2), ref _rng);
                 break;
             }
+            case OpKind.BiasUpdate:
+            {
+                int plane = x.H * x.W;
+                if (GradientProbe is not null)
+                {
+                    float[] db = new float[x.C];
+                    Training.BiasGradient(_arena, x.ArenaOffset, x.C, plane, db);
+                    GradientProbe(index, Array.Empty<float>(), db);
+                }
+                var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(1) != 0 };
+                Training.BiasUpdate(_arena, x.ArenaOffset, x.C, plane, bBuffer, bias, _image, scales, BitConverter.Int32BitsToSingle(op.Arg(0)),
+                    rule, _state, op.Arg(2), ref _rng);
+                break;
+            }
             case OpKind.AvgPoolBackward:
             {
                 TensorInfo dx = _plan.Tensor(op.Output);

@@ -17,8 +17,13 @@ public static partial class Conv2D
 
     private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
+        bool pointwise = p.Kernel == 1 && p.Stride == 1 && p.Pad == 0;
+        if (p.Groups == 1 && !pointwise && Dense(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode))
+        {
+            return;
+        }
         // Rows (or, pointwise, planes) shorter than a Vector256 would waste most of its lanes.
-        int run = p.Kernel == 1 && p.Stride == 1 && p.Pad == 0 ? p.H * p.W : p.OW;
+        int run = pointwise ? p.H * p.W : p.OW;
         if (SimdWidth.Wide && run > Vector128<int>.Count)
         {
             SimdCore<Vector256<int>, Lanes256>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace TinyTrain.Runtime.Kernels;
 
@@ -29,11 +30,9 @@ internal static class ConvStrip
         where TV : struct
         where L : struct, ILanes<TV>
     {
-        int n = L.Count;
         int rowStride = stride * phaseWidth;
         strip.Slice(0, rows * rowStride).Clear();
         ref int s0 = ref MemoryMarshal.GetReference(strip);
-        TV zp = L.Splat(zeroPoint);
         for (int r = 0; r < rows; r++)
         {
             int iy = firstRow + r - pad;
@@ -43,28 +42,66 @@ internal static class ConvStrip
             }
             ref byte src = ref Unsafe.Add(ref plane, iy * w);
             ref int dst = ref Unsafe.Add(ref s0, r * rowStride);
-            int ix = 0;
-            if (stride == 1)
+            // Rows narrower than L's vectors (small late layers) still fit Vector128's.
+            if (!PackRow<TV, L>(ref src, w, pad, stride, zeroPoint, phaseWidth, ref dst)
+                && !PackRow<Vector128<int>, Lanes128>(ref src, w, pad, stride, zeroPoint, phaseWidth, ref dst))
             {
-                for (; ix + n <= w; ix += n)
+                PackRowScalar(ref src, w, pad, stride, zeroPoint, phaseWidth, ref dst);
+            }
+        }
+    }
+
+    // One row in whole vectors, the last one ending at the row's end (rewriting some values with the same ones);
+    // false, having written nothing, for strides above 2 and rows shorter than one load.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool PackRow<TV, L>(ref byte src, int w, int pad, int stride, int zeroPoint, int phaseWidth, ref int dst)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
+        int n = L.Count;
+        TV zp = L.Splat(zeroPoint);
+        if (stride == 1 && w >= n)
+        {
+            for (int ix = 0; ; ix += n)
+            {
+                ix = Math.Min(ix, w - n);
+                L.Store(L.Subtract(L.LoadInt8(ref src, ix), zp), ref dst, pad + ix);
+                if (ix == w - n)
                 {
-                    L.Store(L.Subtract(L.LoadInt8(ref src, ix), zp), ref dst, pad + ix);
+                    return true;
                 }
             }
-            else if (stride == 2)
+        }
+        if (stride == 2 && w >= 2 * n)
+        {
+            for (int ix = 0; ; ix += 2 * n)
             {
-                for (; ix + 2 * n <= w; ix += 2 * n)
-                {
-                    L.LoadInt8Pairs(ref src, ix, out TV even, out TV odd);
-                    int c = pad + ix;
-                    L.Store(L.Subtract(even, zp), ref dst, (c & 1) * phaseWidth + (c >> 1));
-                    L.Store(L.Subtract(odd, zp), ref dst, ((c + 1) & 1) * phaseWidth + ((c + 1) >> 1));
-                }
-            }
-            for (; ix < w; ix++)
-            {
+                ix = Math.Min(ix, w - 2 * n);
+                L.LoadInt8Pairs(ref src, ix, out TV even, out TV odd);
                 int c = pad + ix;
-                Unsafe.Add(ref dst, c % stride * phaseWidth + c / stride) = (sbyte)Unsafe.Add(ref src, ix) - zeroPoint;
+                L.Store(L.Subtract(even, zp), ref dst, (c & 1) * phaseWidth + (c >> 1));
+                L.Store(L.Subtract(odd, zp), ref dst, ((c + 1) & 1) * phaseWidth + ((c + 1) >> 1));
+                if (ix == w - 2 * n)
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static void PackRowScalar(ref byte src, int w, int pad, int stride, int zeroPoint, int phaseWidth, ref int dst)
+    {
+        // Padded column c goes to phase c % stride, index c / stride: stepped, not divided, per column.
+        int phase = pad % stride;
+        int at = pad / stride;
+        for (int ix = 0; ix < w; ix++)
+        {
+            Unsafe.Add(ref dst, phase * phaseWidth + at) = (sbyte)Unsafe.Add(ref src, ix) - zeroPoint;
+            if (++phase == stride)
+            {
+                phase = 0;
+                at++;
             }
         }
     }

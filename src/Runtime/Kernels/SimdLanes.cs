@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TinyTrain.Runtime.Kernels;
 
@@ -38,6 +39,17 @@ internal interface ILanes<TV> where TV : struct
 
     static abstract TV ShiftLeft(TV a, int count);
 
+    static abstract TV And(TV a, TV b);
+
+    static abstract TV Or(TV a, TV b);
+
+    /// <summary>
+    /// acc + lo(x) * lo(w) + hi(x) * hi(w) in each int32 lane, lo and hi being the lane's signed int16 halves, wrapping:
+    /// pmaddwd (or AVX-VNNI's vpdpwssd) where there is one, else the portable <c>MultiplyAddPairsPortable</c>. Both are
+    /// exact modulo 2^32 (the one case pmaddwd wraps, four int16 minima, gives 2^31, which wraps the same way), so they agree.
+    /// </summary>
+    static abstract TV MultiplyAddPairs(TV acc, TV x, TV w);
+
     /// <summary>Wrapping sum of the lanes.</summary>
     static abstract int Sum(TV a);
 
@@ -46,6 +58,15 @@ internal interface ILanes<TV> where TV : struct
 
     /// <summary>clamp(zeroPoint + MultiplyByQuantizedMultiplier(acc, multiplier, shift), actMin, actMax).</summary>
     static abstract TV Requantize(TV acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax);
+
+    /// <summary>One output channel's requantization constants as lanes, for the Requantize overloads that take them.</summary>
+    static abstract Requant<TV> Prepare(int multiplier, int shift, int zeroPoint, int actMin, int actMax);
+
+    /// <summary><see cref="Requantize(TV, int, int, int, int, int)"/> with the constants made once by <see cref="Prepare"/>.</summary>
+    static abstract TV Requantize(TV acc, in Requant<TV> q);
+
+    /// <summary>The masked <c>Requantize</c> with the constants made once by <see cref="Prepare"/>.</summary>
+    static abstract TV Requantize(TV acc, in Requant<TV> q, int maskMode, out uint maskBits);
 
     /// <summary>
     /// <see cref="Requantize(TV, int, int, int, int, int)"/>, and the lanes' fused ReLU mask in <paramref name="maskBits"/>
@@ -58,6 +79,39 @@ internal interface ILanes<TV> where TV : struct
 
     /// <summary>Stores the first <paramref name="count"/> (&lt; Count) lanes as int8 bytes.</summary>
     static abstract void StoreInt8Partial(TV value, ref byte dst, int index, int count);
+}
+
+/// <summary>
+/// One output channel's requantization as lanes: everything the lane-wise MultiplyByQuantizedMultiplier and the clamp
+/// need besides the accumulator, made once per channel so that a kernel storing many vectors of it does not redo it.
+/// </summary>
+internal readonly struct Requant<TV> where TV : struct
+{
+    /// <summary>The multiplier as an int64 in each pair of int32 lanes.</summary>
+    public readonly TV Multiplier;
+    /// <summary>2^right - 1 and half of it (rounded down): the rounding right shift's remainder mask and threshold.</summary>
+    public readonly TV RoundMask, RoundHalf;
+    public readonly TV ZeroPoint, ActMin, ActMax;
+    public readonly int Left, Right;
+    public readonly bool MinMultiplier;
+
+    public Requant(TV multiplier, TV roundMask, TV roundHalf, TV zeroPoint, TV actMin, TV actMax, int left, int right, bool minMultiplier)
+    {
+        Multiplier = multiplier;
+        RoundMask = roundMask;
+        RoundHalf = roundHalf;
+        ZeroPoint = zeroPoint;
+        ActMin = actMin;
+        ActMax = actMax;
+        Left = left;
+        Right = right;
+        MinMultiplier = minMultiplier;
+    }
+
+    /// <summary>Shift counts masked to 0..31 exactly as C#'s scalar &lt;&lt; and &gt;&gt; mask them.</summary>
+    public static int LeftOf(int shift) => shift > 0 ? shift & 31 : 0;
+
+    public static int RightOf(int shift) => shift > 0 ? 0 : -shift & 31;
 }
 
 internal struct Lanes256 : ILanes<Vector256<int>>
@@ -103,39 +157,98 @@ internal struct Lanes256 : ILanes<Vector256<int>>
     public static Vector256<int> ShiftLeft(Vector256<int> a, int count) => Vector256.ShiftLeft(a, count);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> And(Vector256<int> a, Vector256<int> b) => a & b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Or(Vector256<int> a, Vector256<int> b) => a | b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> MultiplyAddPairs(Vector256<int> acc, Vector256<int> x, Vector256<int> w)
+    {
+        if (AvxVnni.IsSupported)
+        {
+            return AvxVnni.MultiplyWideningAndAdd(acc, x.AsInt16(), w.AsInt16());
+        }
+        if (Avx2.IsSupported)
+        {
+            return acc + Avx2.MultiplyAddAdjacent(x.AsInt16(), w.AsInt16());
+        }
+        return acc + MultiplyAddPairsPortable(x, w);
+    }
+
+    /// <summary>The pairwise products' sums with plain lane arithmetic (also what the tests hold the instructions to).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> MultiplyAddPairsPortable(Vector256<int> x, Vector256<int> w)
+    {
+        Vector256<int> xLo = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(x, 16), 16);
+        Vector256<int> wLo = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(w, 16), 16);
+        return xLo * wLo + Vector256.ShiftRightArithmetic(x, 16) * Vector256.ShiftRightArithmetic(w, 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Sum(Vector256<int> a) => Vector256.Sum(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> MultiplyByQuantizedMultiplier(Vector256<int> x, int multiplier, int shift)
     {
-        // Shift counts are masked to 0..31 exactly as C#'s scalar << and >> mask them.
-        int left = shift > 0 ? shift & 31 : 0;
-        int right = shift > 0 ? 0 : -shift & 31;
+        int right = Requant<Vector256<int>>.RightOf(shift);
+        int mask = (1 << right) - 1;
+        return MultiplyByQuantizedMultiplier(x, Vector256.Create((long)multiplier).AsInt32(), multiplier == int.MinValue,
+            Requant<Vector256<int>>.LeftOf(shift), right, Vector256.Create(mask), Vector256.Create(mask >> 1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> MultiplyByQuantizedMultiplier(Vector256<int> x, Vector256<int> multiplier, bool minMultiplier, int left, int right,
+        Vector256<int> roundMask, Vector256<int> roundHalf)
+    {
         if (left != 0)
         {
             x = Vector256.ShiftLeft(x, left);
         }
-        // SaturatingRoundingDoublingHighMul == floor((x*m + 2^30) / 2^31) whenever it does not saturate;
-        // the low 32 bits of a logical shift equal those of the arithmetic one.
-        Vector256<long> m = Vector256.Create((long)multiplier);
-        Vector256<long> nudge = Vector256.Create(1L << 30);
-        Vector256<long> lo = Vector256.ShiftRightLogical(Vector256.WidenLower(x) * m + nudge, 31);
-        Vector256<long> hi = Vector256.ShiftRightLogical(Vector256.WidenUpper(x) * m + nudge, 31);
-        Vector256<int> r = Vector256.Narrow(lo, hi);
-        if (multiplier == int.MinValue)
+        Vector256<int> r = RoundingHighMul(x, multiplier);
+        // SaturatingRoundingDoublingHighMul saturates in one case only: x = m = int.MinValue.
+        if (minMultiplier)
         {
             Vector256<int> min = Vector256.Create(int.MinValue);
             r = Vector256.ConditionalSelect(Vector256.Equals(x, min), Vector256.Create(int.MaxValue), r);
         }
         if (right != 0)
         {
-            Vector256<int> mask = Vector256.Create((1 << right) - 1);
-            Vector256<int> remainder = r & mask;
-            // Comparisons give -1 for true: subtracting them adds 1.
-            Vector256<int> threshold = Vector256.ShiftRightArithmetic(mask, 1) - Vector256.LessThan(r, Vector256<int>.Zero);
+            // Rounding divide by 2^right, ties away from zero. Comparisons give -1 for true: subtracting them adds 1.
+            Vector256<int> remainder = r & roundMask;
+            Vector256<int> threshold = roundHalf - Vector256.LessThan(r, Vector256<int>.Zero);
             r = Vector256.ShiftRightArithmetic(r, right) - Vector256.GreaterThan(remainder, threshold);
         }
         return r;
+    }
+
+    /// <summary>
+    /// SaturatingRoundingDoublingHighMul without its saturation: floor((x*m + 2^30) / 2^31), the low 32 bits of the int64
+    /// result (the low 32 bits of a logical shift equal those of the arithmetic one); m is the multiplier in each int64.
+    /// AVX2 multiplies even and odd lanes (vpmuldq reads each int64's low half); else <see cref="RoundingHighMulPortable"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> RoundingHighMul(Vector256<int> x, Vector256<int> m)
+    {
+        if (Avx2.IsSupported)
+        {
+            Vector256<long> nudge = Vector256.Create(1L << 30);
+            Vector256<long> even = Avx2.Multiply(x, m) + nudge;
+            Vector256<long> odd = Avx2.Multiply(Avx2.ShiftRightLogical(x.AsInt64(), 32).AsInt32(), m) + nudge;
+            // Bits 31..62: for the even lanes the low half after >> 31, for the odd ones the high half after << 1.
+            return Avx2.Blend(Avx2.ShiftRightLogical(even, 31).AsInt32(), Avx2.ShiftLeftLogical(odd, 1).AsInt32(), 0b10101010);
+        }
+        return RoundingHighMulPortable(x, m);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> RoundingHighMulPortable(Vector256<int> x, Vector256<int> m)
+    {
+        Vector256<long> m64 = m.AsInt64();
+        Vector256<long> nudge = Vector256.Create(1L << 30);
+        Vector256<long> lo = Vector256.ShiftRightLogical(Vector256.WidenLower(x) * m64 + nudge, 31);
+        Vector256<long> hi = Vector256.ShiftRightLogical(Vector256.WidenUpper(x) * m64 + nudge, 31);
+        return Vector256.Narrow(lo, hi);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -149,13 +262,43 @@ internal struct Lanes256 : ILanes<Vector256<int>>
     public static Vector256<int> Requantize(Vector256<int> acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax, int maskMode, out uint maskBits)
     {
         Vector256<int> v = MultiplyByQuantizedMultiplier(acc, multiplier, shift) + Vector256.Create(zeroPoint);
+        maskBits = MaskBits(acc, v, maskMode, Vector256.Create(actMax));
+        return Vector256.Max(Vector256.Min(v, Vector256.Create(actMax)), Vector256.Create(actMin));
+    }
+
+    public static Requant<Vector256<int>> Prepare(int multiplier, int shift, int zeroPoint, int actMin, int actMax)
+    {
+        int right = Requant<Vector256<int>>.RightOf(shift);
+        int mask = (1 << right) - 1;
+        return new Requant<Vector256<int>>(Vector256.Create((long)multiplier).AsInt32(), Vector256.Create(mask), Vector256.Create(mask >> 1),
+            Vector256.Create(zeroPoint), Vector256.Create(actMin), Vector256.Create(actMax), Requant<Vector256<int>>.LeftOf(shift), right, multiplier == int.MinValue);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Requantize(Vector256<int> acc, in Requant<Vector256<int>> q)
+    {
+        Vector256<int> v = MultiplyByQuantizedMultiplier(acc, q.Multiplier, q.MinMultiplier, q.Left, q.Right, q.RoundMask, q.RoundHalf) + q.ZeroPoint;
+        return Vector256.Max(Vector256.Min(v, q.ActMax), q.ActMin);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Requantize(Vector256<int> acc, in Requant<Vector256<int>> q, int maskMode, out uint maskBits)
+    {
+        Vector256<int> v = MultiplyByQuantizedMultiplier(acc, q.Multiplier, q.MinMultiplier, q.Left, q.Right, q.RoundMask, q.RoundHalf) + q.ZeroPoint;
+        maskBits = MaskBits(acc, v, maskMode, q.ActMax);
+        return Vector256.Max(Vector256.Min(v, q.ActMax), q.ActMin);
+    }
+
+    // The fused ReLU mask: acc > 0 and, for ReLU6, the unclamped value below the top.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint MaskBits(Vector256<int> acc, Vector256<int> unclamped, int maskMode, Vector256<int> actMax)
+    {
         Vector256<int> passes = Vector256.GreaterThan(acc, Vector256<int>.Zero);
         if (maskMode == 2)
         {
-            passes &= Vector256.LessThan(v, Vector256.Create(actMax));
+            passes &= Vector256.LessThan(unclamped, actMax);
         }
-        maskBits = passes.ExtractMostSignificantBits();
-        return Vector256.Max(Vector256.Min(v, Vector256.Create(actMax)), Vector256.Create(actMin));
+        return passes.ExtractMostSignificantBits();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -177,6 +320,10 @@ internal struct Lanes256 : ILanes<Vector256<int>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long NarrowToInt8(Vector256<int> value)
     {
+        if (Avx512F.VL.IsSupported)
+        {
+            return Avx512F.VL.ConvertToVector128SByte(value).AsInt64().ToScalar();
+        }
         Vector128<short> s = Vector128.Narrow(value.GetLower(), value.GetUpper());
         return Vector128.Narrow(s, s).AsInt64().ToScalar();
     }
@@ -226,36 +373,93 @@ internal struct Lanes128 : ILanes<Vector128<int>>
     public static Vector128<int> ShiftLeft(Vector128<int> a, int count) => Vector128.ShiftLeft(a, count);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> And(Vector128<int> a, Vector128<int> b) => a & b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Or(Vector128<int> a, Vector128<int> b) => a | b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> MultiplyAddPairs(Vector128<int> acc, Vector128<int> x, Vector128<int> w)
+    {
+        if (AvxVnni.IsSupported)
+        {
+            return AvxVnni.MultiplyWideningAndAdd(acc, x.AsInt16(), w.AsInt16());
+        }
+        if (Sse2.IsSupported)
+        {
+            return acc + Sse2.MultiplyAddAdjacent(x.AsInt16(), w.AsInt16());
+        }
+        return acc + MultiplyAddPairsPortable(x, w);
+    }
+
+    /// <summary>The pairwise products' sums with plain lane arithmetic (also what the tests hold the instructions to).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> MultiplyAddPairsPortable(Vector128<int> x, Vector128<int> w)
+    {
+        Vector128<int> xLo = Vector128.ShiftRightArithmetic(Vector128.ShiftLeft(x, 16), 16);
+        Vector128<int> wLo = Vector128.ShiftRightArithmetic(Vector128.ShiftLeft(w, 16), 16);
+        return xLo * wLo + Vector128.ShiftRightArithmetic(x, 16) * Vector128.ShiftRightArithmetic(w, 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Sum(Vector128<int> a) => Vector128.Sum(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<int> MultiplyByQuantizedMultiplier(Vector128<int> x, int multiplier, int shift)
     {
-        // Same algorithm as Lanes256.MultiplyByQuantizedMultiplier; see the comments there.
-        int left = shift > 0 ? shift & 31 : 0;
-        int right = shift > 0 ? 0 : -shift & 31;
+        int right = Requant<Vector128<int>>.RightOf(shift);
+        int mask = (1 << right) - 1;
+        return MultiplyByQuantizedMultiplier(x, Vector128.Create((long)multiplier).AsInt32(), multiplier == int.MinValue,
+            Requant<Vector128<int>>.LeftOf(shift), right, Vector128.Create(mask), Vector128.Create(mask >> 1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> MultiplyByQuantizedMultiplier(Vector128<int> x, Vector128<int> multiplier, bool minMultiplier, int left, int right,
+        Vector128<int> roundMask, Vector128<int> roundHalf)
+    {
         if (left != 0)
         {
             x = Vector128.ShiftLeft(x, left);
         }
-        Vector128<long> m = Vector128.Create((long)multiplier);
-        Vector128<long> nudge = Vector128.Create(1L << 30);
-        Vector128<long> lo = Vector128.ShiftRightLogical(Vector128.WidenLower(x) * m + nudge, 31);
-        Vector128<long> hi = Vector128.ShiftRightLogical(Vector128.WidenUpper(x) * m + nudge, 31);
-        Vector128<int> r = Vector128.Narrow(lo, hi);
-        if (multiplier == int.MinValue)
+        Vector128<int> r = RoundingHighMul(x, multiplier);
+        // SaturatingRoundingDoublingHighMul saturates in one case only: x = m = int.MinValue.
+        if (minMultiplier)
         {
             Vector128<int> min = Vector128.Create(int.MinValue);
             r = Vector128.ConditionalSelect(Vector128.Equals(x, min), Vector128.Create(int.MaxValue), r);
         }
         if (right != 0)
         {
-            Vector128<int> mask = Vector128.Create((1 << right) - 1);
-            Vector128<int> remainder = r & mask;
-            Vector128<int> threshold = Vector128.ShiftRightArithmetic(mask, 1) - Vector128.LessThan(r, Vector128<int>.Zero);
+            // Rounding divide by 2^right, ties away from zero. Comparisons give -1 for true: subtracting them adds 1.
+            Vector128<int> remainder = r & roundMask;
+            Vector128<int> threshold = roundHalf - Vector128.LessThan(r, Vector128<int>.Zero);
             r = Vector128.ShiftRightArithmetic(r, right) - Vector128.GreaterThan(remainder, threshold);
         }
         return r;
+    }
+
+    /// <summary>Lanes256.RoundingHighMul on four lanes (SSE4.1's pmuldq).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> RoundingHighMul(Vector128<int> x, Vector128<int> m)
+    {
+        if (Sse41.IsSupported)
+        {
+            Vector128<long> nudge = Vector128.Create(1L << 30);
+            Vector128<long> even = Sse41.Multiply(x, m) + nudge;
+            Vector128<long> odd = Sse41.Multiply(Sse2.ShiftRightLogical(x.AsInt64(), 32).AsInt32(), m) + nudge;
+            return Sse41.Blend(Sse2.ShiftRightLogical(even, 31).AsInt16(), Sse2.ShiftLeftLogical(odd, 1).AsInt16(), 0b11001100).AsInt32();
+        }
+        return RoundingHighMulPortable(x, m);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> RoundingHighMulPortable(Vector128<int> x, Vector128<int> m)
+    {
+        Vector128<long> m64 = m.AsInt64();
+        Vector128<long> nudge = Vector128.Create(1L << 30);
+        Vector128<long> lo = Vector128.ShiftRightLogical(Vector128.WidenLower(x) * m64 + nudge, 31);
+        Vector128<long> hi = Vector128.ShiftRightLogical(Vector128.WidenUpper(x) * m64 + nudge, 31);
+        return Vector128.Narrow(lo, hi);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -269,13 +473,43 @@ internal struct Lanes128 : ILanes<Vector128<int>>
     public static Vector128<int> Requantize(Vector128<int> acc, int multiplier, int shift, int zeroPoint, int actMin, int actMax, int maskMode, out uint maskBits)
     {
         Vector128<int> v = MultiplyByQuantizedMultiplier(acc, multiplier, shift) + Vector128.Create(zeroPoint);
+        maskBits = MaskBits(acc, v, maskMode, Vector128.Create(actMax));
+        return Vector128.Max(Vector128.Min(v, Vector128.Create(actMax)), Vector128.Create(actMin));
+    }
+
+    public static Requant<Vector128<int>> Prepare(int multiplier, int shift, int zeroPoint, int actMin, int actMax)
+    {
+        int right = Requant<Vector128<int>>.RightOf(shift);
+        int mask = (1 << right) - 1;
+        return new Requant<Vector128<int>>(Vector128.Create((long)multiplier).AsInt32(), Vector128.Create(mask), Vector128.Create(mask >> 1),
+            Vector128.Create(zeroPoint), Vector128.Create(actMin), Vector128.Create(actMax), Requant<Vector128<int>>.LeftOf(shift), right, multiplier == int.MinValue);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Requantize(Vector128<int> acc, in Requant<Vector128<int>> q)
+    {
+        Vector128<int> v = MultiplyByQuantizedMultiplier(acc, q.Multiplier, q.MinMultiplier, q.Left, q.Right, q.RoundMask, q.RoundHalf) + q.ZeroPoint;
+        return Vector128.Max(Vector128.Min(v, q.ActMax), q.ActMin);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Requantize(Vector128<int> acc, in Requant<Vector128<int>> q, int maskMode, out uint maskBits)
+    {
+        Vector128<int> v = MultiplyByQuantizedMultiplier(acc, q.Multiplier, q.MinMultiplier, q.Left, q.Right, q.RoundMask, q.RoundHalf) + q.ZeroPoint;
+        maskBits = MaskBits(acc, v, maskMode, q.ActMax);
+        return Vector128.Max(Vector128.Min(v, q.ActMax), q.ActMin);
+    }
+
+    // The fused ReLU mask: acc > 0 and, for ReLU6, the unclamped value below the top.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint MaskBits(Vector128<int> acc, Vector128<int> unclamped, int maskMode, Vector128<int> actMax)
+    {
         Vector128<int> passes = Vector128.GreaterThan(acc, Vector128<int>.Zero);
         if (maskMode == 2)
         {
-            passes &= Vector128.LessThan(v, Vector128.Create(actMax));
+            passes &= Vector128.LessThan(unclamped, actMax);
         }
-        maskBits = passes.ExtractMostSignificantBits();
-        return Vector128.Max(Vector128.Min(v, Vector128.Create(actMax)), Vector128.Create(actMin));
+        return passes.ExtractMostSignificantBits();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -121,6 +121,43 @@ public static class Training
             FloatBits.Write(y, yOff + 4 * i, FloatBits.Read(a, aOff + 4 * i) + FloatBits.Read(b, bOff + 4 * i));
         }
     }
+    /// <summary>
+    /// A layer that trains only its bias: dy (channels, plane) float32 w.r.t. its (masked) output; for each channel
+    /// g_b = sum of dy over the plane, applied at once with the update rule (s_b = inputScale * s_w[c]). Needs no input.
+    /// </summary>
+    public static void BiasUpdate(byte[] dy, int dyOff, int channels, int plane, byte[] bias, int biasOff, byte[] scales, int scaleOff,
+        float inputScale, in UpdateRule rule, byte[] state, int stateOff, ref uint rng)
+    {
+        const string op = "Training.BiasUpdate";
+        KernelChecks.Positive(op, "channels", channels);
+        KernelChecks.Positive(op, "plane", plane);
+        KernelChecks.Range(op, "dy", dy, dyOff, 4L * channels * plane);
+        KernelChecks.Range(op, "bias", bias, biasOff, 4L * channels);
+        KernelChecks.Range(op, "scales", scales, scaleOff, 4L * channels);
+        if (!(inputScale > 0) || inputScale - inputScale != 0f)
+            throw new TinyTrainException($"{op}: input scale {inputScale} is not a finite positive number");
+        if (stateOff >= 0) KernelChecks.Range(op, "state", state, stateOff, 4L * channels);
+        for (int c = 0; c < channels; c++)
+        {
+            float g = 0f;
+            int at = dyOff + 4 * c * plane;
+            for (int i = 0; i < plane; i++) g += FloatBits.Read(dy, at + 4 * i);
+            float sw = FloatBits.Read(scales, scaleOff + 4 * c);
+            TrainingUpdate.Bias(bias, biasOff + 4 * c, g, inputScale * sw, rule, state, stateOff < 0 ? -1 : stateOff + 4 * c, ref rng);
+        }
+    }
+
+    /// <summary>The bias gradient BiasUpdate applies (real units), for tests and probes.</summary>
+    public static void BiasGradient(byte[] dy, int dyOff, int channels, int plane, float[] db)
+    {
+        for (int c = 0; c < channels; c++)
+        {
+            float g = 0f;
+            int at = dyOff + 4 * c * plane;
+            for (int i = 0; i < plane; i++) g += FloatBits.Read(dy, at + 4 * i);
+            db[c] = g;
+        }
+    }
 }
 
 /// <summary>
@@ -201,4 +238,5 @@ public static class FloatMath
         // n lies in [-75, 64] here: always a normal float.
         return FloatBits.FromBits((n + 127) << 23);
     }
+
 }

@@ -310,12 +310,15 @@ public sealed partial class Plan
         int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
         int output = U16(b, r + PlanFormat.OpOutput);
         CheckScratch(j, U16(b, r + PlanFormat.OpScratch));
-        bool update = kind is (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate;
+        bool update = kind is (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate or (int)OpKind.BiasUpdate;
         if (update)
         {
             if (output != PlanFormat.NoTensor)
                 throw Invalid(_source, $"{OpLabel(j)}: writes parameters in place, not a tensor, but names tensor {output} as its output");
-            ValidateUpdate(j, r, kind, flags, in0, in1);
+            if (kind == (int)OpKind.BiasUpdate)
+                ValidateBiasUpdate(j, r, flags, in0, in1);
+            else
+                ValidateUpdate(j, r, kind, flags, in0, in1);
             return;
         }
         RequireTensor(j, "output", output, kind == (int)OpKind.SaveMask ? ElementType.Bits : ElementType.Float32);
@@ -435,6 +438,27 @@ public sealed partial class Plan
 
     // x (input 0, the forward input, int8) and dy (input 1, float32, the forward output's shape); the
     // trained weights and biases live in the params region, their momentum in the state region.
+    private void ValidateBiasUpdate(int j, int r, int flags, int in0, int in1)
+    {
+        RequireTensor(j, "input 0", in0, ElementType.Float32);
+        RequireOneInput(j, in1);
+        TensorInfo dy = Tensor(in0);
+        if (U32(_image, r + PlanFormat.OpWeights) != PlanFormat.NoConstant)
+            throw Invalid(_source, $"{OpLabel(j)}: trains only a bias, but names weights");
+        if (U32(_image, r + PlanFormat.OpBias) == PlanFormat.NoConstant)
+            throw Invalid(_source, $"{OpLabel(j)}: has no bias to train");
+        CheckScaledWeights(j, r, flags, dy.C, 0, true);
+        float inputScale = BitConverter.Int32BitsToSingle(Arg(r, 0));
+        if (!(inputScale > 0) || float.IsInfinity(inputScale))
+            throw Invalid(_source, $"{OpLabel(j)}: input scale (arg 0) {inputScale} is not a finite positive number");
+        int qas = Arg(r, 1);
+        if (qas != 0 && qas != 1)
+            throw Invalid(_source, $"{OpLabel(j)}: qas (arg 1) is {qas}, not 0 or 1");
+        int state = Arg(r, 2);
+        if (state != -1 && (state < 0 || state % 4 != 0 || state + 4L * dy.C > StateBytes))
+            throw Invalid(_source, $"{OpLabel(j)}: state offset (arg 2) {state} for {dy.C} momentum floats is not -1 or a 4-byte aligned place inside the {StateBytes}-byte state region");
+    }
+
     private void ValidateUpdate(int j, int r, int kind, int flags, int in0, int in1)
     {
         RequireTensor(j, "input 0", in0, ElementType.Int8);
@@ -696,14 +720,14 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.GradientAdd);
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate);
 
     private static int PhaseOf(int kind) => kind switch
     {
         <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
         (int)OpKind.InitParams => (int)OpPhase.Init,
         (int)OpKind.SaveMask => (int)OpPhase.Save,
-        (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate => (int)OpPhase.Update,
+        (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate or (int)OpKind.BiasUpdate => (int)OpPhase.Update,
         _ => (int)OpPhase.Backward,
     };
 
@@ -716,6 +740,7 @@ public sealed partial class Plan
         (int)OpKind.Conv2DBackwardInput or (int)OpKind.DepthwiseBackwardInput or (int)OpKind.FullyConnectedBackwardInput
             => (int)(OpFlags.WeightsInParams | OpFlags.Accumulate),
         (int)OpKind.AvgPoolBackward or (int)OpKind.GlobalAvgPoolBackward => (int)OpFlags.Accumulate,
+        (int)OpKind.BiasUpdate => (int)OpFlags.BiasInParams,
         _ => 0,
     };
 

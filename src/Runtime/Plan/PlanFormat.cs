@@ -208,4 +208,9 @@ public enum OpKind : ushort
     GlobalAvgPoolBackward = 31,
     /// <summary>out = x0 + x1, float32 (out may be x0 or x1 itself).</summary>
     GradientAdd = 32,
+    /// <summary>Phase Update. A layer that trains only its bias: x0 = dy float32 (C,H,W) w.r.t. its (masked) output;
+    /// g_b[c] = sum of dy over the plane, applied at once (QAS: / (s_x s_w[c])). It keeps no input alive, unlike the
+    /// *Update ops. Bias = params offset (BiasInParams); Multiplier = float32 weight scales. args: input scale (float32
+    /// bits of s_x), qas (0/1), stateOffset (C float32 momentum entries, or -1).</summary>
+    BiasUpdate = 33,
 }

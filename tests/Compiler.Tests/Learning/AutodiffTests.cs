@@ -41,10 +41,11 @@ public class AutodiffTests
         Assert.Equal("conv3", masked.Name);
         Assert.Single(p.Ops, o => o.Kind == OpKind.FullyConnectedBackwardInput);  // into conv3's output
         Assert.DoesNotContain(p.Ops, o => o.Kind == OpKind.Conv2DBackwardInput);   // nothing below conv3 is trained
-        POp update = Assert.Single(p.Ops, o => o.Kind == OpKind.Conv2DUpdate);
-        Assert.Null(update.Weights);                                               // bias only
+        POp update = Assert.Single(p.Ops, o => o.Kind == OpKind.BiasUpdate);       // bias only: keeps no input alive
+        Assert.Null(update.Weights);
         Assert.NotNull(update.Bias);
         Assert.True(update.Bias!.IsParam);
+        Assert.Equal(ElementType.Float32, p.Tensors[update.Input0].Type);           // it reads dy, not the forward input
     }
 
     [Fact]

@@ -206,7 +206,7 @@ internal static class TrainingPlanReferee
         int bias = op.Bias == PlanFormat.NoConstant ? -1 : biasInParams ? (int)op.Bias : constantsAt + (int)op.Bias;
         int scales = op.Multiplier == PlanFormat.NoConstant ? -1 : constantsAt + (int)op.Multiplier;
         TensorInfo x = plan.Tensor(op.Input0);
-        bool update = op.Kind is OpKind.Conv2DUpdate or OpKind.DepthwiseUpdate or OpKind.FullyConnectedUpdate;
+        bool update = op.Kind is OpKind.Conv2DUpdate or OpKind.DepthwiseUpdate or OpKind.FullyConnectedUpdate or OpKind.BiasUpdate;
         Expect(update ? op.Phase == OpPhase.Update : op.Kind == OpKind.SaveMask ? op.Phase == OpPhase.Save : op.Phase == OpPhase.Backward, j, op, "phase");
         Expect(op.Kind == OpKind.SaveMask ? j < plan.ForwardOpCount : j >= plan.ForwardOpCount, j, op, "position");
         Expect(update ? op.Output == PlanFormat.NoTensor : op.Output < plan.TensorCount, j, op, "output");
@@ -308,6 +308,10 @@ internal static class TrainingPlanReferee
                 FullyConnected.Update(p, arena, x.ArenaOffset, arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, image, scales, x.Scale, op.Arg(0), rule, state, op.Arg(2), ref rng);
                 break;
             }
+            case OpKind.BiasUpdate:
+                Training.BiasUpdate(arena, x.ArenaOffset, x.C, x.H * x.W, bBuffer, bias, image, scales, BitConverter.Int32BitsToSingle(op.Arg(0)),
+                    rule, state, op.Arg(2), ref rng);
+                break;
             case OpKind.AvgPoolBackward:
             {
                 TensorInfo dx = plan.Tensor(op.Output);

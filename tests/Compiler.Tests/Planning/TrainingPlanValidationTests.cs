@@ -190,6 +190,32 @@ public class TrainingPlanValidationTests
     };
 
     [Theory]
+    [InlineData("weights", "trains only a bias, but names weights")]
+    [InlineData("no bias", "has no bias to train")]
+    [InlineData("input scale", "input scale (arg 0)")]
+    [InlineData("qas", "qas (arg 1) is 7")]
+    [InlineData("state", "state offset (arg 2)")]
+    [InlineData("int8 dy", "is int8, not float32")]
+    public void ForgedBiasUpdate_IsInvalid_NamingTheField(string forgery, string expected)
+    {
+        byte[] image = TrainingPlans.TinyBiasOnly();
+        int j = Find(image, OpKind.BiasUpdate);
+        switch (forgery)
+        {
+            case "weights": Set32(image, j, PlanFormat.OpWeights, 0); break;
+            case "no bias": Set32(image, j, PlanFormat.OpBias, PlanFormat.NoConstant); break;
+            case "input scale": Arg(image, j, 0, BitConverter.SingleToInt32Bits(float.NaN)); break;
+            case "qas": Arg(image, j, 1, 7); break;
+            case "state": Arg(image, j, 2, 1 << 20); break;
+            case "int8 dy": Put16(image, Op(image, j, PlanFormat.OpInput0), (ushort)0); break;
+        }
+        Seal(image);
+        PlanException e = Assert.Throws<PlanException>(() => Plan.Load(image, Source));
+        Assert.Contains($"op {j} (BiasUpdate", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Theory]
     [MemberData(nameof(Forgeries))]
     public void ForgedTrainingPlan_IsInvalid_NamingTheOpAndTheField(string forgery, string[] fragments)
     {
