@@ -18,6 +18,7 @@ public static partial class Conv2D
     private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         bool pointwise = p.Kernel == 1 && p.Stride == 1 && p.Pad == 0;
+        // Dense and not pointwise: im2col tiles (Conv2D.Dense.cs); the strip path below only where a tile does not fit.
         if (p.Groups == 1 && !pointwise && Dense(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode))
         {
             return;
@@ -252,7 +253,7 @@ public static partial class Conv2D
         }
     }
 
-    // ---- Spatial: any kernel, stride, padding, groups. ----
+    // ---- Spatial: any kernel, stride, padding, groups (dense convolutions take Conv2D.Dense.cs unless its tile does not fit). ----
     // Per block of four output channels and strip of output rows: accumulate one input channel at a
     // time into int32 rows (acc[b][r][ox]), reading the channel's padded, phase-split strip, then
     // requantize the rows. Returns false when one output row does not fit the scratch.

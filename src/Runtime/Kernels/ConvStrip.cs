@@ -25,13 +25,32 @@ internal static class ConvStrip
     }
 
     /// <summary>Packs padded rows [firstRow, firstRow + rows) of the plane (h, w) at <paramref name="plane"/> into <paramref name="strip"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Pack<TV, L>(ref byte plane, int h, int w, int pad, int stride, int zeroPoint, int firstRow, int rows, int phaseWidth, Span<int> strip)
         where TV : struct
         where L : struct, ILanes<TV>
     {
+        Pack<TV, L>(ref plane, h, w, pad, stride, zeroPoint, 0, firstRow, rows, phaseWidth, strip);
+    }
+
+    /// <summary>
+    /// <see cref="Pack{TV, L}(ref byte, int, int, int, int, int, int, int, int, Span{int})"/> with x - <paramref name="zeroPoint"/>
+    /// for the plane's values and <paramref name="padding"/> everywhere else.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Pack<TV, L>(ref byte plane, int h, int w, int pad, int stride, int zeroPoint, int padding, int firstRow, int rows, int phaseWidth, Span<int> strip)
+        where TV : struct
+        where L : struct, ILanes<TV>
+    {
         int rowStride = stride * phaseWidth;
-        strip.Slice(0, rows * rowStride).Clear();
+        if (padding == 0)
+        {
+            strip.Slice(0, rows * rowStride).Clear();
+        }
+        else
+        {
+            strip.Slice(0, rows * rowStride).Fill(padding);
+        }
         ref int s0 = ref MemoryMarshal.GetReference(strip);
         for (int r = 0; r < rows; r++)
         {
