@@ -7,6 +7,10 @@ var benchmarks = new Dictionary<string, Func<BenchArgs, object>>
 {
     ["pretrain"] = PretrainBench.Run,
     ["inference"] = InferenceBench.Run,
+    ["ood"] = OodBench.Run,
+    ["transfer"] = TransferBench.Run,
+    ["train-step"] = TrainStepBench.Run,
+    ["memory"] = MemoryBench.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var bench))

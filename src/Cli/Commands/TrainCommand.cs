@@ -15,7 +15,7 @@ internal static class TrainCommand
         int steps = a.Int("steps", 0, 10_000_000) ?? 1000;
         int batch = a.Int("batch", 1) ?? 1;
         float lr = a.Float("lr") ?? 0.01f;
-        float momentum = a.Float("momentum") ?? 0.9f;
+        float? momentumArg = a.Float("momentum");
         int seed = a.Int("seed", 0) ?? 0;
         int evalSamples = a.Int("eval-samples", 1) ?? 0;
         bool json = a.Flag("json");
@@ -26,6 +26,8 @@ internal static class TrainCommand
         IAnsiConsole console = Consoles.ForMode(context, json);
 
         var plan = PlanFile.Load(path);
+        // A plan compiled with --momentum keeps optimizer state: it then trains with momentum 0.9 unless told otherwise.
+        float momentum = momentumArg ?? (plan.StateBytes > 0 ? 0.9f : 0f);
         Dataset train = DataCatalog.Load(data, Split.Train), test = DataCatalog.Load(data, Split.Test);
         var options = new DeviceTrainingOptions { Steps = steps, LearningRate = lr, Momentum = momentum, Seed = seed, EvalSamples = evalSamples };
         console.MarkupLine($"on-device training of [bold]{Markup.Escape(plan.ModelName)}[/] on {Markup.Escape(data)}: {steps:N0} steps at batch 1, lr {lr}, " +

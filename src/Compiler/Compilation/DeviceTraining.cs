@@ -9,7 +9,8 @@ public sealed record DeviceTrainingOptions
 {
     public int Steps { get; init; } = 1000;
     public float LearningRate { get; init; } = 0.01f;
-    public float Momentum { get; init; } = 0.9f;
+    /// <summary>Used only by plans compiled with momentum state (compile --momentum); 0 = plain SGD.</summary>
+    public float Momentum { get; init; }
     public int Seed { get; init; }
     /// <summary>Test samples for the before/after accuracy (0 = the whole test split).</summary>
     public int EvalSamples { get; init; }
@@ -31,6 +32,10 @@ public static class DeviceTraining
             throw new TinyTrainException($"--lr must be a positive number (got {options.LearningRate})");
         if (train.NumClasses > plan.NumClasses)
             throw new TinyTrainException($"data set '{train.Name}' has {train.NumClasses} classes but the plan's model outputs {plan.NumClasses}");
+        if (options.Momentum != 0 && plan.StateBytes == 0)
+            throw new TinyTrainException($"{plan.Source}: momentum {options.Momentum} asked for, but the plan keeps no optimizer state; compile it with --momentum");
+        if (!(options.Momentum >= 0 && options.Momentum < 1))
+            throw new TinyTrainException($"--momentum must be in [0, 1), got {options.Momentum}");
         var executor = new Executor(plan) { LearningRate = options.LearningRate, Momentum = options.Momentum };
         if (!executor.CanTrain)
             throw new TinyTrainException($"{plan.Source}: this plan has no trainable set; compile it with --update bias:K, sparse:scheme.json or full");

@@ -115,8 +115,8 @@ public sealed class Executor
     public byte[] State => _state;
     /// <summary>Step size of the update rule, in real units when the plan uses QAS.</summary>
     public float LearningRate { get; set; } = 0.01f;
-    /// <summary>Momentum coefficient; used only when the plan keeps momentum state.</summary>
-    public float Momentum { get; set; } = 0.9f;
+    /// <summary>Momentum coefficient; used only when the plan keeps momentum state (compile --momentum).</summary>
+    public float Momentum { get; set; }
     /// <summary>
     /// For tests and tools, never on a device: when set, every update op first reports the gradients it
     /// is about to apply (op index, weight gradient of the trained channels, bias gradient; real units).

@@ -116,6 +116,15 @@ public class TrainingStepTests : IClassFixture<TrainedCnnFixture>
     }
 
     [Fact]
+    public void Momentum_on_a_plan_without_optimizer_state_is_refused()
+    {
+        PlanImage plan = Compile("bias:1");
+        var e = Assert.Throws<TinyTrainException>(() => DeviceTraining.Run(plan, _cnn.Train, _cnn.Test,
+            new DeviceTrainingOptions { Steps = 1, Momentum = 0.9f, EvalSamples = 10 }));
+        Assert.Contains("compile it with --momentum", e.Message);
+    }
+
+    [Fact]
     public void An_inference_plan_refuses_to_train()
     {
         var executor = new Executor(Compile("none"));
