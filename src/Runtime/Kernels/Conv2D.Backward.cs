@@ -15,6 +15,43 @@ public static partial class Conv2D
     /// </summary>
     public static void BackwardInput(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff, bool accumulate)
     {
+        CheckBackwardInput(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff);
+        if (SimdWidth.Fast && BackwardInputHasFastPath(p))
+        {
+            BackwardInputSimdCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
+        }
+        else
+        {
+            BackwardInputReferenceCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
+        }
+    }
+
+    /// <summary>The scalar reference of <see cref="BackwardInput"/>, whatever <see cref="KernelMode"/> says.</summary>
+    public static void BackwardInputReference(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff, bool accumulate)
+    {
+        CheckBackwardInput(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff);
+        BackwardInputReferenceCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
+    }
+
+    /// <summary>
+    /// The fast path of <see cref="BackwardInput"/> (vector width per <see cref="KernelMode.UseVector256"/>), whatever
+    /// <see cref="KernelMode.UseFast"/> says; the reference where there is none (no vector hardware, a big-endian host, Kernel over 32).
+    /// </summary>
+    public static void BackwardInputSimd(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff, bool accumulate)
+    {
+        CheckBackwardInput(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff);
+        if (BackwardInputHasFastPath(p))
+        {
+            BackwardInputSimdCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
+        }
+        else
+        {
+            BackwardInputReferenceCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
+        }
+    }
+
+    private static void CheckBackwardInput(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff)
+    {
         const string op = "Conv2D.BackwardInput";
         CheckShape(op, p);
         long dyCount = (long)p.OutC * p.OH * p.OW;
@@ -27,7 +64,10 @@ public static partial class Conv2D
         TrainingChecks.Apart(op, "dy", dy, dyOff, 4 * dyCount, "dx", dx, dxOff, 4 * dxCount);
         TrainingChecks.Apart(op, "w", w, wOff, wLen, "dx", dx, dxOff, 4 * dxCount);
         TrainingChecks.Apart(op, "scales", scales, scaleOff, 4L * p.OutC, "dx", dx, dxOff, 4 * dxCount);
+    }
 
+    private static void BackwardInputReferenceCore(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff, bool accumulate)
+    {
         int k = p.Kernel;
         int icPerGroup = p.InC / p.Groups;
         int ocPerGroup = p.OutC / p.Groups;
