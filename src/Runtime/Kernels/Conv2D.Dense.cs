@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 
 namespace TinyTrain.Runtime.Kernels;
 
-// The fast path of dense convolutions other than the plain pointwise one (groups 1; any kernel, stride, padding):
+// The fast path of dense convolutions (groups 1; any kernel, stride, padding; plain pointwise ones per PointwiseTakesDense):
 // im2col, then the pointwise path's register blocking, with several taps in each int32 lane.
 //   K = InC*k*k taps in w's order (ic, ky, kx); G taps share a lane, KL = ceil(K / G) lane rows.
 //   cols (KL, pitch) int32: lane px of row j holds taps G*j .. G*j+G-1 of pixel px of the tile;
@@ -28,12 +28,33 @@ public static partial class Conv2D
     /// </summary>
     internal static bool DenseQuads { get; set; } = AvxVnni.IsSupported;
 
+    /// <summary>Whether dense pointwise convolutions may take the dense path (PointwiseTakesDense); tests switch it off to cover the pointwise path.</summary>
+    internal static bool DensePointwise { get; set; } = true;
+
+    // A plain pointwise conv (1x1, stride 1, no padding, groups 1) takes the dense path unless it has fewer than 4
+    // input channels: from 4 up the packed multiply-adds beat the pointwise path's (1.3-13x on mbv2's pointwise
+    // shapes, ties on 1x1 planes of a few channels); below, most of each lane's taps would be padding.
+    private static bool PointwiseTakesDense(in ConvParams p)
+    {
+        return DensePointwise && p.InC >= 4;
+    }
+
     /// <summary>Runs the dense path; false (having written nothing) when its smallest tile does not fit the scratch.</summary>
     private static bool Dense(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff,
         byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         // Lanes run over the flattened pixels of a tile, so only a plane smaller than a Vector256 would waste them.
         bool wide = SimdWidth.Wide && p.OH * p.OW > Vector128<int>.Count;
+        if (p.Kernel == 1 && p.Stride == 1 && p.Pad == 0)
+        {
+            return (wide, DenseQuads) switch
+            {
+                (true, true) => DensePointwiseCore<Vector256<int>, Lanes256, UInt8Quads>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode),
+                (true, false) => DensePointwiseCore<Vector256<int>, Lanes256, Int16Pairs>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode),
+                (false, true) => DensePointwiseCore<Vector128<int>, Lanes128, UInt8Quads>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode),
+                (false, false) => DensePointwiseCore<Vector128<int>, Lanes128, Int16Pairs>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode),
+            };
+        }
         return (wide, DenseQuads) switch
         {
             (true, true) => DenseCore<Vector256<int>, Lanes256, UInt8Quads>(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode),
@@ -138,6 +159,124 @@ public static partial class Conv2D
             }
         }
         return true;
+    }
+
+    // Pointwise (1x1, stride 1, no padding): the plane's pixels are contiguous, so a tile is a run of them and
+    // cols come straight from x's bytes (UnfoldPointwise), no strip.
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool DensePointwiseCore<TV, L, D>(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff,
+        byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+        where TV : struct
+        where L : struct, ILanes<TV>
+        where D : struct, ITapPacking
+    {
+        int n = L.Count;
+        int taps = p.InC;
+        int kl = (taps + D.TapsPerLane - 1) / D.TapsPerLane;
+        int plane = p.H * p.W;
+        // The longest run in whole vectors that fits beside the weights, balanced over the plane.
+        long room = (DenseScratchInts - (long)Block * kl) / kl / n * n;
+        if (room <= 0)
+        {
+            return false;
+        }
+        int tiles = (int)((plane + room - 1) / room);
+        int tileCount = ConvStrip.RoundUp((plane + tiles - 1) / tiles, n);
+        Span<int> scratch = stackalloc int[DenseScratchInts];
+        Span<int> quant = stackalloc int[3 * Block];
+        var requant = new BlockRequant<TV>();
+        Span<int> wk = scratch.Slice(0, Block * kl);
+        ref int cols = ref scratch[wk.Length];
+        ref byte xr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(x), xOff);
+        ref byte wr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w), wOff);
+        ref byte yr = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(y), yOff);
+        var fused = new FusedMask(mask, maskOff, maskMode, y, yOff, p.OutC * plane);
+        for (int px0 = 0; px0 < plane; px0 += tileCount)
+        {
+            int count = Math.Min(tileCount, plane - px0);
+            int pitch = ConvStrip.RoundUp(count, n);
+            UnfoldPointwise<TV, L, D>(p.InC, plane, p.InputZeroPoint, ref Unsafe.Add(ref xr, px0), count, pitch, ref cols);
+            for (int o0 = 0; o0 < p.OutC; o0 += Block)
+            {
+                int nb = Math.Min(Block, p.OutC - o0);
+                for (int b = 0; b < Block; b++)
+                {
+                    int wsum = PackWeights<D>(ref Unsafe.Add(ref wr, b < nb ? (o0 + b) * taps : 0), b < nb ? taps : 0, wk.Slice(b * kl, kl));
+                    LoadQuant(quant, b, b < nb, biases, biasOff, consts, multOff, shiftOff, o0 + b);
+                    if (D.TapsPerLane == 4)
+                    {
+                        quant[3 * b] -= (p.InputZeroPoint + 128) * wsum;
+                    }
+                    requant[b] = L.Prepare(quant[3 * b + 1], quant[3 * b + 2], p.OutputZeroPoint, p.ActMin, p.ActMax);
+                }
+                DenseBlock<TV, L, D>(kl, pitch, count, nb, ref cols, ref MemoryMarshal.GetReference(wk), quant, requant,
+                    ref Unsafe.Add(ref yr, o0 * plane + px0), plane, fused);
+            }
+        }
+        return true;
+    }
+
+    // cols for count pixels of every channel of x (channel stride plane): lane row j packs channels G*j .. G*j+G-1
+    // (the last channel again past InC: its weights there are 0), as x + 128 bytes (quads) or x - zp int16 (pairs).
+    // Whole vectors where they stay within the run, then the last lanes one by one (0 past count), so that no
+    // read passes the end of x.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void UnfoldPointwise<TV, L, D>(int inC, int plane, int zeroPoint, ref byte x, int count, int pitch, ref int cols)
+        where TV : struct
+        where L : struct, ILanes<TV>
+        where D : struct, ITapPacking
+    {
+        int n = L.Count;
+        int g = D.TapsPerLane;
+        int bits = 32 / g;
+        int kl = (inC + g - 1) / g;
+        int offset = g == 2 ? zeroPoint : -128;
+        TV off = L.Splat(offset);
+        TV field = L.Splat((1 << bits) - 1);
+        int whole = count / n * n;
+        for (int j = 0; j < kl; j++)
+        {
+            int c0 = g * j;
+            ref byte x0 = ref Unsafe.Add(ref x, c0 * plane);
+            ref byte x1 = ref Unsafe.Add(ref x, Math.Min(c0 + 1, inC - 1) * plane);
+            ref int dst = ref Unsafe.Add(ref cols, j * pitch);
+            if (g == 2)
+            {
+                for (int px = 0; px < whole; px += n)
+                {
+                    TV a = L.And(L.Subtract(L.LoadInt8(ref x0, px), off), field);
+                    TV b = L.ShiftLeft(L.Subtract(L.LoadInt8(ref x1, px), off), 16);
+                    L.Store(L.Or(a, b), ref dst, px);
+                }
+                for (int px = whole; px < pitch; px++)
+                {
+                    Unsafe.Add(ref dst, px) = px < count
+                        ? (((sbyte)Unsafe.Add(ref x0, px) - offset) & 0xFFFF) | (((sbyte)Unsafe.Add(ref x1, px) - offset) << 16)
+                        : 0;
+                }
+            }
+            else
+            {
+                ref byte x2 = ref Unsafe.Add(ref x, Math.Min(c0 + 2, inC - 1) * plane);
+                ref byte x3 = ref Unsafe.Add(ref x, Math.Min(c0 + 3, inC - 1) * plane);
+                for (int px = 0; px < whole; px += n)
+                {
+                    // x + 128 is 0 .. 255: no masking.
+                    TV v = L.Subtract(L.LoadInt8(ref x0, px), off);
+                    v = L.Or(v, L.ShiftLeft(L.Subtract(L.LoadInt8(ref x1, px), off), 8));
+                    v = L.Or(v, L.ShiftLeft(L.Subtract(L.LoadInt8(ref x2, px), off), 16));
+                    v = L.Or(v, L.ShiftLeft(L.Subtract(L.LoadInt8(ref x3, px), off), 24));
+                    L.Store(v, ref dst, px);
+                }
+                for (int px = whole; px < pitch; px++)
+                {
+                    Unsafe.Add(ref dst, px) = px < count
+                        ? (Unsafe.Add(ref x0, px) ^ 0x80) | (Unsafe.Add(ref x1, px) ^ 0x80) << 8 | (Unsafe.Add(ref x2, px) ^ 0x80) << 16 | (Unsafe.Add(ref x3, px) ^ 0x80) << 24
+                        : 0;
+                }
+            }
+        }
     }
 
     // Ints between rows of cols: whole vectors over the tile's pixels, and room for Unfold's last vector of its last row.

@@ -18,8 +18,10 @@ public static partial class Conv2D
     private static void Simd(in ConvParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
     {
         bool pointwise = p.Kernel == 1 && p.Stride == 1 && p.Pad == 0;
-        // Dense and not pointwise: im2col tiles (Conv2D.Dense.cs); the strip path below only where a tile does not fit.
-        if (p.Groups == 1 && !pointwise && Dense(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode))
+        // Dense: im2col tiles (Conv2D.Dense.cs), pointwise too where its packed multiply-adds win (PointwiseTakesDense);
+        // the paths below only where a tile does not fit.
+        if (p.Groups == 1 && (!pointwise || PointwiseTakesDense(p))
+            && Dense(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode))
         {
             return;
         }

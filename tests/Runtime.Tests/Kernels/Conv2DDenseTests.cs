@@ -4,7 +4,8 @@ using TinyTrain.Runtime.Kernels;
 namespace TinyTrain.Runtime.Tests.Kernels;
 
 /// <summary>
-/// The dense fast path of Conv2D (groups 1, other than pointwise: im2col tiles and packed multiply-adds) against the
+/// The dense fast path of Conv2D (groups 1: im2col tiles and packed multiply-adds; plain pointwise convs from runs of
+/// x's bytes, and the pointwise path they may take instead) against the
 /// reference: outputs and the fused mask, Vector256 and Vector128, the uint8-quads packing (where AVX-VNNI runs it)
 /// and the int16-pairs one, tiles of whole rows, several tiles, chunks of one row and the fallback to the strip path;
 /// the lane operations it rests on against scalar arithmetic; and no allocation.
@@ -95,17 +96,25 @@ public class Conv2DDenseTests
     private static void AssertAgree(Case c)
     {
         bool quads = Conv2D.DenseQuads;
+        bool densePointwise = Conv2D.DensePointwise;
+        bool pointwise = c.P.Kernel == 1 && c.P.Stride == 1 && c.P.Pad == 0;
         try
         {
             byte[]? expected = null;
-            foreach (bool packing in new[] { true, false })
+            // A plain pointwise conv also on the pointwise path, which the dense one replaces for most shapes.
+            foreach (bool route in pointwise ? new[] { true, false } : new[] { true })
             {
-                Conv2D.DenseQuads = packing;
-                byte[] got = KernelTest.AssertPathsAgree(c.Arena, c.Exec, c.ToString());
-                expected ??= got;
-                int diff = KernelTest.FirstDifference(expected, got);
-                Assert.True(diff < 0, $"{c}: the reference differs between runs at byte {diff}");
+                Conv2D.DensePointwise = route;
+                foreach (bool packing in new[] { true, false })
+                {
+                    Conv2D.DenseQuads = packing;
+                    byte[] got = KernelTest.AssertPathsAgree(c.Arena, c.Exec, $"{c} dense pointwise {route}");
+                    expected ??= got;
+                    int diff = KernelTest.FirstDifference(expected, got);
+                    Assert.True(diff < 0, $"{c}: the reference differs between runs at byte {diff}");
+                }
             }
+            Conv2D.DensePointwise = densePointwise;
             if (c.MaskMode != 0)
             {
                 var plain = new Case { P = c.P, Arena = c.Arena, XOff = c.XOff, YOff = c.YOff, Image = c.Image, WOff = c.WOff, Consts = c.Consts, BiasOff = c.BiasOff, MultOff = c.MultOff, ShiftOff = c.ShiftOff };
@@ -121,6 +130,7 @@ public class Conv2DDenseTests
         finally
         {
             Conv2D.DenseQuads = quads;
+            Conv2D.DensePointwise = densePointwise;
         }
     }
 
@@ -130,9 +140,9 @@ public class Conv2DDenseTests
         int k = kernels[rng.Next(kernels.Length)];
         int s = rng.Next(3) + 1;
         int pad = rng.Next(3) == 0 ? rng.Next(0, k + 1) : k / 2;
-        if (k == 1 && s == 1 && pad == 0)
+        if (k == 1 && rng.Next(2) == 0)
         {
-            s = 2; // a plain pointwise conv takes the pointwise path
+            (s, pad) = (1, 0); // more plain pointwise convs
         }
         int[] firstLayer = [1, 3];
         int inC = rng.Next(4) switch
@@ -182,6 +192,24 @@ public class Conv2DDenseTests
     [InlineData(6, 2, 3, 5, 3, 2, 1)]
     [InlineData(9, 1, 40, 11, 3, 1, 1)]
     [InlineData(9, 40, 1, 11, 3, 1, 1)]
+    // Plain pointwise (mbv2-w0.35's shapes; partial vectors; 1x1 planes; fewer than 4 input channels; several
+    // tiles; taps too many for a tile).
+    [InlineData(16, 64, 64, 48, 1, 1, 0)]
+    [InlineData(48, 64, 64, 8, 1, 1, 0)]
+    [InlineData(8, 64, 64, 48, 1, 1, 0)]
+    [InlineData(16, 32, 32, 96, 1, 1, 0)]
+    [InlineData(96, 16, 16, 24, 1, 1, 0)]
+    [InlineData(192, 8, 8, 32, 1, 1, 0)]
+    [InlineData(336, 4, 4, 56, 1, 1, 0)]
+    [InlineData(56, 4, 4, 336, 1, 1, 0)]
+    [InlineData(13, 7, 9, 11, 1, 1, 0)]
+    [InlineData(6, 3, 1, 5, 1, 1, 0)]
+    [InlineData(128, 1, 1, 10, 1, 1, 0)]
+    [InlineData(1281, 1, 1, 7, 1, 1, 0)]
+    [InlineData(3, 9, 9, 8, 1, 1, 0)]
+    [InlineData(9, 60, 70, 6, 1, 1, 0)]
+    [InlineData(4001, 3, 3, 3, 1, 1, 0)]
+    [InlineData(12001, 1, 2, 2, 1, 1, 0)]
     // Strided and padded 1x1 (no pointwise fast path for them).
     [InlineData(12, 15, 17, 7, 1, 2, 0)]
     [InlineData(12, 9, 9, 5, 1, 1, 1)]
@@ -247,6 +275,8 @@ public class Conv2DDenseTests
             Shape(3, 128, 128, 16, 3, 2, 1),  // several tiles
             Shape(64, 5, 200, 6, 3, 1, 1),    // chunks of one row
             Shape(1, 28, 28, 16, 3, 1, 1),
+            Shape(16, 32, 32, 48, 1, 1, 0),  // pointwise
+            Shape(9, 60, 70, 6, 1, 1, 0),    // pointwise, several tiles
         ];
         void Step(KernelPath path)
         {
