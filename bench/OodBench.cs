@@ -13,10 +13,11 @@ namespace TinyTrain.Bench;
 
 /// <summary>
 /// `ood`: out-of-distribution detection by the int8 runtime. For each pair, cnn-s is trained in float on the
-/// in-distribution set (seed 0, the CLI's default epochs; 8 on the minis), compiled to an int8 inference plan,
-/// and each score is calibrated on that set's training split only: hyperdimensional prototypes on its first
-/// images (--proto-images), the threshold at 95 % true-positive rate on its last --calib-images (never in the
-/// prototypes). Every figure is then measured on the test splits, which no calibration saw: AUROC (exact,
+/// in-distribution set's training split except its last --calib-images (seed 0, the CLI's default epochs; 8 on
+/// the minis), compiled to an int8 inference plan, and each score is calibrated on that training split only:
+/// hyperdimensional prototypes on its first images (--proto-images), the threshold at 95 % true-positive rate
+/// on the held-out last --calib-images (seen by neither the model nor the prototypes). Every figure is then
+/// measured on the test splits, which no calibration saw: AUROC (exact,
 /// rank-sum), FPR at 95 % TPR (threshold from the test in-distribution scores, the literature's metric), and
 /// the TPR/FPR at the calibrated threshold (what a device would see). SRAM is what the scorer adds beside the
 /// arena; time is the score alone after Invoke, single thread. The HD scores get --budget bytes each (D chosen
@@ -45,17 +46,18 @@ internal static class OodBench
         {
             Dataset train = DataCatalog.Load(inName, Split.Train), test = DataCatalog.Load(inName, Split.Test);
             Dataset outTest = DataCatalog.Load(outName, Split.Test);
+            int calibStart = Math.Max(train.Count - calibImages, 1);
+            int protoCount = Math.Min(protoImages, calibStart);
             int epochs = epochsOverride > 0 ? epochsOverride : mini ? 8 : TrainOptions.DefaultEpochs(train.Count);
             var graph = ModelZoo.Build("cnn-s", classes: train.NumClasses, seed: seed);
-            TrainResult trained = Trainer.Train(graph, train, test, new TrainOptions { Epochs = epochs, Seed = seed },
+            // The trainer takes the first MaxSamples images: the threshold's images stay unseen.
+            TrainResult trained = Trainer.Train(graph, train, test, new TrainOptions { Epochs = epochs, Seed = seed, MaxSamples = calibStart },
                 onEpoch: e => args.Log($"{inName} epoch {e.Epoch}/{e.Epochs}: loss {e.Loss:F4} test {e.TestAccuracy:P2}"));
             CompileResult compiled = PlanCompiler.Compile(graph, CalibrationSet.FromData(train, graph.InputShape, 512), new CompileOptions());
             var plan = PlanImage.Load(compiled.Image, $"cnn-s-{inName}.ttplan");
             float int8Accuracy = PlanEvaluator.Evaluate(plan, test).Accuracy;
-            args.Log($"{inName}: cnn-s float {trained.TestAccuracy:P2}, int8 {int8Accuracy:P2} ({train.Count} train x {epochs} epochs, {trained.Elapsed.TotalSeconds:F0} s)");
+            args.Log($"{inName}: cnn-s float {trained.TestAccuracy:P2}, int8 {int8Accuracy:P2} ({calibStart} train x {epochs} epochs, {trained.Elapsed.TotalSeconds:F0} s)");
 
-            int calibStart = Math.Max(train.Count - calibImages, 1);
-            int protoCount = Math.Min(protoImages, calibStart);
             var scorers = new List<IOodScorer> { new MaxSoftmaxScorer(plan), new EnergyScorer(plan) };
             foreach (var (storage, perClass) in new[] { (HdStorage.Int8, 1), (HdStorage.Int8, 4), (HdStorage.Bits, 1), (HdStorage.Bits, 4) })
             {
@@ -72,7 +74,9 @@ internal static class OodBench
             {
                 @in = inName,
                 epochs,
-                train_images = train.Count,
+                train_images = calibStart,
+                prototype_images = protoCount,
+                threshold_images = train.Count - calibStart,
                 float_accuracy = Math.Round(trained.TestAccuracy, 4),
                 int8_accuracy = Math.Round(int8Accuracy, 4),
                 invoke_us = Math.Round(invokeMicros, 1),

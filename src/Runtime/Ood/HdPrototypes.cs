@@ -1,10 +1,11 @@
 namespace TinyTrain.Runtime.Ood;
 
 /// <summary>
-/// Class prototypes of a hyperdimensional score, as a board stores them: <see cref="Classes"/> prototypes of
-/// <see cref="HdConfig.PrototypeBytes"/> bytes each, class after class. Int8: D signed bytes (the direction of
-/// the class's bundled projections). Bits: D bits, dimension d in byte d / 8, bit d % 8 (LSB first), set where
-/// the bundled sum is positive. <see cref="Features"/> is the feature count the projection was built for.
+/// Class prototypes of a hyperdimensional score, as a board stores them: <see cref="Count"/> prototypes of
+/// <see cref="HdConfig.PrototypeBytes"/> bytes each, class after class (prototype i belongs to class
+/// i / PrototypesPerClass). Int8: D signed bytes (the direction of the bundled projections). Bits: D bits,
+/// dimension d in byte d / 8, bit d % 8 (LSB first), set where the bundled sum is positive.
+/// <see cref="Features"/> is the feature count the projection was built for.
 /// </summary>
 public sealed class HdPrototypes
 {
@@ -18,7 +19,7 @@ public sealed class HdPrototypes
             throw new TinyTrainException($"hyperdimensional prototypes: {features} features; it must lie in [1, {HdProjection.MaxFeatures}]");
         if (data.Length != config.StateBytes(classes))
             throw new TinyTrainException(
-                $"hyperdimensional prototypes: {data.Length} bytes, but {classes} {config.Name} prototypes of D = {config.Dimensions} need {config.StateBytes(classes)}");
+                $"hyperdimensional prototypes: {data.Length} bytes, but {(long)classes * config.PrototypesPerClass} {config.Name} prototypes of D = {config.Dimensions} need {config.StateBytes(classes)}");
         Config = config;
         Classes = classes;
         Features = features;
@@ -28,6 +29,9 @@ public sealed class HdPrototypes
     public HdConfig Config { get; }
     public int Classes { get; }
     public int Features { get; }
+
+    /// <summary>Classes x prototypes per class.</summary>
+    public int Count => Classes * Config.PrototypesPerClass;
 
     /// <summary>The prototypes' bytes (on a board, an SRAM or Flash buffer).</summary>
     public byte[] Data { get; }

@@ -8,21 +8,21 @@ using PlanImage = TinyTrain.Runtime.Plan.Plan;
 /// <summary>
 /// The hyperdimensional class-prototype score: the classifier's int8 input features, projected by the seeded
 /// bipolar projection (<see cref="HdProjection"/>), compared with every class prototype; the score is the best
-/// similarity, in [-1, 1]. Int8 prototypes: cosine. Bit prototypes: the projection's signs against the
+/// similarity to any prototype, in [-1, 1]. Int8 prototypes: cosine. Bit prototypes: the projection's signs against the
 /// prototype's, 1 - 2 Hamming / D (sign random projection: it falls as the angle grows).
 /// The projection is computed one 32-dimension word at a time and folded into the per-class sums at once,
-/// so the scratch is 32 accumulators plus one sum per class, never a D-long vector. Bind (the constructor)
+/// so the scratch is 32 + 128 accumulators plus one sum per prototype, never a D-long vector. Bind (the constructor)
 /// allocates that scratch; a score allocates nothing.
 /// </summary>
 public sealed class HdScorer : IOodScorer
 {
     private readonly byte[]? _image;
     private readonly int _featureOffset;
-    private readonly int _features, _zeroPoint, _classes, _words, _dimensions;
+    private readonly int _features, _zeroPoint, _count, _words, _dimensions;
     private readonly uint _seed;
     private readonly bool _bits;
     private readonly byte[] _prototypes;
-    private readonly int[] _h;
+    private readonly int[] _h, _buckets;
     private readonly long[] _dots;
     private readonly float[] _norms;
     private readonly int[] _matches;
@@ -46,7 +46,7 @@ public sealed class HdScorer : IOodScorer
         _model = prototypes;
         _features = prototypes.Features;
         _zeroPoint = featureZeroPoint;
-        _classes = prototypes.Classes;
+        _count = prototypes.Count;
         _dimensions = config.Dimensions;
         _words = config.Words;
         _seed = config.Seed;
@@ -54,12 +54,13 @@ public sealed class HdScorer : IOodScorer
         _prototypes = prototypes.Data;
         _featureOffset = -1;
         _h = new int[HdConfig.WordDimensions];
-        _dots = new long[_bits ? 0 : _classes];
-        _norms = new float[_bits ? 0 : _classes];
-        _matches = new int[_bits ? _classes : 0];
+        _buckets = new int[HdProjection.BucketCount];
+        _dots = new long[_bits ? 0 : _count];
+        _norms = new float[_bits ? 0 : _count];
+        _matches = new int[_bits ? _count : 0];
         if (!_bits)
         {
-            for (int k = 0; k < _classes; k++)
+            for (int k = 0; k < _count; k++)
             {
                 long sum = 0;
                 for (int d = 0; d < _dimensions; d++)
@@ -100,14 +101,14 @@ public sealed class HdScorer : IOodScorer
         const int n = HdConfig.WordDimensions;
         long hh = 0;
         int active = 0;
-        for (int k = 0; k < _classes; k++)
+        for (int k = 0; k < _count; k++)
         {
             if (_bits) _matches[k] = 0;
             else _dots[k] = 0;
         }
         for (int w = 0; w < _words; w++)
         {
-            active = HdProjection.Word(_seed, w, x, xOff, _features, _zeroPoint, _h, 0);
+            active = HdProjection.Word(_seed, w, x, xOff, _features, _zeroPoint, _buckets, _h, 0);
             if (_bits)
             {
                 uint q = 0;
@@ -118,7 +119,7 @@ public sealed class HdScorer : IOodScorer
                         q |= 1u << b;
                     }
                 }
-                for (int k = 0; k < _classes; k++)
+                for (int k = 0; k < _count; k++)
                 {
                     int at = k * (_dimensions / 8) + w * 4;
                     uint p = (uint)(_prototypes[at] | (_prototypes[at + 1] << 8) | (_prototypes[at + 2] << 16) | (_prototypes[at + 3] << 24));
@@ -132,7 +133,7 @@ public sealed class HdScorer : IOodScorer
                     long v = _h[b];
                     hh += v * v;
                 }
-                for (int k = 0; k < _classes; k++)
+                for (int k = 0; k < _count; k++)
                 {
                     int at = k * _dimensions + w * n;
                     long dot = 0;
@@ -151,7 +152,7 @@ public sealed class HdScorer : IOodScorer
         float best = -1f;
         if (_bits)
         {
-            for (int k = 0; k < _classes; k++)
+            for (int k = 0; k < _count; k++)
             {
                 float s = (2f * _matches[k] - _dimensions) / _dimensions;
                 if (s > best)
@@ -162,9 +163,9 @@ public sealed class HdScorer : IOodScorer
             return best;
         }
         float length = Sqrt(hh);
-        for (int k = 0; k < _classes; k++)
+        for (int k = 0; k < _count; k++)
         {
-            // An empty prototype (a class calibration never saw) matches nothing.
+            // An empty prototype (nothing bundled into it) matches nothing.
             if (_norms[k] == 0f)
             {
                 continue;
@@ -199,7 +200,7 @@ public sealed class HdScorer : IOodScorer
                 $"{plan.Source}: the classifier reads {x.ElementCount} features but the prototypes were built for {prototypes.Features}; rebuild them for this plan");
         if (prototypes.Classes != plan.NumClasses)
             throw new TinyTrainException(
-                $"{plan.Source}: the model has {plan.NumClasses} classes but there are {prototypes.Classes} prototypes; rebuild them for this plan");
+                $"{plan.Source}: the model has {plan.NumClasses} classes but the prototypes cover {prototypes.Classes}; rebuild them for this plan");
         offset = x.ArenaOffset;
         return x.ZeroPoint;
     }
