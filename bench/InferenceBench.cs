@@ -6,7 +6,7 @@ using TinyTrain.Compiler.Onnx;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
 using TinyTrain.Runtime.Execution;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Bench;
 

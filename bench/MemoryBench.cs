@@ -7,8 +7,8 @@ using TinyTrain.Compiler.Planning;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
 using TinyTrain.Runtime.Execution;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Bench;
 
@@ -112,7 +112,7 @@ internal static class MemoryBench
         public long MeasuredSram => (long)ArenaHighWater + Params + State;
     }
 
-    private static Row Measure(BenchArgs args, string model, string scheme, TinyTrain.Compiler.Graph.Graph graph, CalibrationSet calibration,
+    private static Row Measure(BenchArgs args, string model, string scheme, TinyTrain.Compiler.Graphs.Graph graph, CalibrationSet calibration,
         CompileOptions options, bool training, int? publishedKb, string? publishedWhat, double? analyticKb, bool detail)
     {
         var clock = Stopwatch.StartNew();

@@ -7,7 +7,7 @@ using TinyTrain.Compiler.Training;
 using TinyTrain.Compiler.Zoo;
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Ood;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Bench;
 

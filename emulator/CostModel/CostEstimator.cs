@@ -1,9 +1,9 @@
 namespace TinyTrain.Emulator.CostModel;
 
 using TinyTrain.Compiler.Boards;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
-using RtOpKind = TinyTrain.Runtime.Plan.OpKind;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
+using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
 
 /// <summary>Which of the board's throughput figures an op's multiply-accumulates run at.</summary>
 public enum MacKind { None, Conv, Depthwise, Pointwise }

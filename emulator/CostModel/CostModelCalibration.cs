@@ -8,7 +8,7 @@ using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Learning;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>One model's estimated training step against the published TTE sparse-update latency (paper Fig 10(c)).</summary>
 public sealed record CalibrationRow(

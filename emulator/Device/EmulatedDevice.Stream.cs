@@ -1,9 +1,9 @@
 namespace TinyTrain.Emulator.Device;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Emulator.Report;
 using TinyTrain.Emulator.Streams;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 public sealed partial class EmulatedDevice
 {

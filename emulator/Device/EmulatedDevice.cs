@@ -5,7 +5,7 @@ using TinyTrain.Compiler.Boards;
 using TinyTrain.Emulator.CostModel;
 using TinyTrain.Emulator.Report;
 using TinyTrain.Runtime.Execution;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>What happened to one sample fed to the device.</summary>
 public enum SampleOutcome : byte

@@ -1,6 +1,6 @@
 using System.Collections;
 using TinyTrain.Compiler.Data;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Emulator.Corruptions;
 
 namespace TinyTrain.Emulator.Streams;

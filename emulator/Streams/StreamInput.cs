@@ -1,4 +1,4 @@
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 namespace TinyTrain.Emulator.Streams;
 

@@ -6,7 +6,7 @@ namespace TinyTrain.Cli;
 /// <summary>Resolves --model: a zoo name, or a path to an .onnx file.</summary>
 internal static class ModelSource
 {
-    public static TinyTrain.Compiler.Graph.Graph Load(string model, int? resolution, int? classes, int seed = 0)
+    public static TinyTrain.Compiler.Graphs.Graph Load(string model, int? resolution, int? classes, int seed = 0)
     {
         bool looksLikeFile = model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || model.Contains('/') || model.Contains('\\');
         if (!looksLikeFile) return ModelZoo.Build(model, resolution, classes, seed);

@@ -79,11 +79,11 @@ internal static class CompileCommand
     /// trained), then, for a zoo model, a lower resolution. Each candidate is compiled for real; memory
     /// does not depend on calibration, so random inputs calibrate it.
     /// </summary>
-    private static string SmallestChange(string model, TinyTrain.Compiler.Graph.Graph graph, int? resolution, string update,
+    private static string SmallestChange(string model, TinyTrain.Compiler.Graphs.Graph graph, int? resolution, string update,
         CompileOptions options, TinyTrain.Compiler.Boards.BoardProfile board)
     {
         var changes = new List<string>();
-        bool Fits(TinyTrain.Compiler.Graph.Graph g, string u, out long sram)
+        bool Fits(TinyTrain.Compiler.Graphs.Graph g, string u, out long sram)
         {
             CompileResult r = PlanCompiler.Compile(g, CalibrationSet.Random(g.InputShape, 2, 0), options with { Update = u, Trainable = null });
             var fit = TinyTrain.Compiler.Boards.MemoryFit.Check(PlanReport.Requirement(r), board);

@@ -56,7 +56,7 @@ internal static class DemoCommand
         CompileResult compiled = PlanCompiler.Compile(graph, CalibrationSet.FromData(train, graph.InputShape, 512), new CompileOptions());
         string planPath = Path.Combine(outDir, "cnn-s.ttplan");
         File.WriteAllBytes(planPath, compiled.Image);
-        var plan = TinyTrain.Runtime.Plan.Plan.Load(File.ReadAllBytes(planPath), planPath);
+        var plan = TinyTrain.Runtime.Plans.Plan.Load(File.ReadAllBytes(planPath), planPath);
         EvalResult int8 = PlanEvaluator.Evaluate(plan, test);
         BoardProfile board = BoardCatalog.Get("stm32f746-disco");
         FitReport fit = MemoryFit.Check(PlanReport.Requirement(compiled), board);
@@ -68,7 +68,7 @@ internal static class DemoCommand
         // 7. On-device learning: the clothes model learns digits, a task it has never seen, at batch 1 in int8.
         Dataset digits = DataCatalog.Load("mnist-mini", Split.Train), digitsTest = DataCatalog.Load("mnist-mini", Split.Test);
         CompileResult trainable = PlanCompiler.Compile(graph, CalibrationSet.FromData(digits, graph.InputShape, 256), new CompileOptions { Update = "bias:2" });
-        var trainPlan = TinyTrain.Runtime.Plan.Plan.Load(trainable.Image, "cnn-s.bias2.ttplan");
+        var trainPlan = TinyTrain.Runtime.Plans.Plan.Load(trainable.Image, "cnn-s.bias2.ttplan");
         console.MarkupLine($"7. on-device learning of a new task (digits, mnist-mini) with the int8 runtime: update bias:2 (biases of the last 2 convs + classifier), " +
                            $"SRAM {trainable.Plan.ArenaBytes:N0} B arena + {trainable.Plan.ParamBytes:N0} B writable parameters");
         DeviceTrainingResult learned = Consoles.WithProgress(console, "training on the device", progress =>
@@ -79,7 +79,7 @@ internal static class DemoCommand
         // 8. The emulator: the clothes model on the default board while the camera fogs up; labels now and then.
         BoardProfile defaultBoard = BoardCatalog.Get("stm32f746-disco");
         CompileResult adaptive = PlanCompiler.Compile(graph, CalibrationSet.FromData(train, graph.InputShape, 256), new CompileOptions { Update = "bias:2" });
-        var adaptivePlan = TinyTrain.Runtime.Plan.Plan.Load(adaptive.Image, "cnn-s.adaptive.ttplan");
+        var adaptivePlan = TinyTrain.Runtime.Plans.Plan.Load(adaptive.Image, "cnn-s.adaptive.ttplan");
         const string streamSpec = "fashion-mnist-mini:clean*300/none, fashion-mnist-mini-c:fog*900/every:3";
         var device = new TinyTrain.Emulator.Device.EmulatedDevice(adaptivePlan, defaultBoard, 0.01f, 0);
         var stream = new TinyTrain.Emulator.Streams.DataStream(TinyTrain.Emulator.Streams.StreamSpec.Parse(streamSpec), 0, device.InputShape);
@@ -110,7 +110,7 @@ internal static class DemoCommand
         return 0;
     }
 
-    private static float MaxOutputDifference(TinyTrain.Compiler.Graph.Graph a, TinyTrain.Compiler.Graph.Graph b, Dataset data, int count)
+    private static float MaxOutputDifference(TinyTrain.Compiler.Graphs.Graph a, TinyTrain.Compiler.Graphs.Graph b, Dataset data, int count)
     {
         count = Math.Min(count, data.Count);
         var na = new FloatNetwork(a, count);

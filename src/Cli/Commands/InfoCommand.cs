@@ -1,6 +1,6 @@
 using Spectre.Console;
 using TinyTrain.Compiler.Analysis;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 namespace TinyTrain.Cli.Commands;
 

@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Analysis;
 
-// Inside the namespace so that `Graph` means the class, not the sibling namespace TinyTrain.Compiler.Graph.
-using TinyTrain.Compiler.Graph;
+// Inside the namespace so that `Graph` means the class, not the sibling namespace TinyTrain.Compiler.Graphs.
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>One node's row in <see cref="ModelStats"/>.</summary>
 /// <param name="Name">The node's name.</param>

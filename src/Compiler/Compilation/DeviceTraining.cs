@@ -3,7 +3,7 @@ namespace TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Runtime.Execution;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 public sealed record DeviceTrainingOptions
 {

@@ -26,7 +26,7 @@ public sealed record CompileOptions
 }
 
 /// <summary>What the compiler produced: the plan image and the intermediate forms, for reports and tests.</summary>
-public sealed record CompileResult(EmittedPlan Plan, Graph.Graph Folded, QuantizedModel Model, string Calibration)
+public sealed record CompileResult(EmittedPlan Plan, Graphs.Graph Folded, QuantizedModel Model, string Calibration)
 {
     public byte[] Image => Plan.Image;
     public PlanProgram Program => Plan.Program;
@@ -41,7 +41,7 @@ public static class PlanCompiler
     /// <summary>The smallest logit range (in real units, each side of zero) of a training plan.</summary>
     public const float LogitRange = 16f;
 
-    public static CompileResult Compile(Graph.Graph graph, CalibrationSet calibration, CompileOptions options)
+    public static CompileResult Compile(Graphs.Graph graph, CalibrationSet calibration, CompileOptions options)
     {
         FoldBatchNorm.Folded folded = FoldBatchNorm.Run(graph);
         QuantizedModel model = Lowering.Run(folded.Graph);

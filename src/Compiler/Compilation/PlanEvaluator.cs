@@ -9,7 +9,7 @@ public sealed record EvalResult(float Accuracy, int Samples, int Correct);
 /// <summary>Accuracy of a plan run by the int8 runtime, sample by sample (batch 1, as on the device).</summary>
 public static class PlanEvaluator
 {
-    public static EvalResult Evaluate(Runtime.Plan.Plan plan, Dataset data, int maxSamples = 0, Action<int, int>? progress = null)
+    public static EvalResult Evaluate(Runtime.Plans.Plan plan, Dataset data, int maxSamples = 0, Action<int, int>? progress = null)
     {
         if (data.NumClasses > plan.NumClasses)
             throw new TinyTrainException($"data set '{data.Name}' has {data.NumClasses} classes but the plan's model outputs {plan.NumClasses}");

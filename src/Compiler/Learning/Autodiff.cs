@@ -1,9 +1,9 @@
 namespace TinyTrain.Compiler.Learning;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Quantization;
-using TinyTrain.Runtime.Plan;
-using RtOpKind = TinyTrain.Runtime.Plan.OpKind;
+using TinyTrain.Runtime.Plans;
+using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
 
 public sealed record TrainingOptions
 {

@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Learning;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Quantization;
 
 /// <summary>

@@ -1,8 +1,8 @@
 namespace TinyTrain.Compiler.Learning;
 
-using TinyTrain.Compiler.Graph;
-using TinyTrain.Runtime.Plan;
-using RtOpKind = TinyTrain.Runtime.Plan.OpKind;
+using TinyTrain.Compiler.Graphs;
+using TinyTrain.Runtime.Plans;
+using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
 
 /// <summary>A tensor of the whole training step: int8 activations, 1-bit masks, float32 gradients.</summary>
 public sealed class PTensor

@@ -4,8 +4,8 @@ using Onnx;
 
 namespace TinyTrain.Compiler.Onnx;
 
-// Inside the namespace so that `Graph` means the class, not the sibling namespace TinyTrain.Compiler.Graph.
-using TinyTrain.Compiler.Graph;
+// Inside the namespace so that `Graph` means the class, not the sibling namespace TinyTrain.Compiler.Graphs.
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// Writes a float graph as an ONNX model (opset 13): input "input" (batch, C, H, W), output

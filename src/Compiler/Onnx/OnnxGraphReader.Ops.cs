@@ -2,7 +2,7 @@ using Onnx;
 
 namespace TinyTrain.Compiler.Onnx;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 // One method per ONNX op type TinyTrain reads. Each checks what our ops cannot express and
 // either adds a node, binds its output to an existing value (ops that change nothing), or

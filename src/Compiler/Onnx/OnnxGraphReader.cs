@@ -2,7 +2,7 @@ using Onnx;
 
 namespace TinyTrain.Compiler.Onnx;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// Walks one ONNX graph in order and builds the float graph: checks the graph's input and output,

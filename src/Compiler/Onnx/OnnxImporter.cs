@@ -3,7 +3,7 @@ using Onnx;
 
 namespace TinyTrain.Compiler.Onnx;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// Reads an ONNX model into a float graph: what <see cref="OnnxExporter"/> writes, and the usual

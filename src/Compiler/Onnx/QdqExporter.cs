@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
 using Google.Protobuf;
 using Onnx;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
-using PlanOpKind = TinyTrain.Runtime.Plan.OpKind;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
+using PlanOpKind = TinyTrain.Runtime.Plans.OpKind;
 
 namespace TinyTrain.Compiler.Onnx;
 

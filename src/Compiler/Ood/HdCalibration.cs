@@ -4,8 +4,8 @@ using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Ood;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>
 /// Builds hyperdimensional class prototypes from in-distribution images run through the int8 runtime: each

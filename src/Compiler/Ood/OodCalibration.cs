@@ -4,7 +4,7 @@ using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Ood;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>Scores data through the int8 runtime, and sets a score's threshold at a true-positive rate on in-distribution data.</summary>
 public static class OodCalibration

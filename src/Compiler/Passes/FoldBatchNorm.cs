@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Passes;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// Canonicalize, step 1: fold every BatchNorm that directly follows a conv or linear layer (and is

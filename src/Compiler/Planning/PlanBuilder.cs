@@ -2,7 +2,7 @@ namespace TinyTrain.Compiler.Planning;
 
 using System.Buffers.Binary;
 using System.Text;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 /// <summary>
 /// Writes a .ttplan image (layout in <see cref="PlanFormat"/>): tensors, ops, constants and

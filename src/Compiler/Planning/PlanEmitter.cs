@@ -1,8 +1,8 @@
 namespace TinyTrain.Compiler.Planning;
 
 using TinyTrain.Compiler.Learning;
-using TinyTrain.Runtime.Plan;
-using RtOpKind = TinyTrain.Runtime.Plan.OpKind;
+using TinyTrain.Runtime.Plans;
+using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
 
 /// <summary>One row of the compile report: an op, where its output lives, what it costs.</summary>
 public sealed record OpReport(int Index, string Name, string Kind, string Phase, string Output, int OutputOffset, int OutputBytes,

@@ -13,7 +13,7 @@ public static class Calibrator
 {
     private const int Bins = 4096;
 
-    public static void Run(Graph.Graph folded, QuantizedModel model, CalibrationSet samples, double percentile = 100)
+    public static void Run(Graphs.Graph folded, QuantizedModel model, CalibrationSet samples, double percentile = 100)
     {
         if (!(percentile > 50 && percentile <= 100))
             throw new TinyTrainException($"calibration percentile {percentile} must be in (50, 100]");
@@ -63,7 +63,7 @@ public static class Calibrator
         }
     }
 
-    private static void ForEachBatch(Graph.Graph folded, QuantizedModel model, CalibrationSet samples, Action<QTensor, ReadOnlySpan<float>> visit)
+    private static void ForEachBatch(Graphs.Graph folded, QuantizedModel model, CalibrationSet samples, Action<QTensor, ReadOnlySpan<float>> visit)
     {
         int batch = Math.Min(128, samples.Count);
         var net = new FloatNetwork(folded, batch);
@@ -81,10 +81,10 @@ public static class Calibrator
 public sealed class CalibrationSet
 {
     private readonly Dataset? _data;
-    private readonly Graph.Shape _shape;
+    private readonly Graphs.Shape _shape;
     private readonly int _seed;
 
-    private CalibrationSet(Dataset? data, Graph.Shape shape, int count, int seed)
+    private CalibrationSet(Dataset? data, Graphs.Shape shape, int count, int seed)
     {
         _data = data;
         _shape = shape;
@@ -95,14 +95,14 @@ public sealed class CalibrationSet
     public int Count { get; }
     public string Description => _data is null ? $"{Count} random inputs (seed {_seed})" : $"{Count} images of {_data.Name}";
 
-    public static CalibrationSet FromData(Dataset data, Graph.Shape inputShape, int count)
+    public static CalibrationSet FromData(Dataset data, Graphs.Shape inputShape, int count)
     {
         if (data.Count == 0) throw new TinyTrainException($"calibration data '{data.Name}' is empty");
         return new CalibrationSet(data, inputShape, Math.Min(count, data.Count), 0);
     }
 
     /// <summary>Uniform [0, 1] inputs, for planning memory of architectures that have no trained weights or data.</summary>
-    public static CalibrationSet Random(Graph.Shape inputShape, int count, int seed) => new(null, inputShape, count, seed);
+    public static CalibrationSet Random(Graphs.Shape inputShape, int count, int seed) => new(null, inputShape, count, seed);
 
     public void Fill(int index, float[] destination, int offset)
     {

@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Quantization;
 
 using TinyTrain.Compiler.Data;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Training;
 
 /// <summary>Turns data set images into a plan's int8 input: the float layout of the trainer, then q = round(v / scale) + zp.</summary>
@@ -20,9 +20,9 @@ public sealed class InputQuantizer
         _scratch = new float[shape.Size];
     }
 
-    public static InputQuantizer For(Runtime.Plan.Plan plan)
+    public static InputQuantizer For(Runtime.Plans.Plan plan)
     {
-        Runtime.Plan.TensorInfo t = plan.Tensor(plan.InputTensor);
+        Runtime.Plans.TensorInfo t = plan.Tensor(plan.InputTensor);
         return new InputQuantizer(new Shape(t.C, t.H, t.W), t.Scale, t.ZeroPoint);
     }
 

@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Quantization;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// Canonicalize, step 2: turn a BatchNorm-free float graph into the op list the int8 runtime runs:

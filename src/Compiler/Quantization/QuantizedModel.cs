@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Quantization;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 public enum Activation { None, Relu, Relu6 }
 

@@ -1,4 +1,4 @@
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Training.Ops;
 
 namespace TinyTrain.Compiler.Training;
@@ -10,7 +10,7 @@ namespace TinyTrain.Compiler.Training;
 /// </summary>
 public sealed class FloatNetwork
 {
-    private readonly Graph.Graph _graph;
+    private readonly Graphs.Graph _graph;
     private readonly float[][] _act;      // per node: (MaxBatch, size)
     private readonly float[][] _grad;     // per node: dL/d(output), same shape
     private readonly bool[] _needsGrad;   // does anyone need dL/d(this node's output)?
@@ -20,7 +20,7 @@ public sealed class FloatNetwork
     private readonly float[][] _workerCol;              // im2col scratch per worker
     private readonly float[][][] _workerDw, _workerDb;  // per worker, per node: partial conv gradients
 
-    public FloatNetwork(Graph.Graph graph, int maxBatch)
+    public FloatNetwork(Graphs.Graph graph, int maxBatch)
     {
         if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch));
         _graph = graph;
@@ -77,7 +77,7 @@ public sealed class FloatNetwork
         Gradients = gradients;
     }
 
-    public Graph.Graph Graph => _graph;
+    public Graphs.Graph Graph => _graph;
     public int MaxBatch { get; }
     /// <summary>dL/dθ for every parameter tensor, filled by Backward.</summary>
     public IReadOnlyDictionary<Tensor, float[]> Gradients { get; }

@@ -1,5 +1,5 @@
 using TinyTrain.Compiler.Data;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 namespace TinyTrain.Compiler.Training;
 

@@ -1,4 +1,4 @@
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 namespace TinyTrain.Compiler.Training;
 
@@ -11,7 +11,7 @@ public sealed class Sgd
     private readonly Dictionary<Tensor, float[]> _velocity = new(ReferenceEqualityComparer.Instance);
     private readonly HashSet<Tensor> _decayed = new(ReferenceEqualityComparer.Instance);
 
-    public Sgd(Graph.Graph graph, float momentum = 0.9f, float weightDecay = 5e-4f)
+    public Sgd(Graphs.Graph graph, float momentum = 0.9f, float weightDecay = 5e-4f)
     {
         Momentum = momentum;
         WeightDecay = weightDecay;

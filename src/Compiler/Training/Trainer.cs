@@ -28,7 +28,7 @@ public sealed record TrainResult(float TestAccuracy, float FinalLoss, int Steps,
 /// </summary>
 public static class Trainer
 {
-    public static TrainResult Train(Graph.Graph graph, Dataset train, Dataset test, TrainOptions options,
+    public static TrainResult Train(Graphs.Graph graph, Dataset train, Dataset test, TrainOptions options,
         Action<int, int>? onStep = null, Action<EpochReport>? onEpoch = null)
     {
         Validate(graph, train, options);
@@ -85,7 +85,7 @@ public static class Trainer
     }
 
     /// <summary>Top-1 accuracy of the graph (inference mode) on a data set.</summary>
-    public static float Evaluate(Graph.Graph graph, Dataset data, int maxSamples = 0)
+    public static float Evaluate(Graphs.Graph graph, Dataset data, int maxSamples = 0)
     {
         int count = maxSamples > 0 ? Math.Min(maxSamples, data.Count) : data.Count;
         if (count == 0) return 0f;
@@ -119,7 +119,7 @@ public static class Trainer
         return (float)(peak * 0.5 * (1 + Math.Cos(Math.PI * progress)));
     }
 
-    private static void Validate(Graph.Graph graph, Dataset train, TrainOptions options)
+    private static void Validate(Graphs.Graph graph, Dataset train, TrainOptions options)
     {
         if (options.Epochs < 1)
             throw new TinyTrainException($"--epochs must be at least 1 (got {options.Epochs})");

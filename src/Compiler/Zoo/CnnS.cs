@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Zoo;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// cnn-s: a three-conv network for 28x28 grayscale images (MNIST, Fashion-MNIST), small enough

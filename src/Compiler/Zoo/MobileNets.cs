@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Zoo;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// The inverted-residual networks of "On-Device Training Under 256KB Memory" (MbV2-w0.35,

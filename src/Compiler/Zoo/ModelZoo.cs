@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Zoo;
 
-// Inside the namespace so that `Graph` means the class, not the sibling namespace TinyTrain.Compiler.Graph.
-using TinyTrain.Compiler.Graph;
+// Inside the namespace so that `Graph` means the class, not the sibling namespace TinyTrain.Compiler.Graphs.
+using TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// The models TinyTrain can build from scratch (random weights from a seed): a small CNN for

@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Execution;
 
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>
 /// Measures how much of the arena a run really touches: two executors painted with 0x00 and 0xFF

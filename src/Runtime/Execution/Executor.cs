@@ -1,8 +1,8 @@
 namespace TinyTrain.Runtime.Execution;
 
 using TinyTrain.Runtime.Kernels;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>
 /// Runs a plan inside one arena: a single byte buffer of exactly the plan's size. Bind (this

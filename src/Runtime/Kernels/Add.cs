@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Kernels;
 
-/// <summary>Quantization of one int8 elementwise Add (<see cref="Plan.OpKind.Add"/>), TFLite's parameters.</summary>
+/// <summary>Quantization of one int8 elementwise Add (<see cref="Plans.OpKind.Add"/>), TFLite's parameters.</summary>
 public struct AddParams
 {
     /// <summary>Elements in each of x0, x1 and y (same shape, no broadcasting).</summary>

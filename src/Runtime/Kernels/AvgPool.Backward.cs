@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Kernels;
 
-/// <summary>AvgPool's backward kernel (<see cref="Plan.OpKind.AvgPoolBackward"/>). Reference code, portable to nanoFramework.</summary>
+/// <summary>AvgPool's backward kernel (<see cref="Plans.OpKind.AvgPoolBackward"/>). Reference code, portable to nanoFramework.</summary>
 public static partial class AvgPool
 {
     /// <summary>

@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Kernels;
 
-/// <summary>Shape of an int8 average pool (<see cref="Plan.OpKind.AvgPool"/>, and <see cref="Plan.OpKind.GlobalAvgPool"/>, which reads only C, H, W, ActMin, ActMax).</summary>
+/// <summary>Shape of an int8 average pool (<see cref="Plans.OpKind.AvgPool"/>, and <see cref="Plans.OpKind.GlobalAvgPool"/>, which reads only C, H, W, ActMin, ActMax).</summary>
 public struct PoolParams
 {
     /// <summary>x is (C, H, W); y is (C, OH, OW); OH = (H - Kernel) / Stride + 1, likewise OW (no padding).</summary>

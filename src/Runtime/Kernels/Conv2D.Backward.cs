@@ -1,7 +1,7 @@
 namespace TinyTrain.Runtime.Kernels;
 
 /// <summary>
-/// Conv2D's backward kernels (<see cref="Plan.OpKind.Conv2DBackwardInput"/>, <see cref="Plan.OpKind.Conv2DUpdate"/>).
+/// Conv2D's backward kernels (<see cref="Plans.OpKind.Conv2DBackwardInput"/>, <see cref="Plans.OpKind.Conv2DUpdate"/>).
 /// Reference code: plain loops, portable to nanoFramework; float32 gradients via <see cref="FloatBits"/>.
 /// </summary>
 public static partial class Conv2D

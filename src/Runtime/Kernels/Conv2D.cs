@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Kernels;
 
-/// <summary>Shape and quantization of one int8 Conv2D (<see cref="Plan.OpKind.Conv2D"/>).</summary>
+/// <summary>Shape and quantization of one int8 Conv2D (<see cref="Plans.OpKind.Conv2D"/>).</summary>
 public struct ConvParams
 {
     /// <summary>x is (InC, H, W).</summary>

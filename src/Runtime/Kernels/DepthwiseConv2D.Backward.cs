@@ -1,7 +1,7 @@
 namespace TinyTrain.Runtime.Kernels;
 
 /// <summary>
-/// DepthwiseConv2D's backward kernels (<see cref="Plan.OpKind.DepthwiseBackwardInput"/>, <see cref="Plan.OpKind.DepthwiseUpdate"/>).
+/// DepthwiseConv2D's backward kernels (<see cref="Plans.OpKind.DepthwiseBackwardInput"/>, <see cref="Plans.OpKind.DepthwiseUpdate"/>).
 /// Reference code: plain loops, portable to nanoFramework; float32 gradients via <see cref="FloatBits"/>.
 /// </summary>
 public static partial class DepthwiseConv2D

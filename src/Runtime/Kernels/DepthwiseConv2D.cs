@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Kernels;
 
-/// <summary>Shape and quantization of one int8 depthwise convolution (<see cref="Plan.OpKind.DepthwiseConv2D"/>).</summary>
+/// <summary>Shape and quantization of one int8 depthwise convolution (<see cref="Plans.OpKind.DepthwiseConv2D"/>).</summary>
 public struct DepthwiseParams
 {
     /// <summary>x is (C, H, W); y is (C, OH, OW); OH = (H + 2*Pad - Kernel) / Stride + 1, likewise OW.</summary>

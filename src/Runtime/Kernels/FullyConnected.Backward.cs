@@ -1,7 +1,7 @@
 namespace TinyTrain.Runtime.Kernels;
 
 /// <summary>
-/// FullyConnected's backward kernels (<see cref="Plan.OpKind.FullyConnectedBackwardInput"/>, <see cref="Plan.OpKind.FullyConnectedUpdate"/>).
+/// FullyConnected's backward kernels (<see cref="Plans.OpKind.FullyConnectedBackwardInput"/>, <see cref="Plans.OpKind.FullyConnectedUpdate"/>).
 /// Reference code: plain loops, portable to nanoFramework; float32 gradients via <see cref="FloatBits"/>.
 /// </summary>
 public static partial class FullyConnected

@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Kernels;
 
-/// <summary>Shape and quantization of one int8 fully connected layer (<see cref="Plan.OpKind.FullyConnected"/>).</summary>
+/// <summary>Shape and quantization of one int8 fully connected layer (<see cref="Plans.OpKind.FullyConnected"/>).</summary>
 public struct FullyConnectedParams
 {
     /// <summary>x is flat (In); w is (Out, In); y is (Out).</summary>

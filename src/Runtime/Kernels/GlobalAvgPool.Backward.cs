@@ -1,6 +1,6 @@
 namespace TinyTrain.Runtime.Kernels;
 
-/// <summary>GlobalAvgPool's backward kernel (<see cref="Plan.OpKind.GlobalAvgPoolBackward"/>). Reference code, portable to nanoFramework.</summary>
+/// <summary>GlobalAvgPool's backward kernel (<see cref="Plans.OpKind.GlobalAvgPoolBackward"/>). Reference code, portable to nanoFramework.</summary>
 public static partial class GlobalAvgPool
 {
     /// <summary>

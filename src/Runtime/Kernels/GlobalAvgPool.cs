@@ -1,7 +1,7 @@
 namespace TinyTrain.Runtime.Kernels;
 
 /// <summary>
-/// int8 global average pool (<see cref="Plan.OpKind.GlobalAvgPool"/>): the mean of each channel over
+/// int8 global average pool (<see cref="Plans.OpKind.GlobalAvgPool"/>): the mean of each channel over
 /// H*W with <see cref="AvgPool"/>'s rounding; the output (C, 1, 1) keeps the input's scale and zero point.
 /// Reads C, H, W, ActMin and ActMax of the <see cref="PoolParams"/>. y must not overlap x.
 /// </summary>

@@ -1,8 +1,8 @@
 namespace TinyTrain.Runtime.Kernels;
 
 /// <summary>
-/// The elementwise training ops of a plan (<see cref="Plan.OpKind.SaveMask"/>, <see cref="Plan.OpKind.LossGradient"/>,
-/// <see cref="Plan.OpKind.MaskGradient"/>, <see cref="Plan.OpKind.GradientAdd"/>). Gradients are float32, little-endian
+/// The elementwise training ops of a plan (<see cref="Plans.OpKind.SaveMask"/>, <see cref="Plans.OpKind.LossGradient"/>,
+/// <see cref="Plans.OpKind.MaskGradient"/>, <see cref="Plans.OpKind.GradientAdd"/>). Gradients are float32, little-endian
 /// in the arena (<see cref="FloatBits"/>), in real units: dL/d(dequantized value). Reference code only: plain
 /// loops over arrays and offsets, portable to nanoFramework; nothing allocates unless a check fails.
 /// </summary>

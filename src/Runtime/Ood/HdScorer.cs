@@ -2,8 +2,8 @@ namespace TinyTrain.Runtime.Ood;
 
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Kernels;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>
 /// The hyperdimensional class-prototype score: the classifier's int8 input features, projected by the seeded

@@ -1,8 +1,8 @@
 namespace TinyTrain.Runtime.Ood;
 
 using TinyTrain.Runtime.Execution;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>Maximum softmax probability of the plan's int8 logits (<see cref="OodScores.MaxSoftmax"/>); no state.</summary>
 public sealed class MaxSoftmaxScorer : IOodScorer

@@ -1,8 +1,8 @@
 namespace TinyTrain.Runtime.Ood;
 
 using TinyTrain.Runtime.Execution;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>Bind-time look-ups the scorers share: where the classifier's features are, and which plan an executor runs.</summary>
 public static class OodBinding

@@ -3,7 +3,7 @@ using TinyTrain.Compiler.Planning;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
 using TinyTrain.Runtime.Execution;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Compiler.Tests.Compilation;
 

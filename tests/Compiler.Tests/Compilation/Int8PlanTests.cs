@@ -4,7 +4,7 @@ using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Training;
 using TinyTrain.Compiler.Zoo;
 using TinyTrain.Runtime.Execution;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Compiler.Tests.Compilation;
 
@@ -24,7 +24,7 @@ public sealed class TrainedCnnFixture
 
     public Dataset Train { get; }
     public Dataset Test { get; }
-    public Graph.Graph Graph { get; }
+    public Graphs.Graph Graph { get; }
     public float FloatAccuracy { get; }
     public CompileResult Result { get; }
     public PlanImage Plan { get; }

@@ -1,4 +1,4 @@
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Passes;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Training;
@@ -54,7 +54,7 @@ public class QuantizerTests
         Node d = b.BatchNorm(b.DepthwiseConv(c, 3, stride: 2));
         Node g = b.GlobalAvgPool(b.Relu(d));
         b.BatchNorm(b.Linear(g, 3));
-        Graph.Graph graph = b.Build();
+        Graphs.Graph graph = b.Build();
         var random = new Random(2);
         foreach (Node n in graph.Nodes.Where(n => n.Kind == OpKind.BatchNorm))
             for (int i = 0; i < n.Shape.C; i++)

@@ -2,7 +2,7 @@ using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Learning;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 namespace TinyTrain.Compiler.Tests.Learning;
 
@@ -93,7 +93,7 @@ public class AutodiffTests
     [Fact]
     public void Sparse_scheme_in_the_published_keys_trains_the_first_channels_it_names()
     {
-        CompileResult r = PlanCompiler.Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), CalibrationSet.Random(new Graph.Shape(3, 32, 32), 4, 2),
+        CompileResult r = PlanCompiler.Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), CalibrationSet.Random(new Graphs.Shape(3, 32, 32), 4, 2),
             new CompileOptions { Trainable = m => TrainableSet.FromScheme(new SparseScheme(4, [48, 45], [0.25, 1.0]), m) });
         var convs = TrainableSet.ConvOps(r.Model);
         OpTraining conv48 = r.Program.Trainable.PerOp[convs[48]];

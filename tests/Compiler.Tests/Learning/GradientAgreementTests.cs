@@ -1,10 +1,10 @@
 using TinyTrain.Compiler.Compilation;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Tests.Compilation;
 using TinyTrain.Compiler.Training;
 using TinyTrain.Runtime.Execution;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Compiler.Tests.Learning;
 
@@ -34,7 +34,7 @@ public class GradientAgreementTests : IClassFixture<TrainedCnnFixture>
             Append(int8, layer + ".weight", dw);
             Append(int8, layer + ".bias", db);
         };
-        Graph.Graph folded = compiled.Folded;
+        Graphs.Graph folded = compiled.Folded;
 
         var net = new FloatNetwork(folded, 1);
         var reference = new Dictionary<string, List<float>>();

@@ -4,7 +4,7 @@ using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Tests.Compilation;
 using TinyTrain.Compiler.Zoo;
 using TinyTrain.Runtime.Execution;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Compiler.Tests.Learning;
 

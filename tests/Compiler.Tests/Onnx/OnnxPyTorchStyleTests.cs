@@ -2,7 +2,7 @@ using Onnx;
 
 namespace TinyTrain.Compiler.Tests.Onnx;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using static OnnxModelBuilder;
 using static OnnxTestSupport;
 

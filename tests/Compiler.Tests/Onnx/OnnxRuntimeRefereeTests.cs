@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Tests.Onnx;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Zoo;
 using static OnnxTestSupport;
 

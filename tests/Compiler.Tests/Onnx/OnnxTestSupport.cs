@@ -5,7 +5,7 @@ using Onnx;
 
 namespace TinyTrain.Compiler.Tests.Onnx;
 
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Onnx;
 using TinyTrain.Compiler.Training;
 

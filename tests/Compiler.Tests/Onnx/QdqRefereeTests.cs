@@ -6,10 +6,10 @@ using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Training;
 using TinyTrain.Compiler.Zoo;
 using Xunit.Abstractions;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 using PlanSurgery = TinyTrain.Compiler.Tests.Planning.PlanImage;
-using PlanOpKind = TinyTrain.Runtime.Plan.OpKind;
+using PlanOpKind = TinyTrain.Runtime.Plans.OpKind;
 
 namespace TinyTrain.Compiler.Tests.Onnx;
 
@@ -86,7 +86,7 @@ public class QdqRefereeTests : IClassFixture<QdqCnnFixture>
     {
         // The test graph with every op kind (AvgPool is in no zoo model), calibrated on random inputs; then
         // the same plan with clamps tighter than int8 saturation, which the export must write as Relu/Clip.
-        Graph.Graph graph = OnnxTestSupport.AllOps();
+        Graphs.Graph graph = OnnxTestSupport.AllOps();
         CompileResult result = PlanCompiler.Compile(graph, CalibrationSet.Random(graph.InputShape, 64, seed: 7), new CompileOptions());
         var plan = PlanImage.Load(result.Image, "all-ops.ttplan");
         Action<int, byte[]> fill = (i, input) => new Random(i).NextBytes(input);

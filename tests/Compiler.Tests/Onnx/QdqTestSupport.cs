@@ -4,8 +4,8 @@ using Onnx;
 using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Runtime.Execution;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Compiler.Tests.Onnx;
 

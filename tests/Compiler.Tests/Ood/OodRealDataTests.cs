@@ -2,8 +2,8 @@ using TinyTrain.Compiler.Ood;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Ood;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Compiler.Tests.Ood;
 

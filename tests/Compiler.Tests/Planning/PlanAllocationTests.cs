@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 using Xunit.Abstractions;
 
 // Loading keeps the image and allocates only the Plan object; the accessors allocate nothing, so

@@ -2,7 +2,7 @@ namespace TinyTrain.Compiler.Tests.Planning;
 
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 using Xunit.Abstractions;
 
 // Seeded random damage to a real plan: every outcome is a loaded plan or a PlanException, never

@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
 using System.Buffers.Binary;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 /// <summary>Byte surgery on plan images for the refusal and fuzz tests: find a record, change a field, re-seal the checksum.</summary>
 internal static class PlanImage

@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 /// <summary>
 /// Runs a loaded plan's forward ops with plain int8 kernels that index exactly as the real ones

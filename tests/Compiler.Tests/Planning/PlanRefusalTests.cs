@@ -1,6 +1,6 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 using static PlanImage;
 
 // Every refusal path: the error kind, and a one-line message naming the file, the problem and the fix.

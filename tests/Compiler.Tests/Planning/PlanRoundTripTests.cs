@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
 using TinyTrain.Compiler.Planning;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 public class PlanRoundTripTests
 {

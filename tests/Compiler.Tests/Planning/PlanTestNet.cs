@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
 using TinyTrain.Compiler.Planning;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 internal sealed record TensorSpec(string Name, ElementType Type, TensorRole Role, int C, int H, int W, int ArenaOffset,
     float Scale, int ZeroPoint, ushort FirstOp, ushort LastOp);

@@ -3,7 +3,7 @@ namespace TinyTrain.Compiler.Tests.Planning;
 using System.Buffers.Binary;
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Kernels;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 
 /// <summary>
 /// Runs a loaded training plan the way a bind and one training step do, independently of Plan.Validate.cs:

@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
 using System.Buffers.Binary;
-using TinyTrain.Runtime.Plan;
+using TinyTrain.Runtime.Plans;
 using Xunit.Abstractions;
 using static PlanImage;
 

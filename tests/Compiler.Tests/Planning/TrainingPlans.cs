@@ -1,12 +1,12 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
 using TinyTrain.Compiler.Compilation;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Learning;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
-using TinyTrain.Runtime.Plan;
-using OpKind = TinyTrain.Runtime.Plan.OpKind;
+using TinyTrain.Runtime.Plans;
+using OpKind = TinyTrain.Runtime.Plans.OpKind;
 
 /// <summary>
 /// Training plans as the compiler writes them, compiled once per test run: mbv2-w0.35 at 32x32 with each

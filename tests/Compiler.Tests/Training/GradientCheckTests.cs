@@ -1,4 +1,4 @@
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Training;
 
 namespace TinyTrain.Compiler.Tests.Training;
@@ -6,7 +6,7 @@ namespace TinyTrain.Compiler.Tests.Training;
 /// <summary>Every backward rule of the float trainer against central finite differences of the loss.</summary>
 public class GradientCheckTests
 {
-    private static Graph.Graph EveryOpGraph()
+    private static Graphs.Graph EveryOpGraph()
     {
         var b = new GraphBuilder("every-op", seed: 3);
         Node x = b.Input(new Shape(2, 8, 8));
@@ -21,7 +21,7 @@ public class GradientCheckTests
         return b.Build();
     }
 
-    private static Graph.Graph GapGraph()
+    private static Graphs.Graph GapGraph()
     {
         var b = new GraphBuilder("gap", seed: 5);
         Node x = b.Input(new Shape(3, 7, 7));
@@ -37,7 +37,7 @@ public class GradientCheckTests
     [InlineData(1)]
     public void Analytic_gradients_match_finite_differences(int which)
     {
-        Graph.Graph graph = which == 0 ? EveryOpGraph() : GapGraph();
+        Graphs.Graph graph = which == 0 ? EveryOpGraph() : GapGraph();
         const int n = 3;
         var random = new Random(11);
         var net = new FloatNetwork(graph, n);
@@ -93,7 +93,7 @@ public class GradientCheckTests
         Node x = b.Input(new Shape(1, 1, 2));
         Node bn = b.BatchNorm(x);
         b.Flatten(bn);
-        Graph.Graph graph = b.Build();
+        Graphs.Graph graph = b.Build();
         graph.Nodes[1].RunningMean!.Data[0] = 1f;
         graph.Nodes[1].RunningVar!.Data[0] = 4f;
         var net = new FloatNetwork(graph, 1);

@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Tests.Zoo;
 
 using TinyTrain.Compiler.Analysis;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 
 // Hand-counted small graphs for each ModelStats definition.
 public class ModelStatsTests

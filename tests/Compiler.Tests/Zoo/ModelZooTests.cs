@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Tests.Zoo;
 
 using TinyTrain.Compiler.Analysis;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Zoo;
 
 // The mobile nets are checked against data/reference/tte-models.json's per-layer list, which was

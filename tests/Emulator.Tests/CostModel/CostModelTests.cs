@@ -2,8 +2,8 @@ using TinyTrain.Compiler.Boards;
 using TinyTrain.Compiler.Compilation;
 using TinyTrain.Emulator.CostModel;
 using TinyTrain.Emulator.Tests.Device;
-using TinyTrain.Runtime.Plan;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Emulator.Tests.CostModel;
 

@@ -4,7 +4,7 @@ using TinyTrain.Compiler.Data;
 using TinyTrain.Emulator.Device;
 using TinyTrain.Emulator.Report;
 using TinyTrain.Emulator.Streams;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Emulator.Tests.Device;
 

@@ -3,7 +3,7 @@ using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
-using PlanImage = TinyTrain.Runtime.Plan.Plan;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Emulator.Tests.Device;
 

@@ -242,7 +242,7 @@ public class DataStreamTests
     [Fact]
     public void Fill_input_gives_the_model_floats_of_the_sample()
     {
-        DataStream stream = new(StreamSpec.Parse("mnist-mini:clean*2"), 1, new Compiler.Graph.Shape(3, 32, 32));
+        DataStream stream = new(StreamSpec.Parse("mnist-mini:clean*2"), 1, new Compiler.Graphs.Shape(3, 32, 32));
         var floats = new float[1 + 3 * 32 * 32];
 
         foreach (StreamSample sample in stream)

@@ -1,5 +1,5 @@
 using TinyTrain.Compiler.Data;
-using TinyTrain.Compiler.Graph;
+using TinyTrain.Compiler.Graphs;
 using TinyTrain.Compiler.Training;
 using TinyTrain.Emulator.Streams;
 

@@ -1,4 +1,4 @@
-namespace TinyTrain.Runtime.Plan;
+namespace TinyTrain.Runtime.Plans;
 
 // Reads the plan's little-endian fields byte by byte: independent of the host's byte order and
 // alignment, and free of Span so that it builds for a board. Callers have checked the range.

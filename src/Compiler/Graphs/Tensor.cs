@@ -1,4 +1,4 @@
-namespace TinyTrain.Compiler.Graph;
+namespace TinyTrain.Compiler.Graphs;
 
 /// <summary>A float parameter tensor, row-major. Conv weights are (OC, IC/groups, KH, KW); linear weights are (Out, In).</summary>
 public sealed class Tensor

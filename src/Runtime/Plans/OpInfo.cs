@@ -1,4 +1,4 @@
-namespace TinyTrain.Runtime.Plan;
+namespace TinyTrain.Runtime.Plans;
 
 /// <summary>
 /// One op record, read from the plan image when a property is asked for. Tensor indices are

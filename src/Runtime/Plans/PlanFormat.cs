@@ -1,4 +1,4 @@
-namespace TinyTrain.Runtime.Plan;
+namespace TinyTrain.Runtime.Plans;
 
 /// <summary>
 /// The .ttplan file layout: one flat little-endian image, readable in place (on a board: straight

@@ -1,4 +1,4 @@
-namespace TinyTrain.Compiler.Graph;
+namespace TinyTrain.Compiler.Graphs;
 
 /// <summary>The small set of float ops every model in TinyTrain is built from.</summary>
 public enum OpKind

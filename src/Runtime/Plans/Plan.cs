@@ -1,4 +1,4 @@
-namespace TinyTrain.Runtime.Plan;
+namespace TinyTrain.Runtime.Plans;
 
 using System.Text;
 

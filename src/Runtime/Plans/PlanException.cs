@@ -1,4 +1,4 @@
-namespace TinyTrain.Runtime.Plan;
+namespace TinyTrain.Runtime.Plans;
 
 /// <summary>Why a plan file was refused; the first four say what happened to the file, the last that its writer erred.</summary>
 public enum PlanError

@@ -1,4 +1,4 @@
-namespace TinyTrain.Compiler.Graph;
+namespace TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// One op of the float graph. Attributes that an op kind does not use stay at their defaults.

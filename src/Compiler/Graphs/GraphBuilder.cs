@@ -1,4 +1,4 @@
-namespace TinyTrain.Compiler.Graph;
+namespace TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// Builds a graph op by op, inferring shapes and initialising parameters from a seed

@@ -1,4 +1,4 @@
-namespace TinyTrain.Compiler.Graph;
+namespace TinyTrain.Compiler.Graphs;
 
 /// <summary>The shape of one sample's tensor, channels first (C, H, W); a flat vector is (C, 1, 1).</summary>
 public readonly record struct Shape(int C, int H, int W)

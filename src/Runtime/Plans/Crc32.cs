@@ -1,4 +1,4 @@
-namespace TinyTrain.Runtime.Plan;
+namespace TinyTrain.Runtime.Plans;
 
 /// <summary>
 /// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), the plan file's trailer. Plain loops over

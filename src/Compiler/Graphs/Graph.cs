@@ -1,4 +1,4 @@
-namespace TinyTrain.Compiler.Graph;
+namespace TinyTrain.Compiler.Graphs;
 
 /// <summary>
 /// A float model: nodes in topological order, one input (node 0) and one output (the last node,
