@@ -10,6 +10,8 @@ namespace TinyTrain.Emulator.Corruptions;
 /// </summary>
 internal static class Canny
 {
+    [ThreadStatic] private static int[]? _stack;
+
     public const double Sigma = 1.0;
     public const double LowThreshold = 0.1;
     public const double HighThreshold = 0.2;
@@ -112,8 +114,8 @@ internal static class Canny
     private static void Hysteresis(Span<double> kind, Span<double> edges, int width, int height)
     {
         edges.Clear();
-        int[] stack = ArrayPool<int>.Shared.Rent(kind.Length); // each pixel is pushed at most once
-        try
+        if (_stack is null || _stack.Length < kind.Length) _stack = new int[Math.Max(kind.Length, 1024)];
+        int[] stack = _stack; // each pixel is pushed at most once; kept per thread so that a call allocates nothing
         {
             int top = 0;
             for (int i = 0; i < kind.Length; i++)
@@ -141,10 +143,6 @@ internal static class Canny
                     }
                 }
             }
-        }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(stack);
         }
     }
 }

@@ -28,8 +28,26 @@ internal static class Pixels
             y[i] = UnitToByte(unit[i]);
     }
 
-    /// <summary>Scratch from the shared pool; after the first calls on a thread, renting allocates nothing.</summary>
-    public static double[] Rent(int length) => ArrayPool<double>.Shared.Rent(length);
+    // Scratch kept per thread, handed out last-in first-out (rents nest inside one corruption): after the
+    // first calls on a thread, renting allocates nothing. (ArrayPool.Shared may drop its caches on a GC.)
+    [ThreadStatic] private static double[][]? _scratch;
+    [ThreadStatic] private static int _depth;
 
-    public static void Return(double[] array) => ArrayPool<double>.Shared.Return(array);
+    /// <summary>Scratch of at least <paramref name="length"/> doubles; give it back with <see cref="Return"/>, last rented first.</summary>
+    public static double[] Rent(int length)
+    {
+        _scratch ??= new double[8][];
+        if (_depth == _scratch.Length) Array.Resize(ref _scratch, 2 * _scratch.Length);
+        double[]? array = _scratch[_depth];
+        if (array is null || array.Length < length) _scratch[_depth] = array = new double[Math.Max(length, 1024)];
+        _depth++;
+        return array;
+    }
+
+    public static void Return(double[] array)
+    {
+        if (_depth == 0 || !ReferenceEquals(_scratch![_depth - 1], array))
+            throw new InvalidOperationException("Pixels.Return: scratch given back out of order");
+        _depth--;
+    }
 }
