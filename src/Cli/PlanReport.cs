@@ -17,6 +17,9 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
     public static MemoryRequirement Requirement(CompileResult r)
         => new(r.Plan.ArenaBytes, r.Plan.ParamBytes, r.Plan.StateBytes, r.Plan.ConstantBytes, r.Image.Length - r.Plan.ConstantBytes);
 
+    /// <summary>What sparse:auto chose, when it chose.</summary>
+    public AutoScheme? Auto { get; init; }
+
     private EmittedPlan Plan => Result.Plan;
     private long SramTotal => Plan.SramBytes;
 
@@ -27,6 +30,13 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         update = Update,
         trained_parameters = Result.Program.Trainable.PerOp.Select((t, i) => new { t, i }).Where(x => x.t.Any)
             .Select(x => new { op = Result.Model.Ops[x.i].Name, weight_channels = x.t.WeightChannels, bias = x.t.Bias }),
+        auto = Auto is null ? null : new
+        {
+            budget_bytes = Auto.BudgetBytes, sram_bytes = Auto.SramBytes, smallest_bytes = Auto.SmallestBytes,
+            score_share = Math.Round(Auto.ScoreShare, 4), compiles = Auto.Compiles,
+            scheme = new { n_bias_update = Auto.Scheme.NBiasUpdate, manual_weight_idx = Auto.Scheme.ManualWeightIdx, weight_update_ratio = Auto.Scheme.WeightUpdateRatio },
+            steps = Auto.Steps,
+        },
         calibration = Result.Calibration,
         flash_bytes = Result.Image.Length,
         flash = new { constants_bytes = Plan.ConstantBytes, plan_metadata_bytes = Result.Image.Length - Plan.ConstantBytes },
@@ -77,8 +87,21 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         memory.AddRow("[bold]SRAM[/]", "[bold]total[/]", $"[bold]{SramTotal:N0}[/]");
         console.Write(memory);
         console.MarkupLine($"calibrated on {Markup.Escape(Result.Calibration)}");
+        if (Auto is not null)
+        {
+            PrintAuto(console, Auto);
+        }
         if (Fit is not null)
             console.MarkupLine(Fit.Fits ? $"[green]fits {Markup.Escape(Fit.Board.Id)}[/]: {Markup.Escape(Fit.Summary)}" : $"[red]{Markup.Escape(Fit.Summary)}[/]");
         if (output is not null) console.MarkupLine($"wrote [bold]{Markup.Escape(output)}[/] ({Result.Image.Length:N0} bytes)");
+    }
+
+    private static void PrintAuto(IAnsiConsole console, AutoScheme auto)
+    {
+        var s = auto.Scheme;
+        console.WriteLine($"sparse:auto under {ByteSize.Format(auto.BudgetBytes)}: n_bias_update {s.NBiasUpdate}, manual_weight_idx [{string.Join(",", s.ManualWeightIdx)}], " +
+            $"weight_update_ratio [{string.Join(",", s.WeightUpdateRatio.Select(r => r.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]; " +
+            $"{auto.SramBytes:N0} B SRAM, {auto.ScoreShare:P1} of the full update's gradient score ({auto.Steps.Count} moves, {auto.Compiles} plans compiled)");
+        foreach (string step in auto.Steps) console.WriteLine("  + " + step);
     }
 }

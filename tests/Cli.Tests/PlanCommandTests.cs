@@ -67,6 +67,35 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
         Assert.Contains("stm32f746-disco", line);
     }
 
+    [Fact]
+    public void Sparse_auto_chooses_a_scheme_within_the_budget_and_reports_it()
+    {
+        string plan = Path.Combine(_plan.Directory, "auto.ttplan");
+        var r = CliRunner.Run("compile", _plan.Onnx, "--update", "sparse:auto", "--budget", "64KB", "--calib", "mnist-mini", "-o", plan, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        JsonElement auto = doc.RootElement.GetProperty("auto");
+        long sram = doc.RootElement.GetProperty("sram").GetProperty("total_bytes").GetInt64();
+        Assert.Equal(65536, auto.GetProperty("budget_bytes").GetInt64());
+        Assert.Equal(sram, auto.GetProperty("sram_bytes").GetInt64());
+        Assert.InRange(sram, auto.GetProperty("smallest_bytes").GetInt64(), 65536);
+        Assert.True(auto.GetProperty("scheme").GetProperty("n_bias_update").GetInt32() >= 0);
+        Assert.True(File.Exists(plan));
+    }
+
+    [Theory]
+    [InlineData(new[] { "--update", "sparse:auto" }, "needs a memory budget")]
+    [InlineData(new[] { "--update", "sparse:auto", "--budget", "lots" }, "not a byte count")]
+    [InlineData(new[] { "--update", "bias:1", "--budget", "64KB" }, "--budget applies only to --update sparse:auto")]
+    [InlineData(new[] { "--update", "sparse:auto", "--budget", "1KB" }, "the smallest (classifier only) needs")]
+    public void Sparse_auto_refuses_a_missing_bad_or_impossible_budget(string[] options, string expected)
+    {
+        string plan = Path.Combine(_plan.Directory, $"refused-{Guid.NewGuid():N}.ttplan");
+        string line = CliRunner.AssertOneLineError(CliRunner.Run([("compile"), _plan.Onnx, "--calib", "mnist-mini", "-o", plan, .. options]));
+        Assert.Contains(expected, line);
+        Assert.False(File.Exists(plan));
+    }
+
     [Theory]
     [InlineData("flip", "checksum")]
     [InlineData("truncate", "truncated")]

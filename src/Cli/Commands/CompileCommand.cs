@@ -24,6 +24,7 @@ internal static class CompileCommand
         string plannerName = a.Option("planner") ?? "greedy";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
+        string? budgetText = a.Option("budget");
         string? output = a.Option("output");
         bool json = a.Flag("json");
         a.EnsureAllUsed(1);
@@ -54,8 +55,23 @@ internal static class CompileCommand
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
         };
-        CompileResult result = PlanCompiler.Compile(graph, calibration, options);
-        var report = PlanReport.From(result, board, update);
+        CompileResult result;
+        AutoScheme? auto = null;
+        if (update == "sparse:auto")
+        {
+            long budget = budgetText is not null
+                ? TinyTrain.Compiler.Boards.ByteSize.Parse(budgetText) ?? throw new UsageException($"--budget '{budgetText}' is not a byte count; write it as 65536, 64KB or 1.5MB")
+                : board?.UsableSramBytes ?? throw new UsageException("--update sparse:auto needs a memory budget: give --budget <bytes|KB> or --board <id>");
+            Quantized quantized = PlanCompiler.Quantize(graph, calibration, options, training: true);
+            auto = SparseAuto.Search(quantized, options, calibration, budget, seed: seed);
+            result = PlanCompiler.Emit(quantized, TinyTrain.Compiler.Learning.TrainableSet.FromScheme(auto.Scheme, quantized.Model, "auto"), options);
+        }
+        else
+        {
+            if (budgetText is not null) throw new UsageException("--budget applies only to --update sparse:auto");
+            result = PlanCompiler.Compile(graph, calibration, options);
+        }
+        var report = PlanReport.From(result, board, update) with { Auto = auto };
         bool fits = report.Fit is not { Fits: false };
         if (output is not null && fits)
         {

@@ -22,5 +22,22 @@ public static class ByteSize
         return $"{bytes} B";
     }
 
+    /// <summary>Reads "65536", "64KB", "64 KB", "64K", "1.5MB" (binary units); null when the text is not a byte count.</summary>
+    public static long? Parse(string text)
+    {
+        string t = text.Trim().ToUpperInvariant().Replace(" ", "", StringComparison.Ordinal);
+        int unit = 0;
+        foreach ((string suffix, int u) in new[] { ("GB", 3), ("MB", 2), ("KB", 1), ("G", 3), ("M", 2), ("K", 1), ("B", 0) })
+            if (t.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                t = t[..^suffix.Length];
+                unit = u;
+                break;
+            }
+        if (!double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double value)) return null;
+        double bytes = value * (1L << (10 * unit));
+        return bytes is >= 0 and <= long.MaxValue / 2 && bytes == Math.Floor(bytes) ? (long)bytes : null;
+    }
+
     private static readonly string[] Units = ["B", "KB", "MB", "GB"];
 }

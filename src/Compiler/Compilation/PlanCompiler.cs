@@ -43,11 +43,22 @@ public static class PlanCompiler
 
     public static CompileResult Compile(Graphs.Graph graph, CalibrationSet calibration, CompileOptions options)
     {
+        Quantized quantized = Quantize(graph, calibration, options, q => options.Trainable?.Invoke(q) ?? TrainableSet.Parse(options.Update, q));
+        return Emit(quantized, quantized.Trainable!, options);
+    }
+
+    /// <summary>
+    /// The passes before the trainable set matters: fold, lower, calibrate, quantize. A training plan
+    /// (choose returns a non-empty set, or training is true) widens the logits first.
+    /// </summary>
+    public static Quantized Quantize(Graphs.Graph graph, CalibrationSet calibration, CompileOptions options,
+        Func<QuantizedModel, TrainableSet>? choose = null, bool training = false)
+    {
         FoldBatchNorm.Folded folded = FoldBatchNorm.Run(graph);
         QuantizedModel model = Lowering.Run(folded.Graph);
-        TrainableSet trainable = options.Trainable?.Invoke(model) ?? TrainableSet.Parse(options.Update, model);
+        TrainableSet? trainable = choose?.Invoke(model);
         Calibrator.Run(folded.Graph, model, calibration, options.CalibrationPercentile);
-        if (!trainable.IsEmpty)
+        if (training || trainable is { IsEmpty: false })
         {
             // Learning moves the logits beyond what calibration saw; int8 logits that saturate stop the
             // loss gradient. A training plan gives them at least +-LogitRange.
@@ -56,8 +67,17 @@ public static class PlanCompiler
             logits.Max = Math.Max(logits.Max, LogitRange);
         }
         Quantizer.Run(model);
-        PlanProgram program = Learning.Autodiff.Build(model, trainable, options.Training);
+        return new Quantized(folded.Graph, model, calibration.Description, trainable);
+    }
+
+    /// <summary>The passes after it: autodiff and pruning for the trainable set, memory planning, emission.</summary>
+    public static CompileResult Emit(Quantized quantized, TrainableSet trainable, CompileOptions options)
+    {
+        PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
         EmittedPlan plan = PlanEmitter.Emit(program, options.Planner, options.Board);
-        return new CompileResult(plan, folded.Graph, model, calibration.Description);
+        return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }
+
+/// <summary>A quantized model ready for any trainable set (the model is not changed by Emit).</summary>
+public sealed record Quantized(Graphs.Graph Folded, QuantizedModel Model, string Calibration, TrainableSet? Trainable);

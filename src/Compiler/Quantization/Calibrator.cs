@@ -104,6 +104,9 @@ public sealed class CalibrationSet
     /// <summary>Uniform [0, 1] inputs, for planning memory of architectures that have no trained weights or data.</summary>
     public static CalibrationSet Random(Graphs.Shape inputShape, int count, int seed) => new(null, inputShape, count, seed);
 
+    /// <summary>The sample's label when the set comes from labelled data; null for random inputs.</summary>
+    public int? Label(int index) => _data is null ? null : _data.Labels[index];
+
     public void Fill(int index, float[] destination, int offset)
     {
         if (_data is not null)

@@ -122,4 +122,17 @@ public class MemoryFitTests
     [InlineData(1024 * 1024 + 1, "1048577 B")]
     [InlineData(16_000_000_000, "14.9 GB")]
     public void ByteSize_Formats(long bytes, string expected) => Assert.Equal(expected, ByteSize.Format(bytes));
+
+    [Theory]
+    [InlineData("65536", 65536L)]
+    [InlineData("64KB", 65536L)]
+    [InlineData("64 kb", 65536L)]
+    [InlineData("64K", 65536L)]
+    [InlineData("1.5MB", 1572864L)]
+    [InlineData("512B", 512L)]
+    [InlineData("lots", null)]
+    [InlineData("-4KB", null)]
+    [InlineData("0.3B", null)]
+    [InlineData("", null)]
+    public void ByteSize_Parses(string text, long? expected) => Assert.Equal(expected, ByteSize.Parse(text));
 }
