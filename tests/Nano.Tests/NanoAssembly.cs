@@ -35,6 +35,12 @@ internal static class NanoAssembly
         }
     }
 
+    /// <summary>A delegate of type <typeparamref name="T"/> bound to the public instance method <paramref name="method"/> of <paramref name="target"/>.</summary>
+    public static T Bind<T>(object target, string method) where T : Delegate
+    {
+        return (T)Delegate.CreateDelegate(typeof(T), target, target.GetType().GetMethod(method)!);
+    }
+
     /// <summary>The assemblies the nano build references, by name and version, read from its metadata.</summary>
     public static List<(string Name, Version Version)> References()
     {

@@ -1,6 +1,6 @@
-using TinyTrain.Compiler.Quantization;
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Ood;
+using TinyTrain.Runtime.Plans;
 using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 namespace TinyTrain.Nano.Tests;
@@ -20,6 +20,7 @@ public class NanoExecutorTests
     [InlineData("cnn-s bias:2+momentum")]
     [InlineData("mbv2-w0.35 sparse+momentum")]
     [InlineData("mbv2-w0.35 bias:6")]
+    [InlineData("every-op full+momentum")]
     public void Forward_passes_training_steps_and_scores_are_bit_identical_to_the_runtime(string name)
     {
         byte[] image = NanoPlans.Image(name);
@@ -36,12 +37,10 @@ public class NanoExecutorTests
 
         var energy = new EnergyScorer(plan);
         var msp = new MaxSoftmaxScorer(plan);
-        var quantizer = InputQuantizer.For(plan);
-        byte[] input = new byte[quantizer.Length];
-        var data = NanoPlans.DataFor(name);
+        byte[] input = new byte[desktop.InputLength];
         for (int step = 0; step < Steps; step++)
         {
-            quantizer.Fill(data, step, input, 0);
+            int label = NanoPlans.Sample(name, plan, step, input);
             desktop.SetInput(input, 0);
             nano.SetInput(input, 0);
             desktop.Invoke();
@@ -53,7 +52,6 @@ public class NanoExecutorTests
 
             desktop.SetInput(input, 0);
             nano.SetInput(input, 0);
-            int label = data.Labels[step];
             float loss = desktop.TrainStep(label);
             Assert.Equal(Bits(loss), Bits((float)nano.TrainStep(label)));
             Assert.Equal(desktop.LastPrediction, (int)nano.LastPrediction);
@@ -66,7 +64,7 @@ public class NanoExecutorTests
         if (plan.StateBytes > 0) Assert.Contains(desktop.State, b => b != 0);
 
         // After learning, the updated parameters give the same forward pass.
-        quantizer.Fill(data, Steps, input, 0);
+        NanoPlans.Sample(name, plan, Steps, input);
         desktop.SetInput(input, 0);
         nano.SetInput(input, 0);
         desktop.Invoke();
@@ -78,6 +76,20 @@ public class NanoExecutorTests
         nano.Reset();
         Assert.Equal(initial, (byte[])nano.Params);
         Assert.Equal(desktop.State, (byte[])nano.State);
+    }
+
+    [Fact]
+    public void The_plans_compared_cover_every_op_kind_the_executor_runs()
+    {
+        var kinds = new HashSet<OpKind>();
+        foreach (string name in new[] { "cnn-s sparse", "cnn-s bias:2+momentum", "mbv2-w0.35 sparse+momentum", "mbv2-w0.35 bias:6", "every-op full+momentum" })
+        {
+            PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
+            for (int i = 0; i < plan.OpCount; i++) kinds.Add(plan.Op(i).Kind);
+        }
+        // SaveMask is left to plans written before masks were fused into the forward ops; the compiler no longer emits it.
+        var expected = Enum.GetValues<OpKind>().Where(k => k != OpKind.SaveMask);
+        Assert.Empty(expected.Except(kinds));
     }
 
     [Fact]
@@ -101,6 +113,39 @@ public class NanoExecutorTests
         values[7] = float.PositiveInfinity;
         Assert.False((bool)nano.TrySetInput(values, 0));
         Assert.Equal(before, (byte[])nano.Arena);
+    }
+
+    [Fact]
+    public void Forward_passes_training_steps_and_scores_allocate_nothing()
+    {
+        const string name = "mbv2-w0.35 sparse+momentum";
+        object nano = NanoAssembly.Executor(NanoPlans.Image(name));
+        // Delegates bound to the nano build's methods: calling them costs no boxing, unlike dynamic.
+        var invoke = NanoAssembly.Bind<Action>(nano, "Invoke");
+        var train = NanoAssembly.Bind<Func<int, float>>(nano, "TrainStep");
+        var energy = NanoAssembly.Bind<Func<float, float>>(nano, "EnergyScore");
+        var msp = NanoAssembly.Bind<Func<float>>(nano, "MaxSoftmaxScore");
+        var setInput = NanoAssembly.Bind<Action<byte[], int>>(nano, "SetInput");
+        byte[] input = new byte[((dynamic)nano).InputLength];
+        PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
+        int label = NanoPlans.Sample(name, plan, 0, input);
+        setInput(input, 0);
+        train(label);
+        invoke();
+        energy(1f);
+        msp();
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++)
+        {
+            setInput(input, 0);
+            invoke();
+            energy(1f);
+            msp();
+            setInput(input, 0);
+            train(label);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
     private static int Bits(float value) => BitConverter.SingleToInt32Bits(value);
