@@ -9,6 +9,28 @@ namespace TinyTrain.Runtime.Kernels;
 // vector is loaded from both inputs before its outputs are stored, so y may alias an input.
 public static partial class Add
 {
+    // Run dispatches to the fast path or to the reference (in Add.Reference.cs); it lives here, beside the
+    // fast path, so that the portable files alone compile for nanoFramework (which calls RunReference).
+    public static void Run(in AddParams p, byte[] x0, int x0Off, byte[] x1, int x1Off, byte[] y, int yOff)
+    {
+        Check(p, x0, x0Off, x1, x1Off, y, yOff);
+        if (SimdWidth.Fast)
+        {
+            Simd(p, x0, x0Off, x1, x1Off, y, yOff);
+        }
+        else
+        {
+            Reference(p, x0, x0Off, x1, x1Off, y, yOff);
+        }
+    }
+
+    /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
+    public static void RunSimd(in AddParams p, byte[] x0, int x0Off, byte[] x1, int x1Off, byte[] y, int yOff)
+    {
+        Check(p, x0, x0Off, x1, x1Off, y, yOff);
+        Simd(p, x0, x0Off, x1, x1Off, y, yOff);
+    }
+
     private static void Simd(in AddParams p, byte[] x0, int x0Off, byte[] x1, int x1Off, byte[] y, int yOff)
     {
         if (SimdWidth.Wide)

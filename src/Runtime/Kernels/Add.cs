@@ -23,31 +23,11 @@ public static partial class Add
 {
     private const string Op = "Add";
 
-    public static void Run(in AddParams p, byte[] x0, int x0Off, byte[] x1, int x1Off, byte[] y, int yOff)
-    {
-        Check(p, x0, x0Off, x1, x1Off, y, yOff);
-        if (SimdWidth.Fast)
-        {
-            Simd(p, x0, x0Off, x1, x1Off, y, yOff);
-        }
-        else
-        {
-            Reference(p, x0, x0Off, x1, x1Off, y, yOff);
-        }
-    }
-
     /// <summary>The scalar reference, whatever <see cref="KernelMode"/> says.</summary>
     public static void RunReference(in AddParams p, byte[] x0, int x0Off, byte[] x1, int x1Off, byte[] y, int yOff)
     {
         Check(p, x0, x0Off, x1, x1Off, y, yOff);
         Reference(p, x0, x0Off, x1, x1Off, y, yOff);
-    }
-
-    /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
-    public static void RunSimd(in AddParams p, byte[] x0, int x0Off, byte[] x1, int x1Off, byte[] y, int yOff)
-    {
-        Check(p, x0, x0Off, x1, x1Off, y, yOff);
-        Simd(p, x0, x0Off, x1, x1Off, y, yOff);
     }
 
     private static void Check(in AddParams p, byte[] x0, int x0Off, byte[] x1, int x1Off, byte[] y, int yOff)

@@ -9,6 +9,28 @@ namespace TinyTrain.Runtime.Kernels;
 // and each sum is averaged with the reference's scalar rounding.
 public static partial class AvgPool
 {
+    // Run dispatches to the fast path or to the reference (in AvgPool.Reference.cs); it lives here, beside the
+    // fast path, so that the portable files alone compile for nanoFramework (which calls RunReference).
+    public static void Run(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
+    {
+        Check(p, x, xOff, y, yOff);
+        if (SimdWidth.Fast)
+        {
+            Simd(p, x, xOff, y, yOff);
+        }
+        else
+        {
+            Reference(p, x, xOff, y, yOff);
+        }
+    }
+
+    /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
+    public static void RunSimd(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
+    {
+        Check(p, x, xOff, y, yOff);
+        Simd(p, x, xOff, y, yOff);
+    }
+
     // Stack scratch of the fast path, in ints (16 KB).
     private const int ScratchInts = 4096;
 

@@ -19,31 +19,11 @@ public static partial class AvgPool
 {
     private const string Op = "AvgPool";
 
-    public static void Run(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
-    {
-        Check(p, x, xOff, y, yOff);
-        if (SimdWidth.Fast)
-        {
-            Simd(p, x, xOff, y, yOff);
-        }
-        else
-        {
-            Reference(p, x, xOff, y, yOff);
-        }
-    }
-
     /// <summary>The scalar reference, whatever <see cref="KernelMode"/> says.</summary>
     public static void RunReference(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
     {
         Check(p, x, xOff, y, yOff);
         Reference(p, x, xOff, y, yOff);
-    }
-
-    /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
-    public static void RunSimd(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
-    {
-        Check(p, x, xOff, y, yOff);
-        Simd(p, x, xOff, y, yOff);
     }
 
     private static void Check(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)

@@ -6,48 +6,11 @@ namespace TinyTrain.Runtime.Kernels;
 /// </summary>
 public static partial class Conv2D
 {
-    /// <summary>
-    /// dx = the transposed convolution of dy with the dequantized weights (the exact adjoint of the forward's
-    /// linear part): dx[ic, iy, ix] = Σ over oc in ic's group, taps with iy = oy*Stride - Pad + ky (likewise x),
-    /// of dy[oc, oy, ox] * w_q[oc, ic % (InC/Groups), ky, kx] * s_w[oc]. Padded taps contribute nothing.
-    ///   dy (OutC, OH, OW) float32, w (OutC, InC/Groups, K, K) int8, scales (OutC) float32, dx (InC, H, W) float32.
-    /// accumulate: dx += the result instead of dx = it. Reads only the shape fields of <paramref name="p"/>.
-    /// </summary>
-    public static void BackwardInput(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff, bool accumulate)
-    {
-        CheckBackwardInput(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff);
-        if (SimdWidth.Fast && BackwardInputHasFastPath(p))
-        {
-            BackwardInputSimdCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
-        }
-        else
-        {
-            BackwardInputReferenceCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
-        }
-    }
-
     /// <summary>The scalar reference of <see cref="BackwardInput"/>, whatever <see cref="KernelMode"/> says.</summary>
     public static void BackwardInputReference(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff, bool accumulate)
     {
         CheckBackwardInput(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff);
         BackwardInputReferenceCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
-    }
-
-    /// <summary>
-    /// The fast path of <see cref="BackwardInput"/> (vector width per <see cref="KernelMode.UseVector256"/>), whatever
-    /// <see cref="KernelMode.UseFast"/> says; the reference where there is none (no vector hardware, a big-endian host, Kernel over 32).
-    /// </summary>
-    public static void BackwardInputSimd(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff, bool accumulate)
-    {
-        CheckBackwardInput(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff);
-        if (BackwardInputHasFastPath(p))
-        {
-            BackwardInputSimdCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
-        }
-        else
-        {
-            BackwardInputReferenceCore(p, dy, dyOff, w, wOff, scales, scaleOff, dx, dxOff, accumulate);
-        }
     }
 
     private static void CheckBackwardInput(in ConvParams p, byte[] dy, int dyOff, byte[] w, int wOff, byte[] scales, int scaleOff, byte[] dx, int dxOff)

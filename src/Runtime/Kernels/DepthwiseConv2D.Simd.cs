@@ -10,6 +10,45 @@ namespace TinyTrain.Runtime.Kernels;
 // A fused mask, when asked for, takes each stored vector's compare bits from the same accumulators (FusedMask).
 public static partial class DepthwiseConv2D
 {
+    // Run dispatches to the fast path or to the reference (in DepthwiseConv2D.Reference.cs); it lives here, beside the
+    // fast path, so that the portable files alone compile for nanoFramework (which calls RunReference).
+    public static void Run(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    {
+        Run(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
+    }
+
+    /// <summary>
+    /// Also writes the fused activation's mask when <paramref name="maskMode"/> is 1 (ReLU: bit = acc &gt; 0) or
+    /// 2 (ReLU6: also zp_y + MBQM(acc) &lt; ActMax before the clamp), acc being the exact int32 accumulator with the
+    /// bias: one bit per output in y's order, LSB-first, in ceil(count / 8) bytes at mask[maskOff..], high bits 0.
+    /// Mode 0 writes none (mask null or maskOff &lt; 0).
+    /// </summary>
+    public static void Run(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        if (SimdWidth.Fast)
+        {
+            Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        }
+        else
+        {
+            Reference(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        }
+    }
+
+    /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
+    public static void RunSimd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff)
+    {
+        RunSimd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, null, -1, 0);
+    }
+
+    /// <summary>The fast path, with the fused mask as in <c>Run</c>.</summary>
+    public static void RunSimd(in DepthwiseParams p, byte[] x, int xOff, byte[] w, int wOff, byte[] biases, int biasOff, byte[] consts, int multOff, int shiftOff, byte[] y, int yOff, byte[]? mask, int maskOff, int maskMode)
+    {
+        Check(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+        Simd(p, x, xOff, w, wOff, biases, biasOff, consts, multOff, shiftOff, y, yOff, mask, maskOff, maskMode);
+    }
+
     // Stack scratch of the fast path, in ints (16 KB).
     private const int ScratchInts = 4096;
 

@@ -7,6 +7,28 @@ namespace TinyTrain.Runtime.Kernels;
 // The fast path: each channel's sum in vectors (exact in int32), then the reference's scalar rounding.
 public static partial class GlobalAvgPool
 {
+    // Run dispatches to the fast path or to the reference (in GlobalAvgPool.Reference.cs); it lives here, beside the
+    // fast path, so that the portable files alone compile for nanoFramework (which calls RunReference).
+    public static void Run(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
+    {
+        Check(p, x, xOff, y, yOff);
+        if (SimdWidth.Fast)
+        {
+            Simd(p, x, xOff, y, yOff);
+        }
+        else
+        {
+            Reference(p, x, xOff, y, yOff);
+        }
+    }
+
+    /// <summary>The fast path (vector width per <see cref="KernelMode.UseVector256"/>), whatever <see cref="KernelMode.UseFast"/> says.</summary>
+    public static void RunSimd(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
+    {
+        Check(p, x, xOff, y, yOff);
+        Simd(p, x, xOff, y, yOff);
+    }
+
     private static void Simd(in PoolParams p, byte[] x, int xOff, byte[] y, int yOff)
     {
         if (SimdWidth.Wide)

@@ -12,5 +12,5 @@ internal static class LittleEndian
 
     public static int I32(byte[] b, int o) => b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
 
-    public static float F32(byte[] b, int o) => BitConverter.Int32BitsToSingle(I32(b, o));
+    public static float F32(byte[] b, int o) => Kernels.FloatBits.Read(b, o);
 }

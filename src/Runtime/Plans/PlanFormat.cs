@@ -12,10 +12,10 @@ namespace TinyTrain.Runtime.Plans;
 /// The plan carries forward, backward and update ops in one list (each op tagged with its phase),
 /// so an inference plan and a training plan are the same format.
 /// </summary>
-public static class PlanFormat
+public static partial class PlanFormat
 {
-    /// <summary>"TTPLAN" then 0x1A 0x0A, which catch a file mangled by text-mode transfer.</summary>
-    public static ReadOnlySpan<byte> Magic => "TTPLAN\u001A\n"u8;
+    /// <summary>The magic as text (ASCII), for readers without Span (nanoFramework); <c>Magic</c> is the same bytes.</summary>
+    public const string MagicText = "TTPLAN\u001A\n";
 
     public const ushort VersionMajor = 1;
     public const ushort VersionMinor = 0;

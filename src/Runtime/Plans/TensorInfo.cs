@@ -1,12 +1,10 @@
 namespace TinyTrain.Runtime.Plans;
 
-using System.Text;
-
 /// <summary>
 /// One tensor record, read from the plan image when a property is asked for (nothing is copied
 /// at load). Values are as validated by <see cref="Plan.Load"/>: dims and byte figures fit an int.
 /// </summary>
-public readonly struct TensorInfo
+public readonly partial struct TensorInfo
 {
     private readonly byte[] _image;
     private readonly int _record;
@@ -35,12 +33,4 @@ public readonly struct TensorInfo
 
     /// <summary>The last op that reads the tensor, or <see cref="Plan.NoOp"/>.</summary>
     public int LastOp => LittleEndian.U16(_image, _record + PlanFormat.TensorLastOp);
-
-    /// <summary>Decodes the name (UTF-8) from the Names section; allocates the string, so not for hot paths.</summary>
-    public string Name()
-    {
-        int offset = (int)LittleEndian.U32(_image, _record + PlanFormat.TensorNameOffset);
-        int length = (int)LittleEndian.U32(_image, _record + PlanFormat.TensorNameLength);
-        return Encoding.UTF8.GetString(_image, _names + offset, length);
-    }
 }

@@ -1,0 +1,152 @@
+using TinyTrain.Runtime.Execution;
+using TinyTrain.Runtime.Ood;
+using TinyTrain.Runtime.Plans;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
+
+namespace TinyTrain.Nano.Tests;
+
+/// <summary>
+/// The nanoFramework build (reference kernels linked from src/Runtime, compiled against nanoFramework's mscorlib,
+/// run here on the desktop CLR) against src/Runtime's Executor with its fast kernels, on real training plans:
+/// every byte of the arena after each forward pass and training step, the trained parameters, the optimizer
+/// state, the loss and the OOD scores must be identical.
+/// </summary>
+public class NanoExecutorTests
+{
+    private const int Steps = 6;
+
+    [Theory]
+    [InlineData("cnn-s sparse")]
+    [InlineData("cnn-s bias:2+momentum")]
+    [InlineData("mbv2-w0.35 sparse+momentum")]
+    [InlineData("mbv2-w0.35 bias:6")]
+    [InlineData("every-op full+momentum")]
+    public void Forward_passes_training_steps_and_scores_are_bit_identical_to_the_runtime(string name)
+    {
+        byte[] image = NanoPlans.Image(name);
+        PlanImage plan = PlanImage.Load(image, name);
+        // Paint 0: both arenas start zeroed, so that the whole arena can be compared, not only the tensors.
+        var desktop = new Executor(plan, paint: 0) { LearningRate = 0.05f, Momentum = 0.9f };
+        dynamic nano = NanoAssembly.Executor(NanoPlans.Image(name));
+        nano.LearningRate = 0.05f;
+        nano.Momentum = 0.9f;
+        desktop.Seed(11);
+        nano.Seed(11u);
+        Assert.Equal(desktop.Params, (byte[])nano.Params);
+        byte[] initial = (byte[])desktop.Params.Clone();
+
+        var energy = new EnergyScorer(plan);
+        var msp = new MaxSoftmaxScorer(plan);
+        byte[] input = new byte[desktop.InputLength];
+        for (int step = 0; step < Steps; step++)
+        {
+            int label = NanoPlans.Sample(name, plan, step, input);
+            desktop.SetInput(input, 0);
+            nano.SetInput(input, 0);
+            desktop.Invoke();
+            nano.Invoke();
+            Assert.Equal(desktop.Arena, (byte[])nano.Arena);
+            Assert.Equal(desktop.ArgMax(), (int)nano.ArgMax());
+            Assert.Equal(Bits(energy.Score(desktop)), Bits((float)nano.EnergyScore(1f)));
+            Assert.Equal(Bits(msp.Score(desktop)), Bits((float)nano.MaxSoftmaxScore()));
+
+            desktop.SetInput(input, 0);
+            nano.SetInput(input, 0);
+            float loss = desktop.TrainStep(label);
+            Assert.Equal(Bits(loss), Bits((float)nano.TrainStep(label)));
+            Assert.Equal(desktop.LastPrediction, (int)nano.LastPrediction);
+            Assert.Equal(desktop.Arena, (byte[])nano.Arena);
+            Assert.Equal(desktop.Params, (byte[])nano.Params);
+            Assert.Equal(desktop.State, (byte[])nano.State);
+        }
+        // The comparison means something only if the steps changed parameters (and, with momentum, kept state).
+        Assert.NotEqual(initial, desktop.Params);
+        if (plan.StateBytes > 0) Assert.Contains(desktop.State, b => b != 0);
+
+        // After learning, the updated parameters give the same forward pass.
+        NanoPlans.Sample(name, plan, Steps, input);
+        desktop.SetInput(input, 0);
+        nano.SetInput(input, 0);
+        desktop.Invoke();
+        nano.Invoke();
+        Assert.Equal(desktop.Arena, (byte[])nano.Arena);
+
+        // Reset restores the plan's parameters in both.
+        desktop.Reset();
+        nano.Reset();
+        Assert.Equal(initial, (byte[])nano.Params);
+        Assert.Equal(desktop.State, (byte[])nano.State);
+    }
+
+    [Fact]
+    public void The_plans_compared_cover_every_op_kind_the_executor_runs()
+    {
+        var kinds = new HashSet<OpKind>();
+        foreach (string name in new[] { "cnn-s sparse", "cnn-s bias:2+momentum", "mbv2-w0.35 sparse+momentum", "mbv2-w0.35 bias:6", "every-op full+momentum" })
+        {
+            PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
+            for (int i = 0; i < plan.OpCount; i++) kinds.Add(plan.Op(i).Kind);
+        }
+        // SaveMask is left to plans written before masks were fused into the forward ops; the compiler no longer emits it.
+        var expected = Enum.GetValues<OpKind>().Where(k => k != OpKind.SaveMask);
+        Assert.Empty(expected.Except(kinds));
+    }
+
+    [Fact]
+    public void Float_inputs_quantize_the_same_and_non_finite_ones_are_refused()
+    {
+        byte[] image = NanoPlans.Image("cnn-s inference");
+        var desktop = new Executor(PlanImage.Load(image, "cnn-s"), paint: 0);
+        dynamic nano = NanoAssembly.Executor(NanoPlans.Image("cnn-s inference"));
+        var random = new Random(3);
+        float[] values = new float[desktop.InputLength];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 4 - 1.5);
+        Assert.True(desktop.TrySetInput(values, 0));
+        Assert.True((bool)nano.TrySetInput(values, 0));
+        desktop.Invoke();
+        nano.Invoke();
+        Assert.Equal(desktop.Arena, (byte[])nano.Arena);
+
+        byte[] before = (byte[])((byte[])nano.Arena).Clone();
+        values[7] = float.NaN;
+        Assert.False((bool)nano.TrySetInput(values, 0));
+        values[7] = float.PositiveInfinity;
+        Assert.False((bool)nano.TrySetInput(values, 0));
+        Assert.Equal(before, (byte[])nano.Arena);
+    }
+
+    [Fact]
+    public void Forward_passes_training_steps_and_scores_allocate_nothing()
+    {
+        const string name = "mbv2-w0.35 sparse+momentum";
+        object nano = NanoAssembly.Executor(NanoPlans.Image(name));
+        // Delegates bound to the nano build's methods: calling them costs no boxing, unlike dynamic.
+        var invoke = NanoAssembly.Bind<Action>(nano, "Invoke");
+        var train = NanoAssembly.Bind<Func<int, float>>(nano, "TrainStep");
+        var energy = NanoAssembly.Bind<Func<float, float>>(nano, "EnergyScore");
+        var msp = NanoAssembly.Bind<Func<float>>(nano, "MaxSoftmaxScore");
+        var setInput = NanoAssembly.Bind<Action<byte[], int>>(nano, "SetInput");
+        byte[] input = new byte[((dynamic)nano).InputLength];
+        PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
+        int label = NanoPlans.Sample(name, plan, 0, input);
+        setInput(input, 0);
+        train(label);
+        invoke();
+        energy(1f);
+        msp();
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++)
+        {
+            setInput(input, 0);
+            invoke();
+            energy(1f);
+            msp();
+            setInput(input, 0);
+            train(label);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    private static int Bits(float value) => BitConverter.SingleToInt32Bits(value);
+}

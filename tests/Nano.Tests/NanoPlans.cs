@@ -1,0 +1,96 @@
+using TinyTrain.Compiler.Compilation;
+using TinyTrain.Compiler.Data;
+using TinyTrain.Compiler.Graphs;
+using TinyTrain.Compiler.Learning;
+using TinyTrain.Compiler.Quantization;
+using TinyTrain.Compiler.Training;
+using TinyTrain.Compiler.Zoo;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
+
+namespace TinyTrain.Nano.Tests;
+
+/// <summary>
+/// Real training plans for the comparison, compiled once per test run from the bundled mini data sets:
+/// cnn-s briefly pretrained on fashion-mnist-mini, and mbv2-w0.35 (depthwise convs, residual adds, global
+/// pooling) calibrated on mnist-mini, each with a sparse update scheme and with a bias-only one; and a tiny
+/// net whose full training plan holds every op kind the executor runs (random inputs: it has no data set).
+/// </summary>
+internal static class NanoPlans
+{
+    public static readonly Dataset Fashion = DataCatalog.Load("fashion-mnist-mini", Split.Train);
+    public static readonly Dataset Digits = DataCatalog.Load("mnist-mini", Split.Train);
+
+    private static readonly Lazy<Graph> CnnS = new(() =>
+    {
+        Graph g = ModelZoo.Build("cnn-s", 28, 10, seed: 0);
+        Trainer.Train(g, Fashion, Fashion, new TrainOptions { Epochs = 1, BatchSize = 32, Seed = 0, MaxSamples = 512 });
+        return g;
+    });
+
+    private static readonly Dictionary<string, Lazy<byte[]>> Cache = new()
+    {
+        // conv2 (a quarter of its input channels) and conv3 (half), biases of the last two convs, and the classifier.
+        ["cnn-s sparse"] = new(() => Compile(CnnS.Value, Fashion, new SparseScheme(2, [1, 2], [0.25, 0.5]), momentum: false)),
+        ["cnn-s bias:2+momentum"] = new(() => Compile(CnnS.Value, Fashion, "bias:2", momentum: true)),
+        ["mbv2-w0.35 sparse+momentum"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, new SparseScheme(4, [10, 12], [0.5, 1.0]), momentum: true)),
+        ["mbv2-w0.35 bias:6"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, "bias:6", momentum: false)),
+        ["cnn-s inference"] = new(() => Compile(CnnS.Value, Fashion, "none", momentum: false)),
+        ["every-op full+momentum"] = new(() => Compile(EveryOpGraph(), null, "full", momentum: true)),
+    };
+
+    /// <summary>Puts sample <paramref name="index"/> for plan <paramref name="name"/> into <paramref name="input"/>; returns its label.</summary>
+    public static int Sample(string name, PlanImage plan, int index, byte[] input)
+    {
+        if (name.StartsWith("every-op", StringComparison.Ordinal))
+        {
+            var random = new Random(index);
+            random.NextBytes(input);
+            return random.Next(plan.NumClasses);
+        }
+        Dataset data = name.StartsWith("cnn-s", StringComparison.Ordinal) ? Fashion : Digits;
+        InputQuantizer.For(plan).Fill(data, index, input, 0);
+        return data.Labels[index];
+    }
+
+    /// <summary>
+    /// The compiler tests' tiny net (Planning/TrainingPlans.cs), whose full training plan holds every training op kind:
+    ///   x (3,8,8) -> conv 3x3 (8,8,8) relu6 -> depthwise 3x3 s2 (8,4,4) relu -> pointwise (8,4,4)
+    ///   -> add(pw, dw) -> average pool 2 s2 (8,2,2) -> global average pool (8,1,1) -> fully connected (10,1,1)
+    /// </summary>
+    private static Graph EveryOpGraph()
+    {
+        var b = new GraphBuilder("every-op", seed: 5);
+        Node x = b.Input(new Shape(3, 8, 8));
+        Node c1 = b.Relu6(b.BatchNorm(b.Conv(x, 8, kernel: 3, name: "c1"), "c1.bn"), "c1.relu6");
+        Node dw = b.Relu(b.BatchNorm(b.DepthwiseConv(c1, kernel: 3, stride: 2, name: "dw"), "dw.bn"), "dw.relu");
+        Node pw = b.BatchNorm(b.Conv(dw, 8, kernel: 1, name: "pw"), "pw.bn");
+        Node sum = b.Add(pw, dw, "add");
+        Node pool = b.AvgPool(sum, kernel: 2, stride: 2, name: "pool");
+        Node gap = b.GlobalAvgPool(pool, "gap");
+        b.Linear(b.Flatten(gap, "flatten"), 10, bias: true, name: "fc");
+        return b.Build();
+    }
+
+    /// <summary>A fresh copy of the plan image named <paramref name="name"/>.</summary>
+    public static byte[] Image(string name)
+    {
+        Lazy<byte[]> lazy;
+        lock (Cache) lazy = Cache[name];
+        return (byte[])lazy.Value.Clone();
+    }
+
+    private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum)
+    {
+        var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum } };
+        options = update is SparseScheme scheme
+            ? options with { Trainable = m => TrainableSet.FromScheme(scheme, m) }
+            : options with { Update = (string)update };
+        lock (graph)
+        {
+            CalibrationSet samples = calibration is null
+                ? CalibrationSet.Random(graph.InputShape, 4, 1)
+                : CalibrationSet.FromData(calibration, graph.InputShape, 64);
+            return PlanCompiler.Compile(graph, samples, options).Image;
+        }
+    }
+}
