@@ -1,7 +1,7 @@
 namespace TinyTrain.Compiler.Data.Imu;
 
 /// <summary>The IMU generator's random numbers: SplitMix64 with uniform and normal draws, so a seed gives one sequence everywhere.</summary>
-internal struct ImuRandom
+public struct ImuRandom
 {
     private ulong _state;
 

@@ -12,7 +12,7 @@ public enum ImuShiftKind
     /// <summary>A new user's tempo: the gesture is 1 + 0.5 severity times slower; motion accelerations and rates shrink with it.</summary>
     Tempo,
 
-    /// <summary>Added vibration (a motor, a vehicle): 17 Hz, 0.35 g x severity on the accelerometer, 20 deg/s x severity on the gyro, plus broadband noise.</summary>
+    /// <summary>Added vibration (a motor, a vehicle): 17 Hz, 0.8 g x severity on the accelerometer, 50 deg/s x severity on the gyro, plus broadband noise.</summary>
     Vibration,
 }
 
@@ -132,8 +132,8 @@ public static class ImuShift
             double wave = Math.Sin(2 * Math.PI * 17 / ImuGestures.SampleRate * t + phase);
             for (int axis = 0; axis < 3; axis++)
             {
-                window[offset + axis * n + t] += (float)(0.35 * severity * wave * direction[axis] + 0.05 * severity * r.Gaussian());
-                window[offset + (axis + 3) * n + t] += (float)(20 * severity * wave * direction[axis] + 2 * severity * r.Gaussian());
+                window[offset + axis * n + t] += (float)(0.8 * severity * wave * direction[axis] + 0.1 * severity * r.Gaussian());
+                window[offset + (axis + 3) * n + t] += (float)(50 * severity * wave * direction[axis] + 5 * severity * r.Gaussian());
             }
         }
     }
