@@ -44,6 +44,8 @@ public static class Program
             if (plan is null) throw new FormatException("--plan is required");
 
             BoardProfile board = BoardCatalog.Get(options.BoardId);
+            if (plan.Board is string compiledFor && !string.Equals(compiledFor, board.Id, StringComparison.OrdinalIgnoreCase))
+                stderr.WriteLine($"warning: {options.PlanPath} was compiled for {compiledFor}; checking it against {board.Id}'s limits instead");
             FitReport fit = MemoryFit.Check(new MemoryRequirement(plan.ArenaBytes, plan.SramParamBytes, plan.StateBytes, plan.FlashBytes,
                 plan.Image.Length - plan.FlashBytes), board);
             if (!fit.Fits)

@@ -140,6 +140,26 @@ public class DeviceHostTests
     }
 
     [Fact]
+    public void APlanThatDoesNotFitTheBoard_IsRefusedWithTheBreakdown()
+    {
+        using var temp = new TempDirectory();
+        // mbv2-w0.35 at 128x128 needs a 240 KB arena: more than an RP2040 has once its reserve is taken.
+        var graph = TinyTrain.Compiler.Zoo.ModelZoo.Build("mbv2-w0.35", 128, 6, seed: 0);
+        var compiled = TinyTrain.Compiler.Compilation.PlanCompiler.Compile(graph,
+            TinyTrain.Compiler.Quantization.CalibrationSet.Random(graph.InputShape, 2, 0), new TinyTrain.Compiler.Compilation.CompileOptions { Update = "none" });
+        string plan = Path.Combine(temp.Path, "big.ttplan");
+        File.WriteAllBytes(plan, compiled.Image);
+
+        var r = Run("--simulate", "--plan", plan, "--board", "rp2040", "--state", Path.Combine(temp.Path, "s.bin"));
+
+        Assert.Equal(1, r.Code);
+        Assert.StartsWith($"error: {plan} does not fit rp2040: plan needs ", r.Err);
+        Assert.Contains("SRAM (arena 240 KB", r.Err);
+        Assert.Contains("recompile with `tinytrain compile ... --board rp2040`", r.Err);
+        Assert.False(File.Exists(Path.Combine(temp.Path, "s.bin")), "nothing is run or written");
+    }
+
+    [Fact]
     public void SelfTest_FastKernelsMatchTheReference_OnThisMachine()
     {
         using var temp = new TempDirectory();
