@@ -80,7 +80,10 @@ public static class Program
         var world = new SimulatedWorld(options.Segments, options.Seed, options.LabelEvery);
         var sensor = new SimulatedMpu6050(world, options.I2cBus)
         {
-            ErrorFrom = options.ErrorFrom, ErrorTicks = options.ErrorTicks, StuckFrom = options.StuckFrom, StuckTicks = options.StuckTicks,
+            ErrorFrom = options.ErrorFrom,
+            ErrorTicks = options.ErrorTicks,
+            StuckFrom = options.StuckFrom,
+            StuckTicks = options.StuckTicks,
         };
         var driver = new SimulatedGpioDriver(world.Button);
         using var gpio = new GpioController(driver);

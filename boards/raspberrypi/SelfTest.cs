@@ -98,9 +98,20 @@ public static class SelfTest
         int s = rng.Next(1, 3), pad = k / 2;
         var p = new ConvParams
         {
-            InC = inC, H = h, W = w, OutC = outC, Kernel = k, Stride = s, Pad = pad, Groups = groups,
-            OH = (h + 2 * pad - k) / s + 1, OW = (w + 2 * pad - k) / s + 1,
-            InputZeroPoint = rng.Next(-128, 128), OutputZeroPoint = rng.Next(-128, 128), ActMin = -128, ActMax = 127,
+            InC = inC,
+            H = h,
+            W = w,
+            OutC = outC,
+            Kernel = k,
+            Stride = s,
+            Pad = pad,
+            Groups = groups,
+            OH = (h + 2 * pad - k) / s + 1,
+            OW = (w + 2 * pad - k) / s + 1,
+            InputZeroPoint = rng.Next(-128, 128),
+            OutputZeroPoint = rng.Next(-128, 128),
+            ActMin = -128,
+            ActMax = 127,
         };
         if (p.OH < 1 || p.OW < 1) return true;
         byte[] x = Bytes(rng, inC * h * w);
@@ -118,8 +129,12 @@ public static class SelfTest
         int inF = rng.Next(1, 200), outF = rng.Next(1, 40);
         var p = new FullyConnectedParams
         {
-            In = inF, Out = outF,
-            InputZeroPoint = rng.Next(-128, 128), OutputZeroPoint = rng.Next(-128, 128), ActMin = -128, ActMax = 127,
+            In = inF,
+            Out = outF,
+            InputZeroPoint = rng.Next(-128, 128),
+            OutputZeroPoint = rng.Next(-128, 128),
+            ActMin = -128,
+            ActMax = 127,
         };
         byte[] x = Bytes(rng, inF);
         byte[] weights = Bytes(rng, inF * outF);

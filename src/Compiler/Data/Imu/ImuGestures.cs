@@ -98,41 +98,41 @@ public static class ImuGestures
                     rate[2] = 4 * a * Math.Sin(2 * Math.PI * 0.3 * speed * time + phase);
                     break;
                 case 1: // shake: side to side along x, about 3 Hz
-                {
-                    double w = 2 * Math.PI * 3.0 * speed;
-                    lin[0] = 1.6 * a * Math.Sin(w * time + phase);
-                    rate[2] = 40 * a * Math.Cos(w * time + phase);
-                    break;
-                }
+                    {
+                        double w = 2 * Math.PI * 3.0 * speed;
+                        lin[0] = 1.6 * a * Math.Sin(w * time + phase);
+                        rate[2] = 40 * a * Math.Cos(w * time + phase);
+                        break;
+                    }
                 case 2: // circle in the x-y plane, about 1.2 Hz
-                {
-                    double w = 2 * Math.PI * 1.2 * speed;
-                    lin[0] = 0.9 * a * Math.Cos(w * time + phase);
-                    lin[1] = 0.9 * a * Math.Sin(w * time + phase);
-                    rate[2] = 25 * a;
-                    break;
-                }
+                    {
+                        double w = 2 * Math.PI * 1.2 * speed;
+                        lin[0] = 0.9 * a * Math.Cos(w * time + phase);
+                        lin[1] = 0.9 * a * Math.Sin(w * time + phase);
+                        rate[2] = 25 * a;
+                        break;
+                    }
                 case 3: // punch: a forward push along y, then the stop
-                {
-                    double width = 0.07 / speed, u = (time - start) / width, v = (time - start - 2.2 * width) / width;
-                    lin[1] = 2.8 * a * (Math.Exp(-0.5 * u * u) - 0.8 * Math.Exp(-0.5 * v * v));
-                    rate[0] = -60 * a * Math.Exp(-0.5 * u * u);
-                    break;
-                }
+                    {
+                        double width = 0.07 / speed, u = (time - start) / width, v = (time - start - 2.2 * width) / width;
+                        lin[1] = 2.8 * a * (Math.Exp(-0.5 * u * u) - 0.8 * Math.Exp(-0.5 * v * v));
+                        rate[0] = -60 * a * Math.Exp(-0.5 * u * u);
+                        break;
+                    }
                 case 4: // twist: roll about the forearm, about 1.5 Hz
-                {
-                    double w = 2 * Math.PI * 1.5 * speed, amplitude = 0.9 * a;
-                    roll = amplitude * Math.Sin(w * time + phase);
-                    rate[1] = amplitude * w * Math.Cos(w * time + phase) * (180 / Math.PI);
-                    break;
-                }
+                    {
+                        double w = 2 * Math.PI * 1.5 * speed, amplitude = 0.9 * a;
+                        roll = amplitude * Math.Sin(w * time + phase);
+                        rate[1] = amplitude * w * Math.Cos(w * time + phase) * (180 / Math.PI);
+                        break;
+                    }
                 default: // lift: up and down along z, about 1 Hz, with a little pitch
-                {
-                    double w = 2 * Math.PI * 1.0 * speed;
-                    lin[2] = 1.2 * a * Math.Sin(w * time + phase);
-                    rate[0] = 30 * a * Math.Cos(w * time + phase);
-                    break;
-                }
+                    {
+                        double w = 2 * Math.PI * 1.0 * speed;
+                        lin[2] = 1.2 * a * Math.Sin(w * time + phase);
+                        rate[0] = 30 * a * Math.Cos(w * time + phase);
+                        break;
+                    }
             }
 
             // Gravity (1 g, pointing down) seen in the sensor frame: tilt about x, then about y plus the roll.
