@@ -67,7 +67,17 @@ public sealed class DeviceHost
         Learner = learner;
         HostState state = LoadState(learner);
 
-        using var imu = new Mpu6050(_i2c);
+        Mpu6050 imu;
+        try
+        {
+            imu = new Mpu6050(_i2c);
+        }
+        catch (IOException e)
+        {
+            throw new TinyTrainException(
+                $"no MPU-6050 answers on I2C bus {_i2c.ConnectionSettings.BusId} at 0x{_i2c.ConnectionSettings.DeviceAddress:X2} ({e.Message}): check the wiring and that I2C is enabled (raspi-config); nothing was learned or written");
+        }
+        using var imuScope = imu;
         imu.AccelerometerRange = AccelerometerRange.Range04G;
         imu.GyroscopeRange = GyroscopeRange.Range0500Dps;
         // The binding divides its scales by (1 + SMPLRT_DIV); keep the divider at 0 and pace the reads here.

@@ -67,6 +67,11 @@ public static class Program
             stderr.WriteLine($"error: {e.Message}");
             return 1;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PlatformNotSupportedException)
+        {
+            stderr.WriteLine($"error: cannot open the board's I2C bus {options.I2cBus} or GPIO ({e.Message}): run on a Raspberry Pi with I2C enabled, or use --simulate");
+            return 1;
+        }
     }
 
     /// <summary>The same loop against the simulated MPU-6050 and GPIO driver, fed by the gesture generator.</summary>

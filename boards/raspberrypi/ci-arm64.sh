@@ -23,7 +23,9 @@ $tinytrain pretrain --model imu-cnn --data imu-gestures --epochs 6 -o "$work/imu
 $tinytrain compile "$work/imu.onnx" --update bias:2 --calib imu-gestures --board raspberry-pi-zero-2w -o "$work/imu.ttplan" | tail -1
 
 dotnet publish boards/raspberrypi -c Release -r linux-arm64 --self-contained -v q -nologo -o "$work/arm64" >/dev/null
-file "$work/arm64/tinytrain-rpi" | grep -q "ARM aarch64" || { echo "error: the published tinytrain-rpi is not an arm64 binary"; exit 1; }
+# ELF e_machine (offset 18, little-endian) 0xB7 = AArch64.
+[ "$(od -An -tx1 -j18 -N2 "$work/arm64/tinytrain-rpi" | tr -d ' \n')" = "b700" ] \
+  || { echo "error: the published tinytrain-rpi is not an arm64 ELF binary"; exit 1; }
 
 export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 qemu="qemu-aarch64-static -L /usr/aarch64-linux-gnu"

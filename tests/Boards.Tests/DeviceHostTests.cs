@@ -60,6 +60,19 @@ public class DeviceHostTests
     }
 
     [Fact]
+    public void NoSensorAtStart_IsRefusedWithOneLine_AndNothingIsWritten()
+    {
+        using var temp = new TempDirectory();
+        string state = Path.Combine(temp.Path, "s.bin");
+        var r = Run("--simulate", "--plan", ImuPlan.Write(temp.Path), "--stream", "clean*5", "--state", state, "--i2c-error-at", "0:100000");
+
+        Assert.Equal(1, r.Code);
+        Assert.Equal("error: no MPU-6050 answers on I2C bus 1 at 0x68 (I2C transfer to 0x68 on bus 1 failed: no acknowledge (simulated fault)): "
+            + "check the wiring and that I2C is enabled (raspi-config); nothing was learned or written\n", r.Err.ReplaceLineEndings("\n"));
+        Assert.False(File.Exists(state));
+    }
+
+    [Fact]
     public void StuckSensor_IsReported_AndNotLearnedFrom()
     {
         using var temp = new TempDirectory();
