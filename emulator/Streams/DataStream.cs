@@ -17,7 +17,7 @@ namespace TinyTrain.Emulator.Streams;
 /// </remarks>
 public sealed class DataStream : IEnumerable<StreamSample>
 {
-    /// <summary>Width and height of every stream image.</summary>
+    /// <summary>Width and height of the image sets' samples.</summary>
     public const int Side = 28;
 
     private readonly DataStreamSegment[] _segments;
@@ -55,8 +55,14 @@ public sealed class DataStream : IEnumerable<StreamSample>
                 {
                     throw new TinyTrainException($"{where}: {e.Message}", e);
                 }
-                if (data.Rows != Side || data.Cols != Side)
-                    throw new TinyTrainException($"{where}: data set '{segment.BaseSet}' has {data.Rows}x{data.Cols} images; streams carry {Side}x{Side}.");
+                if (sets.Count == 0)
+                {
+                    Rows = data.Rows;
+                    Cols = data.Cols;
+                }
+                else if (data.Rows != Rows || data.Cols != Cols)
+                    throw new TinyTrainException(
+                        $"{where}: data set '{segment.BaseSet}' has {data.Rows}x{data.Cols} samples, earlier segments {Rows}x{Cols}; one stream feeds one model, so every segment needs the same size.");
                 sets.Add(segment.BaseSet, data);
             }
 
@@ -72,6 +78,10 @@ public sealed class DataStream : IEnumerable<StreamSample>
     public StreamSpec Spec { get; }
     public ulong Seed { get; }
     public Split Split { get; }
+
+    /// <summary>Size of every sample: 28x28 for the image sets, 6 rows (channels) x 64 columns (time) for imu-gestures.</summary>
+    public int Rows { get; }
+    public int Cols { get; }
 
     /// <summary>The shape <see cref="FillInput"/> writes: the model's input.</summary>
     public Shape InputShape { get; }
@@ -91,7 +101,7 @@ public sealed class DataStream : IEnumerable<StreamSample>
     /// <summary>Writes the sample's pixels as the model's input floats (see <see cref="StreamInput"/>), ready for
     /// Executor.TrySetInput(destination, offset).</summary>
     public void FillInput(in StreamSample sample, float[] destination, int offset) =>
-        StreamInput.Fill(sample.Pixels, Side, Side, InputShape, destination, offset);
+        StreamInput.Fill(sample.Pixels, Rows, Cols, InputShape, destination, offset);
 
     public Enumerator GetEnumerator() => new(this);
 
@@ -134,7 +144,7 @@ public sealed class DataStream : IEnumerable<StreamSample>
     public sealed class Enumerator : IEnumerator<StreamSample>
     {
         private readonly DataStream _stream;
-        private readonly byte[] _pixels = new byte[Side * Side];
+        private readonly byte[] _pixels;
         private readonly int[] _order;
         private int _segment;
         private int _index;
@@ -144,6 +154,7 @@ public sealed class DataStream : IEnumerable<StreamSample>
         internal Enumerator(DataStream stream)
         {
             _stream = stream;
+            _pixels = new byte[stream.Rows * stream.Cols];
             int largest = 0;
             foreach (DataStreamSegment segment in stream._segments)
                 largest = Math.Max(largest, segment.Pool.Length);
@@ -173,11 +184,12 @@ public sealed class DataStream : IEnumerable<StreamSample>
                 Shuffle(pool, StreamSeeds.Order(_stream.Seed, _segment, _index / pool.Length));
             int source = _order[slot];
             ulong seed = StreamSeeds.Sample(_stream.Seed, _segment, _index);
-            ReadOnlySpan<byte> image = segment.Data.Images.AsSpan(source * Side * Side, Side * Side);
+            int size = _pixels.Length;
+            ReadOnlySpan<byte> image = segment.Data.Images.AsSpan(source * size, size);
             if (segment.Corruption is null)
                 image.CopyTo(_pixels);
             else
-                segment.Corruption.Apply(image, _pixels, Side, Side, segment.Spec.Severity, seed);
+                segment.Corruption.Apply(image, _pixels, _stream.Cols, _stream.Rows, segment.Spec.Severity, seed);
             _current = new StreamSample(_segment, _index, _position, source, segment.Data.Labels[source],
                 segment.Spec.Labels.IsLabelled(_index), seed, _pixels);
             _index++;

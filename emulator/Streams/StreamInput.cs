@@ -18,6 +18,12 @@ public static class StreamInput
         if (offset < 0 || destination.Length - offset < input.Size)
             throw new ArgumentException($"Input {input} needs {input.Size} floats from offset {offset}; the array holds {destination.Length}.", nameof(destination));
         int plane = input.H * input.W;
+        if (rows > 1 && rows == input.C && cols == plane)
+        {
+            // A sensor window: one row per channel, copied as it is (as Training/InputLayout does).
+            for (int i = 0; i < rows * cols; i++) destination[offset + i] = pixels[i] * (1f / 255f);
+            return;
+        }
         if (input.H == rows && input.W == cols)
         {
             for (int i = 0; i < plane; i++) destination[offset + i] = pixels[i] * (1f / 255f);

@@ -39,6 +39,6 @@ public readonly struct StreamSample
     /// <summary>The seed the corruption was given (StreamSeeds.Sample of stream seed, segment and index).</summary>
     public ulong Seed { get; }
 
-    /// <summary>28x28 grey pixels, row-major, after the segment's transform. Valid until the next MoveNext.</summary>
+    /// <summary>The sample after the segment's transform: 28x28 grey pixels row-major, or an imu-gestures window (6 channels x 64). Valid until the next MoveNext.</summary>
     public byte[] Pixels { get; }
 }

@@ -6,6 +6,8 @@ namespace TinyTrain.Compiler.Training;
 /// <summary>
 /// Turns a dataset image (28x28 grey bytes) into a model's input tensor: pixels scaled to [0, 1],
 /// resized bilinearly when the model's resolution differs, and repeated over its input channels.
+/// Multi-channel data (a sensor window: one row per channel, e.g. imu-gestures' 6 x 64) whose rows are the model's
+/// channels and whose columns fill H x W is copied as it is, row c into channel c.
 /// </summary>
 public static class InputLayout
 {
@@ -15,6 +17,11 @@ public static class InputLayout
         int src = index * rows * cols;
         byte[] img = data.Images;
         int plane = input.H * input.W;
+        if (rows > 1 && rows == input.C && cols == plane)
+        {
+            for (int i = 0; i < rows * cols; i++) destination[offset + i] = img[src + i] * (1f / 255f);
+            return;
+        }
         if (input.H == rows && input.W == cols)
         {
             for (int i = 0; i < plane; i++) destination[offset + i] = img[src + i] * (1f / 255f);

@@ -13,14 +13,19 @@ public static class ModelZoo
     public const int DefaultClasses = 10;
 
     /// <summary>The names <see cref="Build"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["cnn-s", "mbv2-w0.35", "proxyless-w0.3", "mcunet-5fps"];
+    public static IReadOnlyList<string> Names { get; } = ["cnn-s", "mbv2-w0.35", "proxyless-w0.3", "mcunet-5fps", "imu-cnn"];
 
-    /// <summary>The input side a model is built for when no resolution is given: 28 for cnn-s, 128 for the others.</summary>
-    public static int DefaultResolution(string name) => Canonical(name) == "cnn-s" ? CnnS.DefaultResolution : MobileNets.DefaultResolution;
+    /// <summary>The input side a model is built for when no resolution is given: 28 for cnn-s, 64 samples for imu-cnn, 128 for the others.</summary>
+    public static int DefaultResolution(string name) => Canonical(name) switch
+    {
+        "cnn-s" => CnnS.DefaultResolution,
+        "imu-cnn" => ImuCnn.DefaultWindow,
+        _ => MobileNets.DefaultResolution,
+    };
 
     /// <summary>
-    /// Builds a float graph with freshly initialised weights. Input is (1, r, r) for cnn-s and
-    /// (3, r, r) for the others; the output is <paramref name="classes"/> logits.
+    /// Builds a float graph with freshly initialised weights. Input is (1, r, r) for cnn-s,
+    /// (6, r, 1) for imu-cnn (r samples of a 6-axis IMU) and (3, r, r) for the others; the output is <paramref name="classes"/> logits.
     /// </summary>
     /// <exception cref="TinyTrainException">Unknown name, a resolution smaller than the network's
     /// total stride, or fewer than two classes.</exception>
@@ -37,6 +42,7 @@ public static class ModelZoo
             "mbv2-w0.35" => MobileNets.Build(model, MobileNets.MobileNetV2W035, r, k, seed),
             "proxyless-w0.3" => MobileNets.Build(model, MobileNets.ProxylessW03, r, k, seed),
             "mcunet-5fps" => MobileNets.Build(model, MobileNets.McuNet5Fps, r, k, seed),
+            "imu-cnn" => ImuCnn.Build(r, k, seed),
             _ => throw new InvalidOperationException($"model '{model}' is listed but has no builder"),
         };
     }

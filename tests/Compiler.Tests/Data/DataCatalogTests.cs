@@ -54,7 +54,7 @@ public class DataCatalogTests
 
         IReadOnlyList<DatasetInfo> known = DataCatalog.GetKnown(temp.Path);
 
-        Assert.Equal(["mnist", "fashion-mnist", "mnist-mini", "fashion-mnist-mini"], known.Select(k => k.Name));
+        Assert.Equal(["mnist", "fashion-mnist", "mnist-mini", "fashion-mnist-mini", "imu-gestures"], known.Select(k => k.Name));
         DatasetInfo mnist = known[0];
         Assert.True(mnist.IsFetched);
         Assert.False(mnist.IsBundled);
@@ -66,6 +66,8 @@ public class DataCatalogTests
         Assert.True(DataCatalog.IsAvailable("mnist", temp.Path));
         Assert.False(DataCatalog.IsAvailable("fashion-mnist", temp.Path));
         Assert.True(DataCatalog.IsAvailable("mnist-mini", temp.Path));
+        Assert.True(known[4].IsAvailable);
+        Assert.True(DataCatalog.IsAvailable("imu-gestures", temp.Path));
     }
 
     [Fact]

@@ -12,9 +12,9 @@ public class ModelZooTests
     public static TheoryData<string> MobileNames => new() { "mbv2-w0.35", "proxyless-w0.3", "mcunet-5fps" };
 
     [Fact]
-    public void Names_AreTheFourModels()
+    public void Names_AreTheFiveModels()
     {
-        Assert.Equal(new[] { "cnn-s", "mbv2-w0.35", "proxyless-w0.3", "mcunet-5fps" }, ModelZoo.Names);
+        Assert.Equal(new[] { "cnn-s", "mbv2-w0.35", "proxyless-w0.3", "mcunet-5fps", "imu-cnn" }, ModelZoo.Names);
     }
 
     [Theory]

@@ -69,7 +69,7 @@ public sealed class StreamSpecJsonTests : IDisposable
     [InlineData("""{ "segments": [ { "count": 3 } ] }""",
         "segment 1: \"source\" is missing.")]
     [InlineData("""{ "segments": [ { "source": "kmnist" } ] }""",
-        "segment 1, \"source\": unknown source 'kmnist'; known: mnist, fashion-mnist, mnist-mini, fashion-mnist-mini, mnist-c, fashion-mnist-c, mnist-mini-c, fashion-mnist-mini-c.")]
+        "segment 1, \"source\": unknown source 'kmnist'; known: mnist, fashion-mnist, mnist-mini, fashion-mnist-mini, imu-gestures, mnist-c, fashion-mnist-c, mnist-mini-c, fashion-mnist-mini-c.")]
     [InlineData("""{ "segments": [ "mnist:clean" ] }""",
         "segment 1: expected an object such as { \"source\": \"mnist\", \"count\": 2000 }, got a string.")]
     [InlineData("""{ "seed": -1, "segments": [ { "source": "mnist" } ] }""",

@@ -121,7 +121,7 @@ public class StreamSpecTests
     [InlineData("mnist-c:clean*10",
         "stream spec, segment 1 ('mnist-c:clean*10'): 'mnist-c' is the corrupted set: name a corruption (shot-noise, impulse-noise, glass-blur, motion-blur, shear, scale, rotate, brightness, translate, stripe, fog, spatter, dotted-line, zigzag, canny-edges), or use 'mnist:clean'.")]
     [InlineData("mnsit:clean*10",
-        "stream spec, segment 1 ('mnsit:clean*10'): unknown source 'mnsit'; known: mnist, fashion-mnist, mnist-mini, fashion-mnist-mini, mnist-c, fashion-mnist-c, mnist-mini-c, fashion-mnist-mini-c.")]
+        "stream spec, segment 1 ('mnsit:clean*10'): unknown source 'mnsit'; known: mnist, fashion-mnist, mnist-mini, fashion-mnist-mini, imu-gestures, mnist-c, fashion-mnist-c, mnist-mini-c, fashion-mnist-mini-c.")]
     [InlineData("", "stream spec is empty: expected segments such as 'mnist:clean*2000, mnist-c:fog*2000'.")]
     [InlineData("   ", "stream spec is empty: expected segments such as 'mnist:clean*2000, mnist-c:fog*2000'.")]
     public void A_bad_spec_names_the_segment_and_the_column(string text, string message)
