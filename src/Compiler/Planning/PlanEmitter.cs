@@ -99,7 +99,8 @@ public static class PlanEmitter
         {
             if (root[t] != t) continue;
             requestOf[t] = requests.Count;
-            requests.Add(new BufferRequest(tensors[t].Name, tensors[t].Bytes, first[t], groupLast[t]));
+            // A tiled tensor (inside a patch stage) takes no arena: the stage's tile buffer holds its tiles.
+            requests.Add(new BufferRequest(tensors[t].Name, tensors[t].Tiled ? 0 : tensors[t].Bytes, first[t], groupLast[t]));
         }
         MemoryPlan memory = MemoryPlanner.Plan(requests, mode);
         MemoryPlan naive = MemoryPlanner.Plan(requests, PlannerMode.Naive);
@@ -123,9 +124,9 @@ public static class PlanEmitter
         for (int t = 0; t < tensorCount; t++)
         {
             PTensor p = tensors[t];
-            offsets[t] = memory.Offsets[requestOf[root[t]]];
+            offsets[t] = p.Tiled ? 0 : memory.Offsets[requestOf[root[t]]];
             b.AddTensor(p.Name, p.Type, p.Role, p.Shape.C, p.Shape.H, p.Shape.W, offsets[t], p.Scale, p.ZeroPoint,
-                t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]));
+                t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]), p.Tiled ? PlanFormat.TensorFlagTiled : (ushort)0);
         }
         b.InputTensor = program.Input;
         b.OutputTensor = program.Output;

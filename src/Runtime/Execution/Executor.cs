@@ -9,7 +9,7 @@ using PlanImage = TinyTrain.Runtime.Plans.Plan;
 /// constructor) allocates the arena; Invoke allocates nothing: op records are read from the plan
 /// image, kernel parameters are built on the stack, weights are read in place from the image.
 /// </summary>
-public sealed class Executor
+public sealed partial class Executor
 {
     private readonly PlanImage _plan;
     private readonly byte[] _arena;
@@ -156,6 +156,7 @@ public sealed class Executor
         {
             OpInfo op = _plan.Op(i);
             if (op.Phase == OpPhase.Forward) Execute(op, i);
+            i += InnerOps(op);
         }
     }
 
@@ -179,6 +180,7 @@ public sealed class Executor
             {
                 OpInfo op = _plan.Op(i);
                 if (op.Phase != OpPhase.Init) Execute(op, i);
+                i += InnerOps(op);
             }
         }
         finally
@@ -195,11 +197,17 @@ public sealed class Executor
         {
             OpInfo op = _plan.Op(i);
             if (op.Phase != OpPhase.Init) Execute(op, i);
+            i += InnerOps(op);
         }
     }
 
     private void Execute(OpInfo op, int index)
     {
+        if (op.Kind == OpKind.PatchStage)
+        {
+            RunPatchStage(op, index);
+            return;
+        }
         if ((int)op.Kind >= (int)OpKind.InitParams)
         {
             ExecuteTraining(op, index);

@@ -87,6 +87,7 @@ public sealed partial class Plan
         ValidateModel();
         for (int j = 0; j < _opCount; j++)
             ValidateOp(j);
+        ValidatePatchStages();
     }
 
     private void ValidateTensor(int i, uint arena)
@@ -120,7 +121,16 @@ public sealed partial class Plan
         if (byteLength != bytes)
             throw Invalid(_source, $"{TensorLabel(i)}: byte length {byteLength} does not match its shape ({c},{h},{w}) of {ElementTypeName(type)} ({bytes} bytes)");
         uint offset = U32(b, r + PlanFormat.TensorArenaOffset);
-        if (offset + bytes > arena)
+        int tensorFlags = U16(b, r + PlanFormat.TensorFlags);
+        if ((tensorFlags & ~PlanFormat.TensorFlagTiled) != 0)
+            throw Invalid(_source, $"{TensorLabel(i)}: flags {tensorFlags} set bits this runtime does not know (only {PlanFormat.TensorFlagTiled}, tiled)");
+        if (tensorFlags != 0)
+        {
+            // A tiled tensor exists only inside a patch stage's tile buffer; ValidatePatchStages checks who names it.
+            if (type != (int)ElementType.Int8 || offset != 0)
+                throw Invalid(_source, $"{TensorLabel(i)}: a tiled tensor must be int8 at arena offset 0 (it never exists whole), not {ElementTypeName(type)} at {offset}");
+        }
+        else if (offset + bytes > arena)
             throw Invalid(_source, $"{TensorLabel(i)}: occupies arena bytes [{offset}, {offset + bytes}), outside the {arena}-byte arena");
         if (size == 4 && offset % 4 != 0)
             throw Invalid(_source, $"{TensorLabel(i)}: a {ElementTypeName(type)} tensor at arena offset {offset} is not 4-byte aligned");
@@ -188,6 +198,8 @@ public sealed partial class Plan
 
         if (kind <= (int)OpKind.GlobalAvgPool)
             ValidateForwardOp(j, r, kind, flags);
+        else if (kind == (int)OpKind.PatchStage)
+            return; // checked by ValidatePatchStages, once its inner ops have been
         else if (kind == (int)OpKind.InitParams)
             ValidateInitParams(j, r);
         else
@@ -581,6 +593,8 @@ public sealed partial class Plan
     private void CheckPlacement(int j, int input, string field, int output, bool inPlaceAllowed, string rule)
     {
         TensorInfo x = Tensor(input), y = Tensor(output);
+        if (x.Tiled || y.Tiled)
+            return; // a patch stage's tiles: ValidatePatchStage checks its tile buffer instead
         int x0 = x.ArenaOffset, x1 = x0 + x.ByteLength, y0 = y.ArenaOffset, y1 = y0 + y.ByteLength;
         if (x0 < y1 && y0 < x1 && !(inPlaceAllowed && x0 == y0 && x1 == y1))
             throw Invalid(_source, $"{OpLabel(j)}: output at arena bytes [{y0}, {y1}) overlaps {field} {TensorLabel(input)} at [{x0}, {x1}); {rule}");
@@ -720,12 +734,13 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate);
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage;
 
     private static int PhaseOf(int kind) => kind switch
     {
         <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
         (int)OpKind.InitParams => (int)OpPhase.Init,
+        (int)OpKind.PatchStage => (int)OpPhase.Forward,
         (int)OpKind.SaveMask => (int)OpPhase.Save,
         (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate or (int)OpKind.BiasUpdate => (int)OpPhase.Update,
         _ => (int)OpPhase.Backward,
