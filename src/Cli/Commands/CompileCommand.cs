@@ -22,6 +22,7 @@ internal static class CompileCommand
         int seed = a.Int("seed", 0) ?? 0;
         string? boardId = a.Option("board");
         string plannerName = a.Option("planner") ?? "greedy";
+        string patch = a.Option("patch") ?? "auto";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -35,6 +36,14 @@ internal static class CompileCommand
             _ => throw new UsageException($"--planner must be greedy or naive, got '{plannerName}'"),
         };
         if (qas is not ("on" or "off")) throw new UsageException($"--qas must be on or off, got '{qas}'");
+        try
+        {
+            PatchStages.Parse(patch, out _, out _, out _);
+        }
+        catch (TinyTrain.TinyTrainException e)
+        {
+            throw new UsageException(e.Message);
+        }
         IAnsiConsole console = Consoles.ForMode(context, json);
         var board = boardId is null ? null : TinyTrain.Compiler.Boards.BoardCatalog.Get(boardId);
 
@@ -51,6 +60,7 @@ internal static class CompileCommand
         {
             Update = update,
             Planner = planner,
+            Patch = patch,
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
@@ -63,7 +73,8 @@ internal static class CompileCommand
                 ? TinyTrain.Compiler.Boards.ByteSize.Parse(budgetText) ?? throw new UsageException($"--budget '{budgetText}' is not a byte count; write it as 65536, 64KB or 1.5MB")
                 : board?.UsableSramBytes ?? throw new UsageException("--update sparse:auto needs a memory budget: give --budget <bytes|KB> or --board <id>");
             Quantized quantized = PlanCompiler.Quantize(graph, calibration, options, training: true);
-            auto = SparseAuto.Search(quantized, options, calibration, budget, seed: seed);
+            // The search compiles hundreds of candidates: it plans them unpatched (an upper bound); the chosen plan is patched.
+            auto = SparseAuto.Search(quantized, options with { Patch = "off" }, calibration, budget, seed: seed);
             result = PlanCompiler.Emit(quantized, TinyTrain.Compiler.Learning.TrainableSet.FromScheme(auto.Scheme, quantized.Model, "auto"), options);
         }
         else

@@ -62,29 +62,32 @@ public sealed partial class Plan
                 $"tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
     }
 
-    // Only the inner ops of a patch stage may name a tiled tensor; the model's input and output are whole.
+    // Only the inner ops of a patch stage may name a tiled tensor: an op outside every stage that names
+    // one is refused. Returns the last inner op of the stage op j starts, or j - 1.
+    private int CheckTiledNames(int j)
+    {
+        int r = _ops + j * PlanFormat.OpRecordSize;
+        if (U16(_image, r + PlanFormat.OpKindField) == (int)OpKind.PatchStage)
+            return j + Math.Max(0, Arg(r, 0));
+        for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
+        {
+            int t = U16(_image, r + f);
+            if (t < _tensorCount && Tensor(t).Tiled)
+                throw Invalid(_source, $"{OpLabel(j)}: its {TensorFieldName(f)} {TensorLabel(t)} is tiled, but only the ops of a patch stage may name a tiled tensor");
+        }
+        return j - 1;
+    }
+
+    // Each stage, once its inner ops have been checked one by one; the model's input and output are whole.
     private void ValidatePatchStages()
     {
         if (Tensor(InputTensor).Tiled || Tensor(OutputTensor).Tiled)
             throw Invalid(_source, "the model input and output must exist whole in the arena, but one is marked tiled");
-        int insideUntil = -1;
         for (int j = 0; j < _opCount; j++)
         {
             int r = _ops + j * PlanFormat.OpRecordSize;
-            if (j <= insideUntil)
-                continue;
             if (U16(_image, r + PlanFormat.OpKindField) == (int)OpKind.PatchStage)
-            {
                 ValidatePatchStage(j, r);
-                insideUntil = j + Arg(r, 0);
-                continue;
-            }
-            for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
-            {
-                int t = U16(_image, r + f);
-                if (t != PlanFormat.NoTensor && Tensor(t).Tiled)
-                    throw Invalid(_source, $"{OpLabel(j)}: its {TensorFieldName(f)} {TensorLabel(t)} is tiled, but only the ops of a patch stage may name a tiled tensor");
-            }
         }
     }
 

@@ -85,8 +85,13 @@ public sealed partial class Plan
         for (int i = 0; i < _tensorCount; i++)
             ValidateTensor(i, arena);
         ValidateModel();
+        int patchUntil = -1; // the last inner op of the patch stage being read, if any
         for (int j = 0; j < _opCount; j++)
+        {
+            if (j > patchUntil)
+                patchUntil = CheckTiledNames(j);
             ValidateOp(j);
+        }
         ValidatePatchStages();
     }
 
