@@ -39,6 +39,7 @@ internal static class MemoryBench
         string[] models = args.Text("models", string.Join(",", Models)).Split(',', StringSplitOptions.RemoveEmptyEntries);
         bool detail = TransferBench.HasFlag("detail");
         string patch = args.Text("patch", "auto");
+        bool inPlaceDepthwise = args.Text("inplace-dw", "on") == "on";
         using JsonDocument reference = JsonDocument.Parse(File.ReadAllBytes(referencePath));
         args.Log($"memory: peak SRAM of one training step, {Resolution}x{Resolution}, {Classes} classes, batch 1, default options " +
             $"(greedy planner, QAS, no momentum); random weights (seed 0), calibrated on 4 random inputs; KB = 1024 B; reference {referencePath}");
@@ -64,15 +65,15 @@ internal static class MemoryBench
                 var scheme = new SparseScheme(s.GetProperty("n_bias_update").GetInt32(),
                     s.GetProperty("manual_weight_idx").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                     s.GetProperty("weight_update_ratio").EnumerateArray().Select(e => e.GetDouble()).ToArray());
-                var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch };
+                var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch, InPlaceDepthwise = inPlaceDepthwise };
                 bool isLargest = schemeName == largest;
                 rows.Add(Measure(args, name, schemeName, graph, calibration, options, training: true,
                     isLargest ? publishedSparseKb : null, isLargest ? "sparse+reorder" : null,
                     s.GetProperty("analytic_extra_memory_kb_recomputed").GetDouble(), detail && isLargest));
             }
-            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch }, training: true,
+            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise }, training: true,
                 publishedFullKb, "full update", null, detail));
-            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch }, training: false,
+            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise }, training: false,
                 null, null, null, false));
         }
 

@@ -23,6 +23,7 @@ internal static class CompileCommand
         string? boardId = a.Option("board");
         string plannerName = a.Option("planner") ?? "greedy";
         string patch = a.Option("patch") ?? "auto";
+        string inPlaceDepthwise = a.Option("inplace-dw") ?? "on";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -36,6 +37,7 @@ internal static class CompileCommand
             _ => throw new UsageException($"--planner must be greedy or naive, got '{plannerName}'"),
         };
         if (qas is not ("on" or "off")) throw new UsageException($"--qas must be on or off, got '{qas}'");
+        if (inPlaceDepthwise is not ("on" or "off")) throw new UsageException($"--inplace-dw must be on or off, got '{inPlaceDepthwise}'");
         try
         {
             PatchStages.Parse(patch, out _, out _, out _);
@@ -61,6 +63,7 @@ internal static class CompileCommand
             Update = update,
             Planner = planner,
             Patch = patch,
+            InPlaceDepthwise = inPlaceDepthwise == "on",
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
@@ -74,7 +77,7 @@ internal static class CompileCommand
                 : board?.UsableSramBytes ?? throw new UsageException("--update sparse:auto needs a memory budget: give --budget <bytes|KB> or --board <id>");
             Quantized quantized = PlanCompiler.Quantize(graph, calibration, options, training: true);
             // The search compiles hundreds of candidates: it plans them unpatched (an upper bound); the chosen plan is patched.
-            auto = SparseAuto.Search(quantized, options with { Patch = "off" }, calibration, budget, seed: seed);
+            auto = SparseAuto.Search(quantized, options with { Patch = "off", InPlaceDepthwise = false }, calibration, budget, seed: seed);
             result = PlanCompiler.Emit(quantized, TinyTrain.Compiler.Learning.TrainableSet.FromScheme(auto.Scheme, quantized.Model, "auto"), options);
         }
         else

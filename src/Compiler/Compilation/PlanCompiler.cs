@@ -26,6 +26,8 @@ public sealed record CompileOptions
     /// smallest arena, if smaller than without) or RxC (that grid). See Planning.PatchStages.
     /// </summary>
     public string Patch { get; init; } = "off";
+    /// <summary>Depthwise convs (and their input gradients) write their output over their dying input, channel by channel.</summary>
+    public bool InPlaceDepthwise { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -79,7 +81,7 @@ public static class PlanCompiler
     public static CompileResult Emit(Quantized quantized, TrainableSet trainable, CompileOptions options)
     {
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
-        EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board);
+        EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

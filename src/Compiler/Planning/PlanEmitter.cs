@@ -30,7 +30,9 @@ public sealed record EmittedPlan(byte[] Image, MemoryPlan Memory, MemoryPlan Nai
 /// </summary>
 public static class PlanEmitter
 {
-    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null)
+    /// <param name="inPlaceDepthwise">A depthwise conv (forward without a mask, or its input gradient) whose input dies at
+    /// it writes its output one channel plane below the input, over the planes already read (see Executor.InPlace.cs).</param>
+    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null, bool inPlaceDepthwise = false)
     {
         List<PTensor> tensors = program.Tensors;
         List<POp> ops = program.Ops;
@@ -75,11 +77,28 @@ public static class PlanEmitter
         // In place: an elementwise op may write over an input whose buffer dies at that op.
         var root = new int[tensorCount];
         for (int t = 0; t < tensorCount; t++) root[t] = t;
+        var delta = new int[tensorCount]; // a tensor's offset inside its group's buffer
         var groupLast = (int[])last.Clone();
         var inPlace = new bool[opCount];
         for (int j = 0; j < opCount; j++)
         {
             POp op = ops[j];
+            if (inPlaceDepthwise && ChannelInPlace(program, op, root, groupLast, j))
+            {
+                // The output goes one plane below the input: make room under the input's group when it has none.
+                int x = op.Input0, r = root[x], plane = tensors[x].Bytes / tensors[x].Shape.C;
+                if (delta[x] < plane)
+                {
+                    int shift = plane - delta[x];
+                    for (int t = 0; t < tensorCount; t++)
+                        if (root[t] == r) delta[t] += shift;
+                }
+                root[op.Output] = r;
+                delta[op.Output] = delta[x] - plane;
+                groupLast[r] = Math.Max(groupLast[r], last[op.Output]);
+                inPlace[j] = true;
+                continue;
+            }
             if (!op.MayRunInPlace || op.Output < 0) continue;
             foreach (int x in new[] { op.Input0, op.Input1 })
             {
@@ -88,11 +107,15 @@ public static class PlanEmitter
                 if (groupLast[r] != j || tensors[x].Bytes != tensors[op.Output].Bytes || tensors[x].Type != tensors[op.Output].Type) continue;
                 if (op.Input0 == op.Input1) continue;
                 root[op.Output] = r;
+                delta[op.Output] = delta[x];
                 groupLast[r] = Math.Max(groupLast[r], last[op.Output]);
                 inPlace[j] = true;
                 break;
             }
         }
+        var groupBytes = new int[tensorCount];
+        for (int t = 0; t < tensorCount; t++)
+            if (!tensors[t].Tiled) groupBytes[root[t]] = Math.Max(groupBytes[root[t]], delta[t] + tensors[t].Bytes);
         var requests = new List<BufferRequest>();
         var requestOf = new int[tensorCount];
         for (int t = 0; t < tensorCount; t++)
@@ -100,7 +123,7 @@ public static class PlanEmitter
             if (root[t] != t) continue;
             requestOf[t] = requests.Count;
             // A tiled tensor (inside a patch stage) takes no arena: the stage's tile buffer holds its tiles.
-            requests.Add(new BufferRequest(tensors[t].Name, tensors[t].Tiled ? 0 : tensors[t].Bytes, first[t], groupLast[t]));
+            requests.Add(new BufferRequest(tensors[t].Name, groupBytes[t], first[t], groupLast[t]));
         }
         MemoryPlan memory = MemoryPlanner.Plan(requests, mode);
         MemoryPlan naive = MemoryPlanner.Plan(requests, PlannerMode.Naive);
@@ -124,7 +147,7 @@ public static class PlanEmitter
         for (int t = 0; t < tensorCount; t++)
         {
             PTensor p = tensors[t];
-            offsets[t] = p.Tiled ? 0 : memory.Offsets[requestOf[root[t]]];
+            offsets[t] = p.Tiled ? 0 : memory.Offsets[requestOf[root[t]]] + delta[t];
             b.AddTensor(p.Name, p.Type, p.Role, p.Shape.C, p.Shape.H, p.Shape.W, offsets[t], p.Scale, p.ZeroPoint,
                 t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]), p.Tiled ? PlanFormat.TensorFlagTiled : (ushort)0);
         }
@@ -172,6 +195,18 @@ public static class PlanEmitter
         b.SramParamBytes = paramBytes;
         b.StateBytes = stateBytes;
         return new EmittedPlan(b.Build(), memory, naive, program, reports, constantBytes, paramBytes, stateBytes, peak);
+    }
+
+    // A depthwise op that may write its output over its input channel by channel: same shape and type, no mask,
+    // no accumulation, and the input's buffer dies here.
+    private static bool ChannelInPlace(PlanProgram program, POp op, int[] root, int[] groupLast, int j)
+    {
+        bool forward = op.Kind == RtOpKind.DepthwiseConv2D && op.Scratch < 0;
+        if (!forward && op.Kind != RtOpKind.DepthwiseBackwardInput) return false;
+        int x = op.Input0;
+        if (x < 0 || op.Output < 0 || x == program.Input || groupLast[root[x]] != j) return false;
+        PTensor a = program.Tensors[x], b = program.Tensors[op.Output];
+        return !a.Tiled && !b.Tiled && a.Type == b.Type && a.Shape == b.Shape;
     }
 
     private static ushort U16(int tensor) => tensor < 0 ? PlanFormat.NoTensor : (ushort)tensor;

@@ -227,7 +227,8 @@ public sealed partial class Plan
         if (output == modelInput || scratch == modelInput)
             throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(modelInput)}");
 
-        CheckPlacement(j, in0, "input 0", output, kind == (int)OpKind.Add, ForwardInPlaceRule);
+        if (!(kind == (int)OpKind.DepthwiseConv2D && scratch == PlanFormat.NoTensor && ChannelShifted(in0, output)))
+            CheckPlacement(j, in0, "input 0", output, kind == (int)OpKind.Add, ForwardInPlaceRule);
         if (kind == (int)OpKind.Add)
             CheckPlacement(j, in1, "input 1", output, true, ForwardInPlaceRule);
 
@@ -450,7 +451,17 @@ public sealed partial class Plan
                 CheckNoConstants(j, r);
                 break;
         }
-        CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+        if (!(kind == (int)OpKind.DepthwiseBackwardInput && (flags & (int)OpFlags.Accumulate) == 0 && ChannelShifted(in0, output)))
+            CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+    }
+
+    // In-place depthwise: the output, the input's size and shape, starts one channel plane below the input,
+    // so that the executor, channel by channel, writes each output plane over the input plane it last read.
+    private bool ChannelShifted(int input, int output)
+    {
+        TensorInfo x = Tensor(input), y = Tensor(output);
+        return !x.Tiled && !y.Tiled && x.C == y.C && x.H == y.H && x.W == y.W && x.Type == y.Type
+            && (long)y.ArenaOffset + y.ByteLength / y.C == x.ArenaOffset;
     }
 
     // x (input 0, the forward input, int8) and dy (input 1, float32, the forward output's shape); the
