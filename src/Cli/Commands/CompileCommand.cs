@@ -76,8 +76,10 @@ internal static class CompileCommand
                 ? TinyTrain.Compiler.Boards.ByteSize.Parse(budgetText) ?? throw new UsageException($"--budget '{budgetText}' is not a byte count; write it as 65536, 64KB or 1.5MB")
                 : board?.UsableSramBytes ?? throw new UsageException("--update sparse:auto needs a memory budget: give --budget <bytes|KB> or --board <id>");
             Quantized quantized = PlanCompiler.Quantize(graph, calibration, options, training: true);
-            // The search compiles hundreds of candidates: it plans them unpatched (an upper bound); the chosen plan is patched.
-            auto = SparseAuto.Search(quantized, options with { Patch = "off", InPlaceDepthwise = false }, calibration, budget, seed: seed);
+            // The search plans its candidates without patch stages or in-place depthwise convs (SparseAuto does not
+            // pass them on yet), so the chosen plan is emitted the same way and keeps the SRAM the search measured.
+            options = options with { Patch = "off", InPlaceDepthwise = false };
+            auto = SparseAuto.Search(quantized, options, calibration, budget, seed: seed);
             result = PlanCompiler.Emit(quantized, TinyTrain.Compiler.Learning.TrainableSet.FromScheme(auto.Scheme, quantized.Model, "auto"), options);
         }
         else
