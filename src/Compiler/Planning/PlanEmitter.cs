@@ -34,6 +34,7 @@ public static class PlanEmitter
     /// it writes its output one channel plane below the input, over the planes already read (see Executor.InPlace.cs).</param>
     public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null, bool inPlaceDepthwise = false)
     {
+        if (inPlaceDepthwise) program = BiasUpdatesFirst(program);
         List<PTensor> tensors = program.Tensors;
         List<POp> ops = program.Ops;
         int tensorCount = tensors.Count, opCount = ops.Count;
@@ -85,16 +86,16 @@ public static class PlanEmitter
             POp op = ops[j];
             if (inPlaceDepthwise && ChannelInPlace(program, op, root, groupLast, j))
             {
-                // The output goes one plane below the input: make room under the input's group when it has none.
-                int x = op.Input0, r = root[x], plane = tensors[x].Bytes / tensors[x].Shape.C;
-                if (delta[x] < plane)
+                // The output goes below the input by ChannelGap: make room under the input's group when it has none.
+                int x = op.Input0, r = root[x], gap = ChannelGap(tensors[x], tensors[op.Output]);
+                if (delta[x] < gap)
                 {
-                    int shift = plane - delta[x];
+                    int shift = gap - delta[x];
                     for (int t = 0; t < tensorCount; t++)
                         if (root[t] == r) delta[t] += shift;
                 }
                 root[op.Output] = r;
-                delta[op.Output] = delta[x] - plane;
+                delta[op.Output] = delta[x] - gap;
                 groupLast[r] = Math.Max(groupLast[r], last[op.Output]);
                 inPlace[j] = true;
                 continue;
@@ -197,6 +198,30 @@ public static class PlanEmitter
         return new EmittedPlan(b.Build(), memory, naive, program, reports, constantBytes, paramBytes, stateBytes, peak);
     }
 
+    // A depthwise input gradient followed by the bias-only update of the same layer (both read dy): the update
+    // goes first, so that dy dies at the input gradient, which can then run in place. Bit for bit the same:
+    // the input gradient reads the weights, not the bias, and the updates keep their order.
+    private static PlanProgram BiasUpdatesFirst(PlanProgram program)
+    {
+        var ops = new List<POp>(program.Ops);
+        bool changed = false;
+        for (int j = 0; j + 1 < ops.Count; j++)
+        {
+            POp a = ops[j], b = ops[j + 1];
+            if (a.Kind == RtOpKind.DepthwiseBackwardInput && b.Kind == RtOpKind.BiasUpdate && b.Input0 == a.Input0)
+            {
+                (ops[j], ops[j + 1]) = (b, a);
+                changed = true;
+                j++;
+            }
+        }
+        return !changed ? program : new PlanProgram
+        {
+            Name = program.Name, Tensors = program.Tensors, Ops = ops, Input = program.Input, Output = program.Output,
+            Trainable = program.Trainable, Patch = program.Patch,
+        };
+    }
+
     // A depthwise op that may write its output over its input channel by channel: same shape and type, no mask,
     // no accumulation, and the input's buffer dies here.
     private static bool ChannelInPlace(PlanProgram program, POp op, int[] root, int[] groupLast, int j)
@@ -206,7 +231,18 @@ public static class PlanEmitter
         int x = op.Input0;
         if (x < 0 || op.Output < 0 || x == program.Input || groupLast[root[x]] != j) return false;
         PTensor a = program.Tensors[x], b = program.Tensors[op.Output];
-        return !a.Tiled && !b.Tiled && a.Type == b.Type && a.Shape == b.Shape;
+        if (a.Tiled || b.Tiled || a.Type != b.Type) return false;
+        // A strided input gradient (dx planes larger than dy's) also fits: dy sits at the end of dx's buffer. A
+        // strided forward output would keep the input's whole buffer alive: not worth it.
+        return forward ? a.Shape == b.Shape : a.Shape.C == b.Shape.C && b.Shape.H * b.Shape.W >= a.Shape.H * a.Shape.W;
+    }
+
+    // How far the input starts above the output when a depthwise op runs in place channel by channel: output
+    // plane c (ascending) may overwrite input planes below c only (Plan.Validate checks the same rule).
+    private static int ChannelGap(PTensor input, PTensor output)
+    {
+        int c = output.Shape.C, inPlane = input.Bytes / c, outPlane = output.Bytes / c;
+        return outPlane + (c - 1) * (outPlane - inPlane);
     }
 
     private static ushort U16(int tensor) => tensor < 0 ? PlanFormat.NoTensor : (ushort)tensor;

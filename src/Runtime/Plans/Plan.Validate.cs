@@ -455,13 +455,16 @@ public sealed partial class Plan
             CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
     }
 
-    // In-place depthwise: the output, the input's size and shape, starts one channel plane below the input,
-    // so that the executor, channel by channel, writes each output plane over the input plane it last read.
+    // In-place depthwise: with output planes at least as large as the input's, the input starts
+    // Pout + (C - 1)(Pout - Pin) bytes above the output (one plane when they are equal), so that the executor,
+    // channel by channel in ascending order, writes each output plane over input planes it has already read.
     private bool ChannelShifted(int input, int output)
     {
         TensorInfo x = Tensor(input), y = Tensor(output);
-        return !x.Tiled && !y.Tiled && x.C == y.C && x.H == y.H && x.W == y.W && x.Type == y.Type
-            && (long)y.ArenaOffset + y.ByteLength / y.C == x.ArenaOffset;
+        if (x.Tiled || y.Tiled || x.C != y.C || x.Type != y.Type) return false;
+        long inPlane = x.ByteLength / x.C, outPlane = y.ByteLength / y.C;
+        return x.ByteLength % x.C == 0 && y.ByteLength % y.C == 0 && outPlane >= inPlane
+            && y.ArenaOffset + outPlane + (y.C - 1) * (outPlane - inPlane) == x.ArenaOffset;
     }
 
     // x (input 0, the forward input, int8) and dy (input 1, float32, the forward output's shape); the

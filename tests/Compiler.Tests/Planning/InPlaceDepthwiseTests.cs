@@ -20,11 +20,11 @@ public class InPlaceDepthwiseTests
     // gradients they do not keep, so their input gradients can run in place.
     private static TrainableSet EarlyConv(QuantizedModel m) => TrainableSet.FromScheme(new SparseScheme(0, [4], [0.25]), m, "early");
 
-    private static (CompileResult Off, CompileResult On) CompileBoth(string model, int resolution, bool training, string patch = "off")
+    private static (CompileResult Off, CompileResult On) CompileBoth(string model, int resolution, bool training, string patch = "off", string? update = null)
     {
         var graph = ModelZoo.Build(model, resolution, 10, seed: 4);
         Quantized q = PlanCompiler.Quantize(graph, CalibrationSet.Random(graph.InputShape, 4, 6), new CompileOptions(),
-            m => training ? EarlyConv(m) : TrainableSet.Parse("none", m));
+            m => update is not null ? TrainableSet.Parse(update, m) : training ? EarlyConv(m) : TrainableSet.Parse("none", m));
         return (PlanCompiler.Emit(q, q.Trainable!, new CompileOptions { Patch = patch }),
             PlanCompiler.Emit(q, q.Trainable!, new CompileOptions { Patch = patch, InPlaceDepthwise = true }));
     }
@@ -65,9 +65,13 @@ public class InPlaceDepthwiseTests
     public void Training_in_place_learns_exactly_the_same_and_touches_the_planned_arena(string model, int resolution, string patch)
     {
         (CompileResult off, CompileResult on) = CompileBoth(model, resolution, training: true, patch);
-        Assert.Contains(on.Plan.Ops, o => o.InPlace && o.Kind == nameof(OpKind.DepthwiseBackwardInput));
         var a = new Executor(PlanType.Load(off.Image, "off")) { LearningRate = 0.05f };
         var b = new Executor(PlanType.Load(on.Image, "on")) { LearningRate = 0.05f };
+        // Stride 1 (dx over dy) and stride 2 (dy at the end of the larger dx) input gradients both run in place.
+        var strides = on.Plan.Ops.Where(o => o.InPlace && o.Kind == nameof(OpKind.DepthwiseBackwardInput))
+            .Select(o => b.Plan.Op(o.Index)).Select(op => b.Plan.Tensor(op.Output).H / b.Plan.Tensor(op.Input0).H).ToHashSet();
+        Assert.Contains(1, strides);
+        Assert.Contains(2, strides);
         a.Seed(3);
         b.Seed(3);
         for (int step = 0; step < 4; step++)
@@ -78,6 +82,29 @@ public class InPlaceDepthwiseTests
             Assert.Equal(BitConverter.SingleToInt32Bits(a.TrainStep(step)), BitConverter.SingleToInt32Bits(b.TrainStep(step)));
             Assert.Equal(a.Params, b.Params);
         }
+        Assert.Equal(b.Plan.ArenaBytes, ArenaProbe.MeasureTrainStep(b.Plan, Input(b.Plan, 8), 0, 1));
+    }
+
+    [Theory]
+    [InlineData("mbv2-w0.35", 64, "bias:12")]
+    [InlineData("proxyless-w0.3", 64, "bias:20")]
+    public void Bias_only_layers_update_before_their_input_gradient_runs_in_place_and_learn_the_same(string model, int resolution, string update)
+    {
+        (CompileResult off, CompileResult on) = CompileBoth(model, resolution, training: true, "off", update);
+        Assert.Contains(on.Plan.Ops, o => o.InPlace && o.Kind == nameof(OpKind.DepthwiseBackwardInput));
+        var a = new Executor(PlanType.Load(off.Image, "off")) { LearningRate = 0.05f };
+        var b = new Executor(PlanType.Load(on.Image, "on")) { LearningRate = 0.05f };
+        a.Seed(5);
+        b.Seed(5);
+        for (int step = 0; step < 3; step++)
+        {
+            byte[] input = Input(a.Plan, 60 + step);
+            a.SetInput(input, 0);
+            b.SetInput(input, 0);
+            Assert.Equal(BitConverter.SingleToInt32Bits(a.TrainStep(step)), BitConverter.SingleToInt32Bits(b.TrainStep(step)));
+            Assert.Equal(a.Params, b.Params);
+        }
+        Assert.True(on.Plan.ArenaBytes <= off.Plan.ArenaBytes);
         Assert.Equal(b.Plan.ArenaBytes, ArenaProbe.MeasureTrainStep(b.Plan, Input(b.Plan, 8), 0, 1));
     }
 
