@@ -20,6 +20,7 @@ public class NanoExecutorTests
     [InlineData("cnn-s bias:2+momentum")]
     [InlineData("mbv2-w0.35 sparse+momentum")]
     [InlineData("mbv2-w0.35 bias:6")]
+    [InlineData("mbv2-w0.35 bias:6 in-place")]
     [InlineData("every-op full+momentum")]
     public void Forward_passes_training_steps_and_scores_are_bit_identical_to_the_runtime(string name)
     {
@@ -76,6 +77,21 @@ public class NanoExecutorTests
         nano.Reset();
         Assert.Equal(initial, (byte[])nano.Params);
         Assert.Equal(desktop.State, (byte[])nano.State);
+    }
+
+    [Fact]
+    public void The_in_place_plan_compared_has_depthwise_ops_forward_and_backward_that_write_over_their_input()
+    {
+        PlanImage plan = PlanImage.Load(NanoPlans.Image("mbv2-w0.35 bias:6 in-place"), "in-place");
+        var kinds = new HashSet<OpKind>();
+        for (int i = 0; i < plan.OpCount; i++)
+        {
+            OpInfo op = plan.Op(i);
+            if (op.Kind is not (OpKind.DepthwiseConv2D or OpKind.DepthwiseBackwardInput)) continue;
+            TensorInfo x = plan.Tensor(op.Input0), y = plan.Tensor(op.Output);
+            if (x.ArenaOffset < y.ArenaOffset + y.ByteLength && y.ArenaOffset < x.ArenaOffset + x.ByteLength) kinds.Add(op.Kind);
+        }
+        Assert.Equal(new HashSet<OpKind> { OpKind.DepthwiseConv2D, OpKind.DepthwiseBackwardInput }, kinds);
     }
 
     [Fact]
