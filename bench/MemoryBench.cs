@@ -38,11 +38,14 @@ internal static class MemoryBench
         string referencePath = args.Text("reference", ReferenceFile());
         string[] models = args.Text("models", string.Join(",", Models)).Split(',', StringSplitOptions.RemoveEmptyEntries);
         bool detail = TransferBench.HasFlag("detail");
+        string patch = args.Text("patch", "auto");
+        bool inPlaceDepthwise = args.Text("inplace-dw", "on") == "on";
         using JsonDocument reference = JsonDocument.Parse(File.ReadAllBytes(referencePath));
         args.Log($"memory: peak SRAM of one training step, {Resolution}x{Resolution}, {Classes} classes, batch 1, default options " +
             $"(greedy planner, QAS, no momentum); random weights (seed 0), calibrated on 4 random inputs; KB = 1024 B; reference {referencePath}");
 
         var rows = new List<Row>();
+        var effects = new List<Effect>();
         var clock = Stopwatch.StartNew();
         foreach (string name in models)
         {
@@ -63,25 +66,40 @@ internal static class MemoryBench
                 var scheme = new SparseScheme(s.GetProperty("n_bias_update").GetInt32(),
                     s.GetProperty("manual_weight_idx").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                     s.GetProperty("weight_update_ratio").EnumerateArray().Select(e => e.GetDouble()).ToArray());
-                var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName) };
+                var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch, InPlaceDepthwise = inPlaceDepthwise };
                 bool isLargest = schemeName == largest;
                 rows.Add(Measure(args, name, schemeName, graph, calibration, options, training: true,
                     isLargest ? publishedSparseKb : null, isLargest ? "sparse+reorder" : null,
                     s.GetProperty("analytic_extra_memory_kb_recomputed").GetDouble(), detail && isLargest));
+                if (isLargest)
+                    foreach ((string p, bool dw) in new[] { ("off", false), ("auto", false), ("off", true), ("auto", true) })
+                    {
+                        Row r = Measure(args, name, schemeName, graph, calibration, options with { Patch = p, InPlaceDepthwise = dw }, training: true,
+                            null, null, null, false);
+                        effects.Add(new Effect(name, schemeName, p, dw, r));
+                    }
             }
-            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full" }, training: true,
+            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise }, training: true,
                 publishedFullKb, "full update", null, detail));
-            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none" }, training: false,
+            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise }, training: false,
                 null, null, null, false));
         }
 
         PrintTable(args, rows, clock.Elapsed);
+        PrintEffects(args, effects);
         return new
         {
             benchmark = "memory",
             resolution = Resolution,
             classes = Classes,
             kb = 1024,
+            patch,
+            inplace_depthwise = inPlaceDepthwise,
+            optimizations = effects.Select(e => new
+            {
+                name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise,
+                peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
+            }).ToList(),
             models = rows.Select(r => new
             {
                 name = r.Model,
@@ -103,6 +121,21 @@ internal static class MemoryBench
                 peak_op = r.Peak.OpName,
             }).ToList(),
         };
+    }
+
+    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, Row Row);
+
+    /// <summary>The largest scheme of each model with each memory optimization off and on: what each one buys.</summary>
+    private static void PrintEffects(BenchArgs args, List<Effect> effects)
+    {
+        args.Log("");
+        args.Log("effect of each optimization on the largest scheme (planned peak SRAM, KB; arena in brackets; measured == planned):");
+        args.Log($"{"model",-15}{"scheme",-8}{"neither",16}{"patch auto",16}{"in-place dw",16}{"both",16}  peak op with both");
+        foreach (var g in effects.GroupBy(e => (e.Model, e.Scheme)))
+        {
+            var cells = g.Select(e => $"{Kb(e.Row.PeakSram)} ({Kb(e.Row.Arena)})" + (e.Row.ArenaHighWater == e.Row.Arena ? "" : "!")).ToList();
+            args.Log($"{g.Key.Model,-15}{g.Key.Scheme,-8}{cells[0],16}{cells[1],16}{cells[2],16}{cells[3],16}  {g.Last().Row.Peak.OpName}");
+        }
     }
 
     private sealed record Row(string Model, string Scheme, int Arena, int ArenaHighWater, int Params, int State, PeakBreakdown Peak,

@@ -349,8 +349,18 @@ public sealed class NanoExecutor
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(3), ActMax = op.Arg(4),
                 };
                 int mask = MaskOffset(op);
-                DepthwiseConv2D.RunReference(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset,
-                    mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(5));
+                if (Overlap(x, y))
+                {
+                    // In place (compile --inplace-dw): the output starts below the input; one channel at a time.
+                    int channels = p.C, taps = p.Kernel * p.Kernel;
+                    p.C = 1;
+                    for (int c = 0; c < channels; c++)
+                        DepthwiseConv2D.RunReference(p, _arena, x.ArenaOffset + c * p.H * p.W, wBuffer, w + c * taps, bBuffer, bias < 0 ? -1 : bias + 4 * c,
+                            _image, mult + 4 * c, shift + 4 * c, _arena, y.ArenaOffset + c * p.OH * p.OW, null, -1, 0);
+                }
+                else
+                    DepthwiseConv2D.RunReference(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset,
+                        mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(5));
                 break;
             }
             case OpKind.FullyConnected:
@@ -463,7 +473,16 @@ public sealed class NanoExecutor
                 {
                     C = dx.C, H = dx.H, W = dx.W, OH = x.H, OW = x.W, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), ActMin = -128, ActMax = 127,
                 };
-                DepthwiseConv2D.BackwardInputReference(p, _arena, x.ArenaOffset, wBuffer, w, _image, scales, _arena, dx.ArenaOffset, accumulate);
+                if (Overlap(x, dx))
+                {
+                    int channels = p.C, taps = p.Kernel * p.Kernel;
+                    p.C = 1;
+                    for (int c = 0; c < channels; c++)
+                        DepthwiseConv2D.BackwardInputReference(p, _arena, x.ArenaOffset + 4 * c * p.OH * p.OW, wBuffer, w + c * taps, _image, scales + 4 * c,
+                            _arena, dx.ArenaOffset + 4 * c * p.H * p.W, false);
+                }
+                else
+                    DepthwiseConv2D.BackwardInputReference(p, _arena, x.ArenaOffset, wBuffer, w, _image, scales, _arena, dx.ArenaOffset, accumulate);
                 break;
             }
             case OpKind.FullyConnectedBackwardInput:
@@ -533,6 +552,11 @@ public sealed class NanoExecutor
             default:
                 throw Unsupported(op);
         }
+    }
+
+    private static bool Overlap(TensorInfo a, TensorInfo b)
+    {
+        return a.ArenaOffset < b.ArenaOffset + b.ByteLength && b.ArenaOffset < a.ArenaOffset + a.ByteLength;
     }
 
     private static TinyTrainException Unsupported(OpInfo op)

@@ -1,6 +1,7 @@
 namespace TinyTrain.Emulator.CostModel;
 
 using TinyTrain.Compiler.Boards;
+using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Plans;
 using PlanImage = TinyTrain.Runtime.Plans.Plan;
 using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
@@ -69,7 +70,7 @@ public static class CostEstimator
     public static OpCost Op(PlanImage plan, int index, BoardThroughput throughput)
     {
         OpInfo op = plan.Op(index);
-        (MacKind kind, long macs, long bytes) = Work(plan, op);
+        (MacKind kind, long macs, long bytes) = Work(plan, op, index);
         double rate = kind switch
         {
             MacKind.Conv => throughput.ConvMacsPerCycle,
@@ -82,7 +83,7 @@ public static class CostEstimator
     }
 
     // Shapes: x (C,H,W) is Input0, y the Output; for backward ops x is dy and the output dx.
-    private static (MacKind Kind, long Macs, long Bytes) Work(PlanImage plan, OpInfo op)
+    private static (MacKind Kind, long Macs, long Bytes) Work(PlanImage plan, OpInfo op, int index)
     {
         switch (op.Kind)
         {
@@ -159,6 +160,29 @@ public static class CostEstimator
                 long trained = (long)dy.ElementCount * k;
                 return (MacKind.Pointwise, trained, Math.Min(k, x.ByteLength) + dy.ByteLength + UpdateBytes(op, trained, dy.ElementCount));
             }
+            case RtOpKind.PatchStage:
+            {
+                // Its inner ops follow and are costed whole; the stage adds the halos they recompute and the tile copies.
+                TensorInfo y = plan.Tensor(op.Output);
+                int n = op.Arg(0), rows = op.Arg(1), cols = op.Arg(2);
+                long extra = 0, moved = 2L * y.ByteLength;
+                for (int k = 0; k < n; k++)
+                {
+                    TensorInfo iy = plan.Tensor(plan.Op(index + 1 + k).Output);
+                    extra -= MacsPerPosition(plan, index + 1 + k) * iy.H * iy.W;
+                    for (int r = 0; r < rows; r++)
+                        for (int c = 0; c < cols; c++)
+                        {
+                            PatchTiling.Range(plan, index, k, PatchTiling.PartStart(y.H, rows, r), PatchTiling.PartStart(y.H, rows, r + 1), false,
+                                out int oy0, out int oy1, out int iy0, out int iy1);
+                            PatchTiling.Range(plan, index, k, PatchTiling.PartStart(y.W, cols, c), PatchTiling.PartStart(y.W, cols, c + 1), true,
+                                out int ox0, out int ox1, out int ix0, out int ix1);
+                            extra += MacsPerPosition(plan, index + 1 + k) * (oy1 - oy0) * (ox1 - ox0);
+                            moved += 2L * plan.Tensor(plan.Op(index + 1 + k).Input0).C * (iy1 - iy0) * (ix1 - ix0);
+                        }
+                }
+                return (MacKind.Conv, extra, moved);
+            }
             case RtOpKind.InitParams:
                 // Runs at bind and reset, never in a step: copies args[0] bytes from Flash to SRAM.
                 return (MacKind.None, 0, 2L * op.Arg(0));
@@ -175,6 +199,14 @@ public static class CostEstimator
                 return (MacKind.None, 0, bytes);
             }
         }
+    }
+
+    // Multiply-accumulates per output position (all channels) of a Conv2D or DepthwiseConv2D op.
+    private static long MacsPerPosition(PlanImage plan, int index)
+    {
+        OpInfo op = plan.Op(index);
+        long taps = (long)op.Arg(0) * op.Arg(0) * plan.Tensor(op.Output).C;
+        return op.Kind == RtOpKind.DepthwiseConv2D ? taps : plan.Tensor(op.Input0).C / op.Arg(3) * taps;
     }
 
     private static MacKind ConvKind(int kernel) => kernel == 1 ? MacKind.Pointwise : MacKind.Conv;

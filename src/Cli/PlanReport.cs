@@ -46,6 +46,11 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
             op = Plan.Peak.OpName, activation_bytes = Plan.Peak.ActivationBytes, saved_for_backward_bytes = Plan.Peak.SavedForBackwardBytes,
             gradient_bytes = Plan.Peak.GradientBytes, scratch_bytes = Plan.Peak.ScratchBytes,
         },
+        patch = Result.Program.Patch is not { } patch ? null : new
+        {
+            first_op = patch.FirstOp, last_op = patch.LastOp, ops = patch.Ops, grid = $"{patch.Rows}x{patch.Cols}", tile_buffer_bytes = patch.TileBufferBytes,
+            macs = patch.Macs, patched_macs = patch.PatchedMacs, extra_macs = patch.ExtraMacs, unpatched_arena_bytes = patch.UnpatchedArenaBytes,
+        },
         planner = new { mode = Plan.Memory.Mode.ToString().ToLowerInvariant(), peak_bytes = Plan.Memory.PeakBytes, naive_bytes = Plan.NaiveMemory.PeakBytes },
         macs = Plan.Ops.Sum(o => o.Macs),
         ops = Plan.Ops.Select(o => new
@@ -87,6 +92,10 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         memory.AddRow("[bold]SRAM[/]", "[bold]total[/]", $"[bold]{SramTotal:N0}[/]");
         console.Write(memory);
         console.MarkupLine($"calibrated on {Markup.Escape(Result.Calibration)}");
+        if (Result.Program.Patch is { } patch)
+            console.WriteLine($"patch by patch: {patch.FirstOp}..{patch.LastOp} ({patch.Ops} ops) in {patch.Rows}x{patch.Cols} tiles, tile buffer {patch.TileBufferBytes:N0} B; " +
+                $"arena {patch.UnpatchedArenaBytes:N0} -> {Plan.ArenaBytes:N0} B; recompute {patch.ExtraMacs:N0} MACs " +
+                $"(+{100.0 * patch.ExtraMacs / Math.Max(1, patch.Macs):F1} % of the stage's {patch.Macs:N0}, +{100.0 * patch.ExtraMacs / Math.Max(1, Plan.Ops.Sum(o => o.Macs) - patch.ExtraMacs):F1} % of the step)");
         if (Auto is not null)
         {
             PrintAuto(console, Auto);

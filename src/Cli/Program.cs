@@ -18,7 +18,8 @@ public static class Program
                    [--max-samples N] -o model.onnx [--json]
                                              float training on the CPU, exported as ONNX
           compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json [--calib <data>] [--calib-percentile P] [--board B] [--resolution N]
-                  [--classes K] [--planner greedy|naive] -o plan.ttplan [--json]
+                  [--classes K] [--planner greedy|naive] [--patch auto|off|RxC] [--inplace-dw on|off]
+                  -o plan.ttplan [--json]
                                              quantize to int8, plan memory, write the plan and a report
           eval <plan.ttplan> --data <name> [--max-samples N] [--json]
                                              accuracy of the int8 runtime on the test split

@@ -35,9 +35,13 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
         JsonElement root = doc.RootElement;
         Assert.Equal(new FileInfo(_plan.Plan).Length, root.GetProperty("flash_bytes").GetInt64());
         long arena = root.GetProperty("sram").GetProperty("arena_bytes").GetInt64();
-        Assert.InRange(arena, 10_000, 30_000);
+        // --patch auto (the default) runs cnn-s's three convs as one patch stage: 4 model ops and the stage op.
+        JsonElement patch = root.GetProperty("patch");
+        Assert.InRange(arena, 5_000, patch.GetProperty("unpatched_arena_bytes").GetInt64() - 1);
+        Assert.InRange(patch.GetProperty("unpatched_arena_bytes").GetInt64(), 10_000, 30_000);
+        Assert.True(patch.GetProperty("extra_macs").GetInt64() > 0);
         Assert.True(root.GetProperty("sram").GetProperty("total_bytes").GetInt64() >= arena);
-        Assert.Equal(4, root.GetProperty("ops").GetArrayLength());
+        Assert.Equal(5, root.GetProperty("ops").GetArrayLength());
         Assert.True(root.GetProperty("board").GetProperty("fits").GetBoolean());
     }
 
@@ -84,6 +88,9 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
     }
 
     [Theory]
+    [InlineData(new[] { "--update", "none", "--patch", "2by2" }, "--patch must be auto, off or RxC")]
+    [InlineData(new[] { "--update", "none", "--inplace-dw", "yes" }, "--inplace-dw must be on or off, got 'yes'")]
+    [InlineData(new[] { "--update", "full", "--patch", "2x2" }, "--patch 2x2: nothing to run patch by patch")]
     [InlineData(new[] { "--update", "sparse:auto" }, "needs a memory budget")]
     [InlineData(new[] { "--update", "sparse:auto", "--budget", "lots" }, "not a byte count")]
     [InlineData(new[] { "--update", "bias:1", "--budget", "64KB" }, "--budget applies only to --update sparse:auto")]

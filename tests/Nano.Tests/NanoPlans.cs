@@ -34,6 +34,7 @@ internal static class NanoPlans
         ["cnn-s bias:2+momentum"] = new(() => Compile(CnnS.Value, Fashion, "bias:2", momentum: true)),
         ["mbv2-w0.35 sparse+momentum"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, new SparseScheme(4, [10, 12], [0.5, 1.0]), momentum: true)),
         ["mbv2-w0.35 bias:6"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, "bias:6", momentum: false)),
+        ["mbv2-w0.35 bias:6 in-place"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, "bias:6", momentum: false, inPlaceDepthwise: true)),
         ["cnn-s inference"] = new(() => Compile(CnnS.Value, Fashion, "none", momentum: false)),
         ["every-op full+momentum"] = new(() => Compile(EveryOpGraph(), null, "full", momentum: true)),
     };
@@ -79,9 +80,9 @@ internal static class NanoPlans
         return (byte[])lazy.Value.Clone();
     }
 
-    private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum)
+    private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum, bool inPlaceDepthwise = false)
     {
-        var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum } };
+        var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum }, InPlaceDepthwise = inPlaceDepthwise };
         options = update is SparseScheme scheme
             ? options with { Trainable = m => TrainableSet.FromScheme(scheme, m) }
             : options with { Update = (string)update };

@@ -22,6 +22,8 @@ internal static class CompileCommand
         int seed = a.Int("seed", 0) ?? 0;
         string? boardId = a.Option("board");
         string plannerName = a.Option("planner") ?? "greedy";
+        string patch = a.Option("patch") ?? "auto";
+        string inPlaceDepthwise = a.Option("inplace-dw") ?? "on";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -35,6 +37,15 @@ internal static class CompileCommand
             _ => throw new UsageException($"--planner must be greedy or naive, got '{plannerName}'"),
         };
         if (qas is not ("on" or "off")) throw new UsageException($"--qas must be on or off, got '{qas}'");
+        if (inPlaceDepthwise is not ("on" or "off")) throw new UsageException($"--inplace-dw must be on or off, got '{inPlaceDepthwise}'");
+        try
+        {
+            PatchStages.Parse(patch, out _, out _, out _);
+        }
+        catch (TinyTrain.TinyTrainException e)
+        {
+            throw new UsageException(e.Message);
+        }
         IAnsiConsole console = Consoles.ForMode(context, json);
         var board = boardId is null ? null : TinyTrain.Compiler.Boards.BoardCatalog.Get(boardId);
 
@@ -51,6 +62,8 @@ internal static class CompileCommand
         {
             Update = update,
             Planner = planner,
+            Patch = patch,
+            InPlaceDepthwise = inPlaceDepthwise == "on",
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
@@ -63,6 +76,8 @@ internal static class CompileCommand
                 ? TinyTrain.Compiler.Boards.ByteSize.Parse(budgetText) ?? throw new UsageException($"--budget '{budgetText}' is not a byte count; write it as 65536, 64KB or 1.5MB")
                 : board?.UsableSramBytes ?? throw new UsageException("--update sparse:auto needs a memory budget: give --budget <bytes|KB> or --board <id>");
             Quantized quantized = PlanCompiler.Quantize(graph, calibration, options, training: true);
+            // The search compiles every candidate with these options (patch stages, in-place depthwise), so the
+            // SRAM it measured is the SRAM of the plan emitted below.
             auto = SparseAuto.Search(quantized, options, calibration, budget, seed: seed);
             result = PlanCompiler.Emit(quantized, TinyTrain.Compiler.Learning.TrainableSet.FromScheme(auto.Scheme, quantized.Model, "auto"), options);
         }

@@ -21,6 +21,13 @@ public sealed record CompileOptions
     /// with min/max (float 91.32 %), and int8 gradients closer to the float model's.
     /// </summary>
     public double CalibrationPercentile { get; init; } = DefaultCalibrationPercentile;
+    /// <summary>
+    /// Patch-by-patch execution of the frozen first stage: off, auto (the stage end and square grid with the
+    /// smallest arena, if smaller than without) or RxC (that grid). See Planning.PatchStages.
+    /// </summary>
+    public string Patch { get; init; } = "off";
+    /// <summary>Depthwise convs (and their input gradients) write their output over their dying input, channel by channel.</summary>
+    public bool InPlaceDepthwise { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -74,7 +81,7 @@ public static class PlanCompiler
     public static CompileResult Emit(Quantized quantized, TrainableSet trainable, CompileOptions options)
     {
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
-        EmittedPlan plan = PlanEmitter.Emit(program, options.Planner, options.Board);
+        EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

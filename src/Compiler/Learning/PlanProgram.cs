@@ -14,6 +14,8 @@ public sealed class PTensor
     public required TensorRole Role { get; init; }
     public float Scale { get; init; }
     public int ZeroPoint { get; init; }
+    /// <summary>Inside a patch stage: the tensor exists only as tiles in the stage's tile buffer, never whole.</summary>
+    public bool Tiled { get; init; }
 
     public int Bytes => Type switch
     {
@@ -88,5 +90,7 @@ public sealed class PlanProgram
     public required int Input { get; init; }
     public required int Output { get; init; }
     public required TrainableSet Trainable { get; init; }
+    /// <summary>The patch stage the program starts with, or null (see Planning.PatchStages).</summary>
+    public Planning.PatchInfo? Patch { get; init; }
     public int NumClasses => Tensors[Output].Shape.Size;
 }

@@ -44,7 +44,7 @@ public sealed class PlanBuilder
     /// <param name="firstOp">The first op that writes it, or <see cref="Plan.NoOp"/> for the model input.</param>
     /// <param name="lastOp">The last op that reads it, or <see cref="Plan.NoOp"/>.</param>
     public int AddTensor(string name, ElementType type, TensorRole role, int c, int h, int w, int arenaOffset,
-        float scale = 0f, int zeroPoint = 0, ushort firstOp = Plan.NoOp, ushort lastOp = Plan.NoOp)
+        float scale = 0f, int zeroPoint = 0, ushort firstOp = Plan.NoOp, ushort lastOp = Plan.NoOp, ushort flags = 0)
     {
         ArgumentNullException.ThrowIfNull(name);
         if (c < 1 || h < 1 || w < 1) throw new ArgumentOutOfRangeException(nameof(c), $"tensor '{name}': shape ({c},{h},{w}) has an empty dimension");
@@ -64,6 +64,7 @@ public sealed class PlanBuilder
         var r = new byte[PlanFormat.TensorRecordSize];
         r[PlanFormat.TensorType] = (byte)type;
         r[PlanFormat.TensorRole] = (byte)role;
+        BinaryPrimitives.WriteUInt16LittleEndian(r.AsSpan(PlanFormat.TensorFlags), flags);
         PutU32(r, PlanFormat.TensorC, (uint)c);
         PutU32(r, PlanFormat.TensorH, (uint)h);
         PutU32(r, PlanFormat.TensorW, (uint)w);

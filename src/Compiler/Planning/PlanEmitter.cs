@@ -30,8 +30,11 @@ public sealed record EmittedPlan(byte[] Image, MemoryPlan Memory, MemoryPlan Nai
 /// </summary>
 public static class PlanEmitter
 {
-    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null)
+    /// <param name="inPlaceDepthwise">A depthwise conv (forward without a mask, or its input gradient) whose input dies at
+    /// it writes its output one channel plane below the input, over the planes already read (see Executor.InPlace.cs).</param>
+    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null, bool inPlaceDepthwise = false)
     {
+        if (inPlaceDepthwise) program = BiasUpdatesFirst(program);
         List<PTensor> tensors = program.Tensors;
         List<POp> ops = program.Ops;
         int tensorCount = tensors.Count, opCount = ops.Count;
@@ -75,11 +78,28 @@ public static class PlanEmitter
         // In place: an elementwise op may write over an input whose buffer dies at that op.
         var root = new int[tensorCount];
         for (int t = 0; t < tensorCount; t++) root[t] = t;
+        var delta = new int[tensorCount]; // a tensor's offset inside its group's buffer
         var groupLast = (int[])last.Clone();
         var inPlace = new bool[opCount];
         for (int j = 0; j < opCount; j++)
         {
             POp op = ops[j];
+            if (inPlaceDepthwise && ChannelInPlace(program, op, root, groupLast, j))
+            {
+                // The output goes below the input by ChannelGap: make room under the input's group when it has none.
+                int x = op.Input0, r = root[x], gap = ChannelGap(tensors[x], tensors[op.Output]);
+                if (delta[x] < gap)
+                {
+                    int shift = gap - delta[x];
+                    for (int t = 0; t < tensorCount; t++)
+                        if (root[t] == r) delta[t] += shift;
+                }
+                root[op.Output] = r;
+                delta[op.Output] = delta[x] - gap;
+                groupLast[r] = Math.Max(groupLast[r], last[op.Output]);
+                inPlace[j] = true;
+                continue;
+            }
             if (!op.MayRunInPlace || op.Output < 0) continue;
             foreach (int x in new[] { op.Input0, op.Input1 })
             {
@@ -88,18 +108,23 @@ public static class PlanEmitter
                 if (groupLast[r] != j || tensors[x].Bytes != tensors[op.Output].Bytes || tensors[x].Type != tensors[op.Output].Type) continue;
                 if (op.Input0 == op.Input1) continue;
                 root[op.Output] = r;
+                delta[op.Output] = delta[x];
                 groupLast[r] = Math.Max(groupLast[r], last[op.Output]);
                 inPlace[j] = true;
                 break;
             }
         }
+        var groupBytes = new int[tensorCount];
+        for (int t = 0; t < tensorCount; t++)
+            if (!tensors[t].Tiled) groupBytes[root[t]] = Math.Max(groupBytes[root[t]], delta[t] + tensors[t].Bytes);
         var requests = new List<BufferRequest>();
         var requestOf = new int[tensorCount];
         for (int t = 0; t < tensorCount; t++)
         {
             if (root[t] != t) continue;
             requestOf[t] = requests.Count;
-            requests.Add(new BufferRequest(tensors[t].Name, tensors[t].Bytes, first[t], groupLast[t]));
+            // A tiled tensor (inside a patch stage) takes no arena: the stage's tile buffer holds its tiles.
+            requests.Add(new BufferRequest(tensors[t].Name, groupBytes[t], first[t], groupLast[t]));
         }
         MemoryPlan memory = MemoryPlanner.Plan(requests, mode);
         MemoryPlan naive = MemoryPlanner.Plan(requests, PlannerMode.Naive);
@@ -123,9 +148,9 @@ public static class PlanEmitter
         for (int t = 0; t < tensorCount; t++)
         {
             PTensor p = tensors[t];
-            offsets[t] = memory.Offsets[requestOf[root[t]]];
+            offsets[t] = p.Tiled ? 0 : memory.Offsets[requestOf[root[t]]] + delta[t];
             b.AddTensor(p.Name, p.Type, p.Role, p.Shape.C, p.Shape.H, p.Shape.W, offsets[t], p.Scale, p.ZeroPoint,
-                t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]));
+                t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]), p.Tiled ? PlanFormat.TensorFlagTiled : (ushort)0);
         }
         b.InputTensor = program.Input;
         b.OutputTensor = program.Output;
@@ -171,6 +196,53 @@ public static class PlanEmitter
         b.SramParamBytes = paramBytes;
         b.StateBytes = stateBytes;
         return new EmittedPlan(b.Build(), memory, naive, program, reports, constantBytes, paramBytes, stateBytes, peak);
+    }
+
+    // A depthwise input gradient followed by the bias-only update of the same layer (both read dy): the update
+    // goes first, so that dy dies at the input gradient, which can then run in place. Bit for bit the same:
+    // the input gradient reads the weights, not the bias, and the updates keep their order.
+    private static PlanProgram BiasUpdatesFirst(PlanProgram program)
+    {
+        var ops = new List<POp>(program.Ops);
+        bool changed = false;
+        for (int j = 0; j + 1 < ops.Count; j++)
+        {
+            POp a = ops[j], b = ops[j + 1];
+            if (a.Kind == RtOpKind.DepthwiseBackwardInput && b.Kind == RtOpKind.BiasUpdate && b.Input0 == a.Input0)
+            {
+                (ops[j], ops[j + 1]) = (b, a);
+                changed = true;
+                j++;
+            }
+        }
+        return !changed ? program : new PlanProgram
+        {
+            Name = program.Name, Tensors = program.Tensors, Ops = ops, Input = program.Input, Output = program.Output,
+            Trainable = program.Trainable, Patch = program.Patch,
+        };
+    }
+
+    // A depthwise op that may write its output over its input channel by channel: same shape and type, no mask,
+    // no accumulation, and the input's buffer dies here.
+    private static bool ChannelInPlace(PlanProgram program, POp op, int[] root, int[] groupLast, int j)
+    {
+        bool forward = op.Kind == RtOpKind.DepthwiseConv2D && op.Scratch < 0;
+        if (!forward && op.Kind != RtOpKind.DepthwiseBackwardInput) return false;
+        int x = op.Input0;
+        if (x < 0 || op.Output < 0 || x == program.Input || groupLast[root[x]] != j) return false;
+        PTensor a = program.Tensors[x], b = program.Tensors[op.Output];
+        if (a.Tiled || b.Tiled || a.Type != b.Type) return false;
+        // A strided input gradient (dx planes larger than dy's) also fits: dy sits at the end of dx's buffer. A
+        // strided forward output would keep the input's whole buffer alive: not worth it.
+        return forward ? a.Shape == b.Shape : a.Shape.C == b.Shape.C && b.Shape.H * b.Shape.W >= a.Shape.H * a.Shape.W;
+    }
+
+    // How far the input starts above the output when a depthwise op runs in place channel by channel: output
+    // plane c (ascending) may overwrite input planes below c only (Plan.Validate checks the same rule).
+    private static int ChannelGap(PTensor input, PTensor output)
+    {
+        int c = output.Shape.C, inPlane = input.Bytes / c, outPlane = output.Bytes / c;
+        return outPlane + (c - 1) * (outPlane - inPlane);
     }
 
     private static ushort U16(int tensor) => tensor < 0 ? PlanFormat.NoTensor : (ushort)tensor;

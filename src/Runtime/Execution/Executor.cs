@@ -9,7 +9,7 @@ using PlanImage = TinyTrain.Runtime.Plans.Plan;
 /// constructor) allocates the arena; Invoke allocates nothing: op records are read from the plan
 /// image, kernel parameters are built on the stack, weights are read in place from the image.
 /// </summary>
-public sealed class Executor
+public sealed partial class Executor
 {
     private readonly PlanImage _plan;
     private readonly byte[] _arena;
@@ -156,6 +156,7 @@ public sealed class Executor
         {
             OpInfo op = _plan.Op(i);
             if (op.Phase == OpPhase.Forward) Execute(op, i);
+            i += InnerOps(op);
         }
     }
 
@@ -179,6 +180,7 @@ public sealed class Executor
             {
                 OpInfo op = _plan.Op(i);
                 if (op.Phase != OpPhase.Init) Execute(op, i);
+                i += InnerOps(op);
             }
         }
         finally
@@ -195,11 +197,17 @@ public sealed class Executor
         {
             OpInfo op = _plan.Op(i);
             if (op.Phase != OpPhase.Init) Execute(op, i);
+            i += InnerOps(op);
         }
     }
 
     private void Execute(OpInfo op, int index)
     {
+        if (op.Kind == OpKind.PatchStage)
+        {
+            RunPatchStage(op, index);
+            return;
+        }
         if ((int)op.Kind >= (int)OpKind.InitParams)
         {
             ExecuteTraining(op, index);
@@ -235,8 +243,11 @@ public sealed class Executor
                     InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(3), ActMax = op.Arg(4),
                 };
                 int mask = MaskOffset(op);
-                DepthwiseConv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset,
-                    mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(5));
+                if (y.ArenaOffset < x.ArenaOffset + x.ByteLength && x.ArenaOffset < y.ArenaOffset + y.ByteLength)
+                    DepthwiseInPlace(p, x.ArenaOffset, wBuffer, w, bBuffer, bias, mult, shift, y.ArenaOffset);
+                else
+                    DepthwiseConv2D.Run(p, _arena, x.ArenaOffset, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, y.ArenaOffset,
+                        mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(5));
                 break;
             }
             case OpKind.FullyConnected:
@@ -351,7 +362,10 @@ public sealed class Executor
                 {
                     C = dx.C, H = dx.H, W = dx.W, OH = x.H, OW = x.W, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = op.Arg(2), ActMin = -128, ActMax = 127,
                 };
-                DepthwiseConv2D.BackwardInput(p, _arena, x.ArenaOffset, wBuffer, w, _image, scales, _arena, dx.ArenaOffset, (flags & OpFlags.Accumulate) != 0);
+                if (dx.ArenaOffset < x.ArenaOffset + x.ByteLength && x.ArenaOffset < dx.ArenaOffset + dx.ByteLength)
+                    DepthwiseBackwardInPlace(p, x.ArenaOffset, wBuffer, w, scales, dx.ArenaOffset);
+                else
+                    DepthwiseConv2D.BackwardInput(p, _arena, x.ArenaOffset, wBuffer, w, _image, scales, _arena, dx.ArenaOffset, (flags & OpFlags.Accumulate) != 0);
                 break;
             }
             case OpKind.FullyConnectedBackwardInput:

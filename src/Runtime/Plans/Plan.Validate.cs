@@ -85,8 +85,14 @@ public sealed partial class Plan
         for (int i = 0; i < _tensorCount; i++)
             ValidateTensor(i, arena);
         ValidateModel();
+        int patchUntil = -1; // the last inner op of the patch stage being read, if any
         for (int j = 0; j < _opCount; j++)
+        {
+            if (j > patchUntil)
+                patchUntil = CheckTiledNames(j);
             ValidateOp(j);
+        }
+        ValidatePatchStages();
     }
 
     private void ValidateTensor(int i, uint arena)
@@ -120,7 +126,16 @@ public sealed partial class Plan
         if (byteLength != bytes)
             throw Invalid(_source, $"{TensorLabel(i)}: byte length {byteLength} does not match its shape ({c},{h},{w}) of {ElementTypeName(type)} ({bytes} bytes)");
         uint offset = U32(b, r + PlanFormat.TensorArenaOffset);
-        if (offset + bytes > arena)
+        int tensorFlags = U16(b, r + PlanFormat.TensorFlags);
+        if ((tensorFlags & ~PlanFormat.TensorFlagTiled) != 0)
+            throw Invalid(_source, $"{TensorLabel(i)}: flags {tensorFlags} set bits this runtime does not know (only {PlanFormat.TensorFlagTiled}, tiled)");
+        if (tensorFlags != 0)
+        {
+            // A tiled tensor exists only inside a patch stage's tile buffer; ValidatePatchStages checks who names it.
+            if (type != (int)ElementType.Int8 || offset != 0)
+                throw Invalid(_source, $"{TensorLabel(i)}: a tiled tensor must be int8 at arena offset 0 (it never exists whole), not {ElementTypeName(type)} at {offset}");
+        }
+        else if (offset + bytes > arena)
             throw Invalid(_source, $"{TensorLabel(i)}: occupies arena bytes [{offset}, {offset + bytes}), outside the {arena}-byte arena");
         if (size == 4 && offset % 4 != 0)
             throw Invalid(_source, $"{TensorLabel(i)}: a {ElementTypeName(type)} tensor at arena offset {offset} is not 4-byte aligned");
@@ -188,6 +203,8 @@ public sealed partial class Plan
 
         if (kind <= (int)OpKind.GlobalAvgPool)
             ValidateForwardOp(j, r, kind, flags);
+        else if (kind == (int)OpKind.PatchStage)
+            return; // checked by ValidatePatchStages, once its inner ops have been
         else if (kind == (int)OpKind.InitParams)
             ValidateInitParams(j, r);
         else
@@ -210,7 +227,8 @@ public sealed partial class Plan
         if (output == modelInput || scratch == modelInput)
             throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(modelInput)}");
 
-        CheckPlacement(j, in0, "input 0", output, kind == (int)OpKind.Add, ForwardInPlaceRule);
+        if (!(kind == (int)OpKind.DepthwiseConv2D && scratch == PlanFormat.NoTensor && ChannelShifted(in0, output)))
+            CheckPlacement(j, in0, "input 0", output, kind == (int)OpKind.Add, ForwardInPlaceRule);
         if (kind == (int)OpKind.Add)
             CheckPlacement(j, in1, "input 1", output, true, ForwardInPlaceRule);
 
@@ -433,7 +451,20 @@ public sealed partial class Plan
                 CheckNoConstants(j, r);
                 break;
         }
-        CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+        if (!(kind == (int)OpKind.DepthwiseBackwardInput && (flags & (int)OpFlags.Accumulate) == 0 && ChannelShifted(in0, output)))
+            CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
+    }
+
+    // In-place depthwise: with output planes at least as large as the input's, the input starts
+    // Pout + (C - 1)(Pout - Pin) bytes above the output (one plane when they are equal), so that the executor,
+    // channel by channel in ascending order, writes each output plane over input planes it has already read.
+    private bool ChannelShifted(int input, int output)
+    {
+        TensorInfo x = Tensor(input), y = Tensor(output);
+        if (x.Tiled || y.Tiled || x.C != y.C || x.Type != y.Type) return false;
+        long inPlane = x.ByteLength / x.C, outPlane = y.ByteLength / y.C;
+        return x.ByteLength % x.C == 0 && y.ByteLength % y.C == 0 && outPlane >= inPlane
+            && y.ArenaOffset + outPlane + (y.C - 1) * (outPlane - inPlane) == x.ArenaOffset;
     }
 
     // x (input 0, the forward input, int8) and dy (input 1, float32, the forward output's shape); the
@@ -581,6 +612,8 @@ public sealed partial class Plan
     private void CheckPlacement(int j, int input, string field, int output, bool inPlaceAllowed, string rule)
     {
         TensorInfo x = Tensor(input), y = Tensor(output);
+        if (x.Tiled || y.Tiled)
+            return; // a patch stage's tiles: ValidatePatchStage checks its tile buffer instead
         int x0 = x.ArenaOffset, x1 = x0 + x.ByteLength, y0 = y.ArenaOffset, y1 = y0 + y.ByteLength;
         if (x0 < y1 && y0 < x1 && !(inPlaceAllowed && x0 == y0 && x1 == y1))
             throw Invalid(_source, $"{OpLabel(j)}: output at arena bytes [{y0}, {y1}) overlaps {field} {TensorLabel(input)} at [{x0}, {x1}); {rule}");
@@ -720,12 +753,13 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate);
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage;
 
     private static int PhaseOf(int kind) => kind switch
     {
         <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
         (int)OpKind.InitParams => (int)OpPhase.Init,
+        (int)OpKind.PatchStage => (int)OpPhase.Forward,
         (int)OpKind.SaveMask => (int)OpPhase.Save,
         (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate or (int)OpKind.BiasUpdate => (int)OpPhase.Update,
         _ => (int)OpPhase.Backward,

@@ -63,7 +63,7 @@ public static partial class PlanFormat
     // Tensor record (48 bytes).
     public const int TensorType = 0;             // u8 ElementType
     public const int TensorRole = 1;             // u8 TensorRole
-    public const int TensorFlags = 2;            // u16, reserved
+    public const int TensorFlags = 2;            // u16, TensorFlagTiled or 0
     public const int TensorC = 4;                // u32
     public const int TensorH = 8;                // u32
     public const int TensorW = 12;               // u32
@@ -76,6 +76,10 @@ public static partial class PlanFormat
     public const int TensorFirstOp = 40;         // u16, first op that writes it (lifetime start; 0xFFFF for the input)
     public const int TensorLastOp = 42;          // u16, last op that reads it (lifetime end)
     // 44..47 reserved
+
+    /// <summary>Tensor flag: the tensor never exists whole; it lives only as tiles inside a <see cref="OpKind.PatchStage"/>'s
+    /// tile buffer (its arena offset is 0 and unused; only the stage's inner ops may name it).</summary>
+    public const ushort TensorFlagTiled = 1;
 
     // Op record (64 bytes).
     public const int OpKindField = 0;            // u16 OpKind
@@ -213,4 +217,15 @@ public enum OpKind : ushort
     /// *Update ops. Bias = params offset (BiasInParams); Multiplier = float32 weight scales. args: input scale (float32
     /// bits of s_x), qas (0/1), stateOffset (C float32 momentum entries, or -1).</summary>
     BiasUpdate = 33,
+
+    // ---- Memory (kinds 60-69).
+
+    /// <summary>Phase Forward. Runs the next args[0] ops (a chain of frozen Conv2D / DepthwiseConv2D ops without masks,
+    /// the first reading x, the last writing y, the ones between writing tiled tensors) tile by tile, so that the
+    /// tensors between them never exist whole: for each of args[1] x args[2] tiles of y, each op's input tile with its
+    /// halo is built in the Scratch tensor (the tile buffer: args[3] bytes for the padded input tile, then args[4] bytes
+    /// for the op's output tile), positions outside the image holding that tensor's zero point, and the op's kernel runs
+    /// on it without padding; the last op's tile is copied into y. Outputs are bit for bit those of the ops run whole.
+    /// args: ops, tileRows, tileCols, paddedBytes, outputBytes.</summary>
+    PatchStage = 60,
 }

@@ -25,6 +25,8 @@ public readonly partial struct TensorInfo
     public int ElementCount => C * H * W;
     public int ArenaOffset => (int)LittleEndian.U32(_image, _record + PlanFormat.TensorArenaOffset);
     public int ByteLength => (int)LittleEndian.U32(_image, _record + PlanFormat.TensorByteLength);
+    /// <summary>The tensor lives only as tiles inside a patch stage (see <see cref="PlanFormat.TensorFlagTiled"/>).</summary>
+    public bool Tiled => (LittleEndian.U16(_image, _record + PlanFormat.TensorFlags) & PlanFormat.TensorFlagTiled) != 0;
     public float Scale => LittleEndian.F32(_image, _record + PlanFormat.TensorScale);
     public int ZeroPoint => LittleEndian.I32(_image, _record + PlanFormat.TensorZeroPoint);
 

@@ -40,6 +40,21 @@ public class CostModelTests
     }
 
     [Fact]
+    public void A_patch_stage_costs_the_halo_MACs_the_compiler_reports()
+    {
+        var graph = TinyTrain.Compiler.Zoo.ModelZoo.Build("mbv2-w0.35", 64, 10, seed: 2);
+        CompileResult compiled = PlanCompiler.Compile(graph, TinyTrain.Compiler.Quantization.CalibrationSet.Random(graph.InputShape, 4, 3),
+            new CompileOptions { Update = "bias:4", Patch = "auto" });
+        PlanImage plan = PlanImage.Load(compiled.Image, "patched");
+        CostEstimate estimate = CostEstimator.Estimate(plan, BoardCatalog.Get("stm32f746-disco"));
+        foreach (var op in compiled.Plan.Ops)
+            Assert.True(op.Macs == estimate.Ops[op.Index].Macs, $"op {op.Index} ({op.Name}, {op.Kind}): compiler {op.Macs} MACs, cost model {estimate.Ops[op.Index].Macs}");
+        OpCost stage = estimate.Ops[FirstOf(plan, OpKind.PatchStage)];
+        Assert.Equal(compiled.Program.Patch!.ExtraMacs, stage.Macs);
+        Assert.True(stage.Macs > 0);
+    }
+
+    [Fact]
     public void A_step_costs_more_than_an_inference_and_a_faster_board_costs_less()
     {
         PlanImage plan = TestPlans.CnnS();

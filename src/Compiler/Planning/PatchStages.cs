@@ -1,0 +1,165 @@
+namespace TinyTrain.Compiler.Planning;
+
+using TinyTrain.Compiler.Learning;
+using TinyTrain.Runtime.Execution;
+using TinyTrain.Runtime.Plans;
+using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
+
+/// <summary>What a patch stage does and costs, for the compile report.</summary>
+/// <param name="Macs">The stage's ops run whole; <paramref name="PatchedMacs"/> run tile by tile (halos are recomputed).</param>
+public sealed record PatchInfo(string FirstOp, string LastOp, int Ops, int Rows, int Cols, int TileBufferBytes, long Macs, long PatchedMacs,
+    int UnpatchedArenaBytes)
+{
+    public long ExtraMacs => PatchedMacs - Macs;
+}
+
+/// <summary>
+/// Patch-by-patch execution of the first stage (MCUNetV2; the Tiny Training Engine runs its first stage in
+/// 2x2 patches): the frozen early convolutions, before the earliest layer the backward pass reaches, become
+/// one <see cref="RtOpKind.PatchStage"/> op that computes the stage output tile by tile, so that the large
+/// activations between them never exist whole. The stage end and the grid are chosen by compiling the
+/// candidates and keeping the smallest arena; the tile buffer is sized exactly for the tiles the runtime builds.
+/// </summary>
+public static class PatchStages
+{
+    /// <summary>Grids <c>auto</c> tries (square, as in MCUNetV2).</summary>
+    private static readonly int[] AutoGrids = [2, 3, 4];
+
+    /// <summary>Checks a --patch value: off, auto or RxC (rows x columns of tiles, 1..64 each).</summary>
+    public static void Parse(string text, out bool auto, out int rows, out int cols)
+    {
+        auto = false;
+        rows = cols = 0;
+        if (text == "off") return;
+        if (text == "auto")
+        {
+            auto = true;
+            return;
+        }
+        string[] parts = text.Split('x');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out rows) || !int.TryParse(parts[1], out cols) || rows < 1 || cols < 1 || rows > 64 || cols > 64)
+            throw new TinyTrainException($"--patch must be auto, off or RxC (tiles per column and row, 1..64, e.g. 2x2), got '{text}'");
+    }
+
+    /// <summary>Plans memory and emits the program, patching its first stage as <paramref name="patch"/> says.</summary>
+    public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false)
+    {
+        Parse(patch, out bool auto, out int rows, out int cols);
+        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise);
+        if (!auto && rows == 0) return plain;
+        int longest = LongestStage(program);
+        if (longest < 1)
+        {
+            if (auto) return plain;
+            string reason = program.Ops.Count > 1 ? $"op '{program.Ops[0].Name}' and the next are not two frozen convolutions in a chain" : "the model has one op";
+            throw new TinyTrainException($"--patch {patch}: nothing to run patch by patch ({reason}: the backward pass reaches them, or a residual " +
+                "joins them); use --patch auto or off");
+        }
+        EmittedPlan? best = null;
+        foreach (int grid in auto ? AutoGrids : [0])
+            for (int end = 1; end <= longest; end++)
+            {
+                int r = auto ? grid : rows, c = auto ? grid : cols;
+                Shape(program, end, out _, out int h, out int w);
+                if (r > h || c > w) continue;
+                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise);
+                if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
+            }
+        if (best is null)
+            throw new TinyTrainException($"--patch {patch}: the grid is finer than the stage output; use a coarser grid or auto");
+        return auto && best.ArenaBytes >= plain.ArenaBytes ? plain : best;
+    }
+
+    /// <summary>
+    /// The last op index e such that ops 0..e can form a stage: frozen Conv2D / DepthwiseConv2D ops without
+    /// masks, op 0 reading the model input, each next op reading the previous output, which nothing else reads.
+    /// 0 when no stage of two ops or more exists.
+    /// </summary>
+    public static int LongestStage(PlanProgram program)
+    {
+        List<POp> ops = program.Ops;
+        var readers = new int[program.Tensors.Count];
+        foreach (POp op in ops)
+        {
+            if (op.Input0 >= 0) readers[op.Input0]++;
+            if (op.Input1 >= 0 && op.Input1 != op.Input0) readers[op.Input1]++;
+        }
+        int end = -1;
+        for (int k = 0; k < ops.Count; k++)
+        {
+            POp op = ops[k];
+            bool frozenConv = op.Phase == OpPhase.Forward && op.Kind is RtOpKind.Conv2D or RtOpKind.DepthwiseConv2D
+                && op.Scratch < 0 && op.Input1 < 0 && op.Weights?.IsParam != true && op.Bias?.IsParam != true;
+            int source = k == 0 ? program.Input : ops[k - 1].Output;
+            if (!frozenConv || op.Input0 != source) break;
+            if (k > 0 && (readers[source] != 1 || source == program.Output)) break;
+            end = k;
+        }
+        return end;
+    }
+
+    /// <summary>The program with ops 0..<paramref name="end"/> run as one patch stage of <paramref name="rows"/> x <paramref name="cols"/> tiles.</summary>
+    public static PlanProgram Apply(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0)
+    {
+        List<POp> ops = program.Ops;
+        var tensors = new List<PTensor>(program.Tensors);
+        for (int k = 0; k < end; k++)
+        {
+            PTensor t = tensors[ops[k].Output];
+            tensors[t.Id] = new PTensor { Id = t.Id, Name = t.Name, Type = t.Type, Shape = t.Shape, Role = t.Role, Scale = t.Scale, ZeroPoint = t.ZeroPoint, Tiled = true };
+        }
+
+        // The tile buffer: the largest padded input tile and the largest output tile of any op over every tile
+        // (the same walk as PatchTiling.Range, which the runtime and the loader use).
+        Shape(program, end, out _, out int outH, out int outW);
+        long padded = 0, output = 0, macs = 0, patchedMacs = 0;
+        for (int k = 0; k <= end; k++) macs += ops[k].Macs;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                int y0 = PatchTiling.PartStart(outH, rows, r), y1 = PatchTiling.PartStart(outH, rows, r + 1);
+                int x0 = PatchTiling.PartStart(outW, cols, c), x1 = PatchTiling.PartStart(outW, cols, c + 1);
+                for (int k = end; k >= 0; k--)
+                {
+                    POp op = ops[k];
+                    Graphs.Shape x = tensors[op.Input0].Shape, y = tensors[op.Output].Shape;
+                    int kernel = op.Args[0], stride = op.Args[1], pad = op.Args[2];
+                    int iy0 = PatchTiling.InputStart(y0, stride, pad), iy1 = PatchTiling.InputEnd(y1, kernel, stride, pad);
+                    int ix0 = PatchTiling.InputStart(x0, stride, pad), ix1 = PatchTiling.InputEnd(x1, kernel, stride, pad);
+                    padded = Math.Max(padded, (long)x.C * (iy1 - iy0) * (ix1 - ix0));
+                    output = Math.Max(output, (long)y.C * (y1 - y0) * (x1 - x0));
+                    patchedMacs += op.Macs / ((long)y.H * y.W) * (y1 - y0) * (x1 - x0);
+                    // The previous op computes the part of this input inside the image.
+                    y0 = Math.Max(iy0, 0);
+                    y1 = Math.Min(iy1, x.H);
+                    x0 = Math.Max(ix0, 0);
+                    x1 = Math.Min(ix1, x.W);
+                }
+            }
+        if (padded + output > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + output} bytes are too large for a plan");
+        int tiles = tensors.Count;
+        tensors.Add(new PTensor
+        {
+            Id = tiles, Name = $"{ops[0].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + output), 1, 1),
+            Role = TensorRole.Scratch, Scale = 1f, // int8 bytes of several tensors' tiles: the scale is unused
+        });
+        var stage = new POp
+        {
+            Kind = RtOpKind.PatchStage, Phase = OpPhase.Forward, Name = $"patch_stage[{ops[0].Name}..{ops[end].Name}]",
+            Input0 = ops[0].Input0, Output = ops[end].Output, Scratch = tiles, Args = [end + 1, rows, cols, (int)padded, (int)output],
+            Macs = patchedMacs - macs,
+        };
+        var info = new PatchInfo(ops[0].Name, ops[end].Name, end + 1, rows, cols, (int)(padded + output), macs, patchedMacs, unpatchedArenaBytes);
+        return new PlanProgram
+        {
+            Name = program.Name, Tensors = tensors, Ops = [stage, .. ops], Input = program.Input, Output = program.Output,
+            Trainable = program.Trainable, Patch = info,
+        };
+    }
+
+    private static void Shape(PlanProgram program, int end, out int c, out int h, out int w)
+    {
+        Graphs.Shape s = program.Tensors[program.Ops[end].Output].Shape;
+        (c, h, w) = (s.C, s.H, s.W);
+    }
+}

@@ -1,0 +1,72 @@
+namespace TinyTrain.Runtime.Execution;
+
+using TinyTrain.Runtime.Plans;
+
+/// <summary>
+/// The geometry of a patch stage (<see cref="OpKind.PatchStage"/>), one dimension at a time: which rows
+/// (or columns) of each inner op a tile of the stage's output needs. The compiler sizes the tile buffer
+/// with the same functions, the loader checks it and the executor runs by them; nothing is allocated.
+/// </summary>
+public static class PatchTiling
+{
+    /// <summary>Start of part <paramref name="index"/> of <paramref name="parts"/> near-equal parts of <paramref name="size"/> (index == parts gives size).</summary>
+    public static int PartStart(int size, int parts, int index) => (int)((long)size * index / parts);
+
+    /// <summary>First input row (may be negative: padding) a window op reads for output rows starting at <paramref name="outStart"/>.</summary>
+    public static int InputStart(int outStart, int stride, int pad) => outStart * stride - pad;
+
+    /// <summary>One past the last input row (may pass the image: padding) a window op reads for output rows ending before <paramref name="outEnd"/>.</summary>
+    public static int InputEnd(int outEnd, int kernel, int stride, int pad) => (outEnd - 1) * stride - pad + kernel;
+
+    /// <summary>
+    /// For the stage output rows [<paramref name="start"/>, <paramref name="end"/>) (columns when <paramref name="columns"/>),
+    /// the output rows [outStart, outEnd) inner op <paramref name="k"/> computes (inside its output) and the input rows
+    /// [inStart, inEnd) it reads (with the halo; outside [0, input size) is padding). The stage op is at <paramref name="stage"/>,
+    /// its inner ops follow it; an inner op's args 0..2 are kernel, stride, padding (Conv2D and DepthwiseConv2D alike).
+    /// </summary>
+    public static void Range(Plan plan, int stage, int k, int start, int end, bool columns,
+        out int outStart, out int outEnd, out int inStart, out int inEnd)
+    {
+        int n = plan.Op(stage).Arg(0);
+        outStart = start;
+        outEnd = end;
+        inStart = inEnd = 0;
+        for (int i = n - 1; i >= k; i--)
+        {
+            OpInfo op = plan.Op(stage + 1 + i);
+            if (i < n - 1)
+            {
+                // This op's output is the next op's input: the rows it needs, clamped to the image.
+                int size = columns ? plan.Tensor(op.Output).W : plan.Tensor(op.Output).H;
+                outStart = inStart < 0 ? 0 : inStart;
+                outEnd = inEnd > size ? size : inEnd;
+            }
+            inStart = InputStart(outStart, op.Arg(1), op.Arg(2));
+            inEnd = InputEnd(outEnd, op.Arg(0), op.Arg(1), op.Arg(2));
+        }
+    }
+
+    /// <summary>
+    /// The tile buffer a stage needs: the largest padded input tile and the largest output tile of any inner
+    /// op over every tile (bytes, int8).
+    /// </summary>
+    public static void BufferBytes(Plan plan, int stage, out long paddedBytes, out long outputBytes)
+    {
+        OpInfo op = plan.Op(stage);
+        int n = op.Arg(0), rows = op.Arg(1), cols = op.Arg(2);
+        TensorInfo y = plan.Tensor(op.Output);
+        paddedBytes = outputBytes = 0;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                for (int k = 0; k < n; k++)
+                {
+                    OpInfo inner = plan.Op(stage + 1 + k);
+                    Range(plan, stage, k, PartStart(y.H, rows, r), PartStart(y.H, rows, r + 1), false, out int oy0, out int oy1, out int iy0, out int iy1);
+                    Range(plan, stage, k, PartStart(y.W, cols, c), PartStart(y.W, cols, c + 1), true, out int ox0, out int ox1, out int ix0, out int ix1);
+                    long padded = (long)plan.Tensor(inner.Input0).C * (iy1 - iy0) * (ix1 - ix0);
+                    long output = (long)plan.Tensor(inner.Output).C * (oy1 - oy0) * (ox1 - ox0);
+                    if (padded > paddedBytes) paddedBytes = padded;
+                    if (output > outputBytes) outputBytes = output;
+                }
+    }
+}

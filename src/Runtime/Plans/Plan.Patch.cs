@@ -1,0 +1,100 @@
+namespace TinyTrain.Runtime.Plans;
+
+using TinyTrain.Runtime.Execution;
+using static LittleEndian;
+
+// Validation of patch stages (OpKind.PatchStage): the stage's inner ops form a chain of frozen
+// convolutions from its input to its output, the tensors between them are tiled (and named by no
+// other op), and its tile buffer is in the arena, apart from the stage's input and output, and as
+// large as the largest tile the executor builds in it.
+public sealed partial class Plan
+{
+    private const int MaxPatchGrid = 64;
+
+    private void ValidatePatchStage(int j, int r)
+    {
+        byte[] b = _image;
+        int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
+        int output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
+        RequireTensor(j, "input 0", in0, ElementType.Int8);
+        RequireOneInput(j, in1);
+        RequireTensor(j, "output", output, ElementType.Int8);
+        RequireTensor(j, "tile buffer (scratch)", scratch, ElementType.Int8);
+        for (uint f = PlanFormat.OpWeights; f <= PlanFormat.OpShift; f += 4)
+            if (U32(b, r + (int)f) != PlanFormat.NoConstant)
+                throw Invalid(_source, $"{OpLabel(j)}: a patch stage takes no constants, but its record names one at field {f}");
+        if (output == InputTensor)
+            throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(InputTensor)}");
+        if (Tensor(in0).Tiled || Tensor(output).Tiled || Tensor(scratch).Tiled)
+            throw Invalid(_source, $"{OpLabel(j)}: its input, output and tile buffer must exist whole in the arena, not as tiles");
+        CheckApart(j, scratch, in0, "input");
+        CheckApart(j, scratch, output, "output");
+        CheckApart(j, output, in0, "input");
+
+        int n = Arg(r, 0), rows = Arg(r, 1), cols = Arg(r, 2), paddedBytes = Arg(r, 3), outputBytes = Arg(r, 4);
+        if (n < 1 || n >= ForwardOpCount - j)
+            throw Invalid(_source, $"{OpLabel(j)}: runs {n} ops (arg 0), but only {ForwardOpCount - j - 1} inference ops follow it");
+        TensorInfo y = Tensor(output);
+        if (rows < 1 || cols < 1 || rows > MaxPatchGrid || cols > MaxPatchGrid || rows > y.H || cols > y.W)
+            throw Invalid(_source, $"{OpLabel(j)}: a {rows}x{cols} grid (args 1, 2) does not tile its ({y.C},{y.H},{y.W}) output; rows and columns are 1..{MaxPatchGrid} and at most its size");
+        int previous = in0;
+        for (int k = 0; k < n; k++)
+        {
+            int i = j + 1 + k, ri = _ops + i * PlanFormat.OpRecordSize;
+            int kind = U16(b, ri + PlanFormat.OpKindField);
+            if (kind != (int)OpKind.Conv2D && kind != (int)OpKind.DepthwiseConv2D)
+                throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) is not a Conv2D or DepthwiseConv2D; a patch stage runs only those");
+            if (U16(b, ri + PlanFormat.OpScratch) != PlanFormat.NoTensor)
+                throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) writes a gradient mask; a patch stage runs only frozen layers");
+            if (U16(b, ri + PlanFormat.OpInput0) != previous)
+                throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) does not read {TensorLabel(previous)}, the tensor before it in the stage");
+            previous = U16(b, ri + PlanFormat.OpOutput);
+            bool last = k == n - 1;
+            if (last ? previous != output : !Tensor(previous).Tiled)
+                throw Invalid(_source, last
+                    ? $"{OpLabel(j)}: its last op ({OpLabel(i)}) writes {TensorLabel(previous)}, not the stage output {TensorLabel(output)}"
+                    : $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) writes {TensorLabel(previous)}, which is not tiled; inside a stage only tiles exist");
+        }
+
+        PatchTiling.BufferBytes(this, j, out long needPadded, out long needOutput);
+        if (paddedBytes < needPadded || outputBytes < needOutput || (long)paddedBytes + outputBytes > Tensor(scratch).ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {outputBytes} bytes (args 3, 4) in a {Tensor(scratch).ByteLength}-byte " +
+                $"tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
+    }
+
+    // Only the inner ops of a patch stage may name a tiled tensor: an op outside every stage that names
+    // one is refused. Returns the last inner op of the stage op j starts, or j - 1.
+    private int CheckTiledNames(int j)
+    {
+        int r = _ops + j * PlanFormat.OpRecordSize;
+        if (U16(_image, r + PlanFormat.OpKindField) == (int)OpKind.PatchStage)
+            return j + Math.Max(0, Arg(r, 0));
+        for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
+        {
+            int t = U16(_image, r + f);
+            if (t < _tensorCount && Tensor(t).Tiled)
+                throw Invalid(_source, $"{OpLabel(j)}: its {TensorFieldName(f)} {TensorLabel(t)} is tiled, but only the ops of a patch stage may name a tiled tensor");
+        }
+        return j - 1;
+    }
+
+    // Each stage, once its inner ops have been checked one by one; the model's input and output are whole.
+    private void ValidatePatchStages()
+    {
+        if (Tensor(InputTensor).Tiled || Tensor(OutputTensor).Tiled)
+            throw Invalid(_source, "the model input and output must exist whole in the arena, but one is marked tiled");
+        for (int j = 0; j < _opCount; j++)
+        {
+            int r = _ops + j * PlanFormat.OpRecordSize;
+            if (U16(_image, r + PlanFormat.OpKindField) == (int)OpKind.PatchStage)
+                ValidatePatchStage(j, r);
+        }
+    }
+
+    private void CheckApart(int j, int a, int other, string what)
+    {
+        TensorInfo x = Tensor(a), t = Tensor(other);
+        if (x.ArenaOffset < t.ArenaOffset + t.ByteLength && t.ArenaOffset < x.ArenaOffset + x.ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: {TensorLabel(a)} overlaps its {what} {TensorLabel(other)} in the arena");
+    }
+}
