@@ -2,6 +2,7 @@ using System.Diagnostics;
 using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Ood;
+using TinyTrain.Compiler.Onnx;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Training;
 using TinyTrain.Compiler.Zoo;
@@ -37,6 +38,7 @@ internal static class TtaBench
         int fashionTrain = args.Int("fashion-train", 20000);
         double severity = args.Int("severity-tenths", 10) / 10.0;
         ulong corruptionSeed = (ulong)args.Int("corruption-seed", 1);
+        bool gate = args.Text("gate", "on") != "off";
         float lr = args.Int("lr-milli", 0) > 0 ? args.Int("lr-milli", 0) / 1000f : 0.005f;
         string[] methods = args.Text("methods", "tta:norm,tta:tent:2").Split(',');
         string[] sets = args.Text("data", "mnist,fashion-mnist").Split(',');
@@ -50,9 +52,28 @@ internal static class TtaBench
             var clock = Stopwatch.StartNew();
             Dataset train = DataCatalog.Load(name, Split.Train), test = DataCatalog.Load(name, Split.Test);
             int held = 1000, trainCount = Math.Min(train.Count - held, name.StartsWith("fashion", StringComparison.Ordinal) ? fashionTrain : train.Count);
-            var graph = ModelZoo.Build("cnn-s", classes: train.NumClasses, seed: 0);
-            TrainResult trained = Trainer.Train(graph, train, test, new TrainOptions { Epochs = TrainOptions.DefaultEpochs(trainCount), Seed = 0, MaxSamples = trainCount });
-            args.Log($"{name}: float {trained.TestAccuracy:P2} ({trainCount} images, {trained.Elapsed.TotalSeconds:F0} s)");
+            // --model-cache DIR keeps the trained float model between runs (same seed and data give the same model).
+            string cache = args.Text("model-cache", "");
+            string cached = cache.Length > 0 ? Path.Combine(cache, $"tta-cnn-s-{name}-{trainCount}.onnx") : "";
+            TinyTrain.Compiler.Graphs.Graph graph;
+            float floatAccuracy;
+            if (cached.Length > 0 && File.Exists(cached))
+            {
+                graph = OnnxImporter.Import(cached);
+                floatAccuracy = Trainer.Evaluate(graph, test);
+            }
+            else
+            {
+                graph = ModelZoo.Build("cnn-s", classes: train.NumClasses, seed: 0);
+                TrainResult trained = Trainer.Train(graph, train, test, new TrainOptions { Epochs = TrainOptions.DefaultEpochs(trainCount), Seed = 0, MaxSamples = trainCount });
+                floatAccuracy = trained.TestAccuracy;
+                if (cached.Length > 0)
+                {
+                    Directory.CreateDirectory(cache);
+                    OnnxExporter.Export(graph, cached);
+                }
+            }
+            args.Log($"{name}: float {floatAccuracy:P2} ({trainCount} training images)");
             var calibration = CalibrationSet.FromData(train, graph.InputShape, 512);
             CompileResult source = PlanCompiler.Compile(graph, calibration, new CompileOptions());
             var sourcePlan = PlanImage.Load(source.Image, $"cnn-s-{name}.ttplan");
@@ -77,7 +98,7 @@ internal static class TtaBench
                 var stats = new Dictionary<string, object>();
                 foreach (string c in corruptions)
                 {
-                    var adapter = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, msp);
+                    var adapter = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, gate ? msp : 0f);
                     accuracy[c] = Stream(adapter, streams[c], 0, streams[c].Count);
                     stats[c] = new { adapted = adapter.Adapted, ood = adapter.OutOfDistribution, resets = adapter.Resets };
                 }
@@ -87,7 +108,7 @@ internal static class TtaBench
                     args.Log($"    {c,-14} source {sourceAccuracy[c]:P1}  {method} {accuracy[c]:P1}");
 
                 // Long run: every corruption in sequence, several rounds, then clean images; nothing reset between.
-                var longRun = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, msp);
+                var longRun = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, gate ? msp : 0f);
                 for (int r = 0; r < rounds; r++)
                     foreach (string c in corruptions.Skip(1))
                         Stream(longRun, streams[c], (r * roundSamples) % Math.Max(1, samples - roundSamples + 1), Math.Min(roundSamples, samples));
@@ -110,7 +131,7 @@ internal static class TtaBench
             {
                 data = name,
                 train_images = trainCount,
-                float_accuracy = Math.Round(trained.TestAccuracy, 4),
+                float_accuracy = Math.Round(floatAccuracy, 4),
                 test_images_per_corruption = samples,
                 msp_threshold = msp,
                 source = Round(sourceAccuracy),

@@ -17,7 +17,7 @@ public static class Program
           pretrain --model <zoo-name> --data <name> [--epochs N] [--seed S] [--batch B] [--lr X]
                    [--max-samples N] -o model.onnx [--json]
                                              float training on the CPU, exported as ONNX
-          compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json [--calib <data>] [--calib-percentile P] [--board B] [--resolution N]
+          compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json|tta:norm|tta:tent[:K] [--calib <data>] [--calib-percentile P] [--board B] [--resolution N]
                   [--classes K] [--planner greedy|naive] -o plan.ttplan [--json]
                                              quantize to int8, plan memory, write the plan and a report
           eval <plan.ttplan> --data <name> [--max-samples N] [--json]

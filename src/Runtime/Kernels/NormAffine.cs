@@ -177,9 +177,9 @@ public static class NormAffine
     /// <summary>
     /// Running statistics of u at batch 1 and the correction they imply. running: float32 mean[C] then var[C];
     /// source: the same for the data the model was trained on; stats (written): statScale[C] then statShift[C].
-    ///   mean' = (1 - m) mean + m mean_s,  var' = (1 - m) var + m (var_s + (mean_s - mean)^2)
-    /// (mean_s, var_s: this sample's over the plane; the second term keeps the between-sample spread that a batch
-    /// would see). statScale = sqrt(varSrc / var') kept in [1/maxStatScale, maxStatScale], statShift = meanSrc -
+    ///   mean' = (1 - m) mean + m mean_s,  var' = (1 - m) var + m (var_s + (1 - m) (mean_s - mean)^2)
+    /// (mean_s, var_s: this sample's over the plane; var' is the variance of the mixture of the old estimate and the
+    /// sample, so it keeps the between-sample spread that a batch would see). statScale = sqrt(varSrc / var') kept in [1/maxStatScale, maxStatScale], statShift = meanSrc -
     /// statScale * mean'. A sample whose plane is constant in a channel (var_s = 0) still moves the mean; a var of 0
     /// is never divided by.
     /// </summary>
@@ -222,7 +222,7 @@ public static class NormAffine
             float mean = FloatBits.Read(running, mAt), variance = FloatBits.Read(running, vAt);
             float gap = sampleMean - mean;
             mean += momentum * gap;
-            variance = (1f - momentum) * variance + momentum * (sampleVar + gap * gap);
+            variance = (1f - momentum) * variance + momentum * (sampleVar + (1f - momentum) * gap * gap);
             FloatBits.Write(running, mAt, mean);
             FloatBits.Write(running, vAt, variance);
 
