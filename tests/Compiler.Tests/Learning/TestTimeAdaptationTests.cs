@@ -220,4 +220,80 @@ public class TestTimeAdaptationTests : IClassFixture<TtaFixture>
         var e = Assert.Throws<TinyTrainException>(() => _f.Compile(spec));
         Assert.Contains(message, e.Message);
     }
+
+    // ---- Guards: streams that must not make adaptation run away.
+
+    private float Threshold(PlanImage plan) =>
+        TinyTrain.Compiler.Ood.OodCalibration.Calibrate(plan, new TinyTrain.Runtime.Ood.MaxSoftmaxScorer(plan), _f.Train, _f.Train.Count - 500, 500).Value;
+
+    private static Dataset Synthetic(Dataset like, int count, Func<int, int, float> pixel)
+    {
+        int pixels = like.PixelsPerImage;
+        var images = new byte[count * pixels];
+        for (int i = 0; i < count; i++)
+            for (int p = 0; p < pixels; p++) images[i * pixels + p] = (byte)Math.Clamp(MathF.Round(255f * pixel(i, p)), 0, 255);
+        return new Dataset("synthetic", Split.Test, images, new byte[count], like.ClassNames, like.Rows, like.Cols);
+    }
+
+    [Fact]
+    public void A_stream_of_NaN_is_refused_and_changes_nothing()
+    {
+        var executor = new Executor(_f.Tent) { LearningRate = 0.05f };
+        byte[] initial = (byte[])executor.Params.Clone();
+        var adapter = new TestTimeAdapter(executor, Threshold(_f.Tent));
+        var values = new float[_f.Test.PixelsPerImage];
+        for (int i = 0; i < 300; i++)
+        {
+            _f.Test.CopyImage(i, values);
+            values[i % values.Length] = float.NaN;
+            Assert.Equal(-1, adapter.Step(values, 0));
+        }
+        Assert.Equal(300, adapter.Refused);
+        Assert.Equal(0, adapter.Adapted);
+        Assert.Equal(initial, executor.Params);
+    }
+
+    [Fact]
+    public void A_stream_of_constant_images_is_not_learned_from()
+    {
+        var executor = new Executor(_f.Tent) { LearningRate = 0.05f };
+        byte[] initial = (byte[])executor.Params.Clone();
+        var adapter = new TestTimeAdapter(executor, 0f);
+        Stream(adapter, Synthetic(_f.Test, 300, (i, _) => (i % 5) / 4f));
+        Assert.Equal(0, adapter.Adapted);
+        Assert.Equal(initial, executor.Params);
+    }
+
+    [Theory]
+    [InlineData("tta:norm")]
+    [InlineData("tta:tent")]
+    public void A_long_stream_of_noise_then_clean_images_keeps_the_source_accuracy(string update)
+    {
+        PlanImage plan = update == "tta:norm" ? _f.Norm : _f.Tent;
+        float source = PlanEvaluator.Evaluate(_f.Source, _f.Test).Accuracy;
+        var random = new Random(5);
+        Dataset noise = Synthetic(_f.Test, 2000, (_, _) => (float)random.NextDouble());
+        var adapter = new TestTimeAdapter(new Executor(plan) { LearningRate = 0.05f }, Threshold(plan));
+        Stream(adapter, noise);
+        float clean = Stream(adapter, _f.Test);
+        Assert.True(clean >= source - 0.01f, $"{update}: clean after noise {clean:P1}, source {source:P1}; " +
+            $"noise OOD {adapter.OutOfDistribution}/{adapter.Samples}, adapted {adapter.Adapted}, resets {adapter.Resets}");
+    }
+
+    [Fact]
+    public void A_high_OOD_rate_resets_the_parameters_to_the_source_model()
+    {
+        var executor = new Executor(_f.Tent) { LearningRate = 0.05f };
+        byte[] initial = (byte[])executor.Params.Clone();
+        var adapter = new TestTimeAdapter(executor, Threshold(_f.Tent), window: 50, resetRate: 0.5f);
+        Stream(adapter, _f.Test, 200);
+        Assert.NotEqual(initial, executor.Params);
+        Assert.Equal(0, adapter.Resets);
+        // Every sample OOD (NaN): the rate climbs past 0.5 and the learned state goes back to the source.
+        var values = new float[_f.Test.PixelsPerImage];
+        values[0] = float.NaN;
+        for (int i = 0; i < 100; i++) adapter.Step(values, 0);
+        Assert.True(adapter.Resets >= 1, $"OOD rate {adapter.OodRate}");
+        Assert.Equal(initial, executor.Params);
+    }
 }
