@@ -25,7 +25,7 @@ public static class Program
           train <plan.ttplan> --data <name> [--steps N] [--lr X] [--momentum M] [--seed S] [--json]
                                              on-device learning with the int8 runtime, batch 1
           export <plan.ttplan> --onnx out.onnx  the int8 plan as an ONNX QDQ model (for ONNX Runtime)
-          emulate <plan.ttplan> --board B --stream <spec|@file.json> [--seed S] [--lr X] [--window N] [--json] [--plot out.png]
+          emulate <plan.ttplan> --board B --stream <spec|@file.json> [--seed S] [--lr X] [--ood-threshold P] [--window N] [--json] [--plot out.png]
                                              run a data stream that drifts through the runtime under a board's limits
           boards [--json]                    board profiles (SRAM, Flash, core)
           demo                               the whole path so far, on bundled data

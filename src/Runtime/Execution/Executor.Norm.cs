@@ -42,7 +42,7 @@ public sealed partial class Executor
                     GradientProbe(index, dScale, dShift);
                 }
                 NormAffine.Update(p, _arena, x.ArenaOffset, _arena, dv.ArenaOffset, wBuffer, affine, bBuffer, stats,
-                    LearningRate, F(op.Arg(0)), F(op.Arg(1)), F(op.Arg(2)));
+                    LearningRate, F(op.Arg(0)), F(op.Arg(1)), F(op.Arg(2)), F(op.Arg(3)));
                 break;
             }
             case OpKind.NormStats:

@@ -113,6 +113,8 @@ public sealed partial class Executor
 
     /// <summary>True when the plan has a backward pass (a trainable set).</summary>
     public bool CanTrain => _plan.OpCount > _plan.ForwardOpCount || _objective < 0;
+    /// <summary>True for test-time adaptation plans (compile --update tta:...): they learn with AdaptStep, from no label.</summary>
+    public bool LearnsWithoutLabels => CanTrain && _objective != 0;
     /// <summary>Writable parameters (trained weights and biases); on a board, a static SRAM buffer.</summary>
     public byte[] Params => _params;
     public byte[] State => _state;

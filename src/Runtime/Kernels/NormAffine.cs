@@ -141,11 +141,13 @@ public static class NormAffine
     }
 
     /// <summary>
-    /// One SGD step of scale and shift from dv, applied at once: each change is -learningRate * gradient clipped to
-    /// +-maxStep, and scale stays in [minScale, maxScale]. A channel whose gradient is not finite is left as it was.
+    /// One SGD step of scale and shift from dv, applied at once: each change is -learningRate * (gradient + anchor *
+    /// (value - source value)) clipped to +-maxStep, and scale stays in [minScale, maxScale]. The anchor term is the
+    /// gradient of anchor/2 * |theta - theta_source|^2 (source: scale 1, shift 0), which keeps long runs from drifting
+    /// away from the source model. A channel whose gradient is not finite is left as it was.
     /// </summary>
     public static void Update(in NormAffineParams p, byte[] x, int xOff, byte[] dv, int dvOff, byte[] affine, int affineOff, byte[]? stats, int statsOff,
-        float learningRate, float maxStep, float minScale, float maxScale)
+        float learningRate, float maxStep, float minScale, float maxScale, float anchor = 0f)
     {
         const string op = "NormAffine.Update";
         int plane = Check(op, p, affine, affineOff, stats, statsOff);
@@ -159,6 +161,10 @@ public static class NormAffine
         {
             throw new TinyTrainException($"{op}: maxStep {maxStep}, scale range [{minScale}, {maxScale}]: the step must be positive and the range must hold 1.");
         }
+        if (!(anchor >= 0 && anchor <= float.MaxValue))
+        {
+            throw new TinyTrainException($"{op}: the anchor weight is {anchor}; it must be a finite number at or above 0.");
+        }
         for (int c = 0; c < p.C; c++)
         {
             float ds = 0f, dh = 0f;
@@ -168,9 +174,10 @@ public static class NormAffine
                 continue;
             }
             int sAt = affineOff + 4 * c, hAt = affineOff + 4 * (p.C + c);
-            float scale = FloatBits.Read(affine, sAt) + Clip(-learningRate * ds, maxStep);
+            float scale = FloatBits.Read(affine, sAt), shift = FloatBits.Read(affine, hAt);
+            scale += Clip(-learningRate * (ds + anchor * (scale - 1f)), maxStep);
             FloatBits.Write(affine, sAt, scale < minScale ? minScale : scale > maxScale ? maxScale : scale);
-            FloatBits.Write(affine, hAt, FloatBits.Read(affine, hAt) + Clip(-learningRate * dh, maxStep));
+            FloatBits.Write(affine, hAt, shift + Clip(-learningRate * (dh + anchor * shift), maxStep));
         }
     }
 

@@ -75,7 +75,9 @@ public sealed partial class Plan
                 RequireTensor(j, "input 1", in1, ElementType.Float32);
                 if (Tensor(in1).ElementCount != x.ElementCount)
                     throw Invalid(_source, $"{OpLabel(j)}: u holds {x.ElementCount} values but dv holds {Tensor(in1).ElementCount}");
-                float maxStep = F32Arg(r, 0), minScale = F32Arg(r, 1), maxScale = F32Arg(r, 2);
+                float maxStep = F32Arg(r, 0), minScale = F32Arg(r, 1), maxScale = F32Arg(r, 2), anchor = F32Arg(r, 3);
+                if (!(anchor >= 0 && anchor <= float.MaxValue))
+                    throw Invalid(_source, $"{OpLabel(j)}: anchor weight (arg 3) {anchor} is not a finite number at or above 0");
                 if (!(maxStep > 0 && maxStep <= float.MaxValue) || !(minScale > 0 && minScale <= 1) || !(maxScale >= 1 && maxScale <= float.MaxValue))
                     throw Invalid(_source, $"{OpLabel(j)}: update bounds (args 0..2) maxStep {maxStep}, scale range [{minScale}, {maxScale}] must be positive and hold 1");
                 break;

@@ -231,7 +231,8 @@ public enum OpKind : ushort
     NormAffineBackwardInput = 41,
     /// <summary>Phase Update. x0 = u int8 (the forward input, saved), x1 = dv float32 (masked). Gradients of scale and shift
     /// (d scale[c] = sum dv * (statScale u + statShift), d shift[c] = sum dv) applied at once by SGD, each step clipped
-    /// to +-maxStep, scale kept in [minScale, maxScale]. args: maxStep, minScale, maxScale (float32 bits).</summary>
+    /// to +-maxStep, scale kept in [minScale, maxScale], with an L2 pull of weight anchor towards the source values (1, 0).
+    /// args: maxStep, minScale, maxScale, anchor (float32 bits).</summary>
     NormAffineUpdate = 42,
     /// <summary>Phase Save (right after its NormAffine, so u need not outlive it; Invoke does not run it). x0 = u int8. Running per-channel statistics of u at batch 1 (Weights: params, float32
     /// mean[C] then var[C]); writes the statistics correction (Bias: params) that maps them onto the source statistics
