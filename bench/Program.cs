@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Func<BenchArgs, object>>
     ["pretrain"] = PretrainBench.Run,
     ["inference"] = InferenceBench.Run,
     ["ood"] = OodBench.Run,
+    ["tta"] = TtaBench.Run,
     ["transfer"] = TransferBench.Run,
     ["train-step"] = TrainStepBench.Run,
     ["memory"] = MemoryBench.Run,

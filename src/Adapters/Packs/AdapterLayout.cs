@@ -66,19 +66,42 @@ public sealed class AdapterLayout
 
         var entries = new List<ParamEntry>();
         var seen = new HashSet<int>();
-        for (int i = 0; i < plan.ForwardOpCount; i++)
+        void Add(string name, PackElement type, int[] shape, int offset)
+        {
+            if (seen.Add(offset)) entries.Add(new ParamEntry(name, type, shape, offset, initial[offset].Length));
+        }
+        for (int i = 0; i < plan.OpCount; i++)
         {
             OpInfo op = plan.Op(i);
-            if (op.Phase != OpPhase.Forward) continue;
-            string layer = plan.Tensor(op.Output).Name();
-            if ((op.Flags & OpFlags.WeightsInParams) != 0 && seen.Add((int)op.Weights))
-                entries.Add(new ParamEntry($"{layer}.weight", PackElement.Int8, WeightShape(plan, op), (int)op.Weights, initial[(int)op.Weights].Length));
-            if ((op.Flags & OpFlags.BiasInParams) != 0 && seen.Add((int)op.Bias))
+            bool w = (op.Flags & OpFlags.WeightsInParams) != 0, b = (op.Flags & OpFlags.BiasInParams) != 0;
+            if (!(w || b) || !initial.ContainsKey(w ? (int)op.Weights : (int)op.Bias)) continue;
+            switch (op.Kind)
             {
-                int length = initial[(int)op.Bias].Length;
-                entries.Add(new ParamEntry($"{layer}.bias", PackElement.Int32, [length / 4], (int)op.Bias, length));
+                case OpKind.Conv2D or OpKind.DepthwiseConv2D or OpKind.FullyConnected when op.Phase == OpPhase.Forward:
+                {
+                    string layer = plan.Tensor(op.Output).Name();
+                    if (w) Add($"{layer}.weight", PackElement.Int8, WeightShape(plan, op), (int)op.Weights);
+                    if (b) Add($"{layer}.bias", PackElement.Int32, [initial[(int)op.Bias].Length / 4], (int)op.Bias);
+                    break;
+                }
+                case OpKind.NormAffine when op.Phase == OpPhase.Forward:
+                {
+                    // float32 scale[C] then shift[C]; the statistics correction statScale[C] then statShift[C].
+                    string layer = plan.Tensor(op.Output).Name();
+                    if (w) Add($"{layer}.affine", PackElement.Float32, [2, initial[(int)op.Weights].Length / 8], (int)op.Weights);
+                    if (b) Add($"{layer}.norm_correction", PackElement.Float32, [2, initial[(int)op.Bias].Length / 8], (int)op.Bias);
+                    break;
+                }
+                case OpKind.NormStats:
+                    // Running mean[C] then var[C] of the input.
+                    if (w) Add($"{plan.Tensor(op.Input0).Name()}.norm_stats", PackElement.Float32, [2, initial[(int)op.Weights].Length / 8], (int)op.Weights);
+                    break;
             }
         }
+        // Anything else the params region holds travels as raw bytes, so that a pack is always the whole region.
+        foreach ((int offset, (int length, _)) in initial.OrderBy(e => e.Key))
+            Add($"params@{offset}", PackElement.Int8, [length], offset);
+        entries.Sort((x, y) => x.Offset.CompareTo(y.Offset));
 
         // Identity: the constants with the initial values of the writable parameters cut out.
         var skip = new bool[plan.ConstantsLength];
@@ -122,7 +145,7 @@ public sealed class AdapterLayout
                 throw PackCodec.Refuse(source, $"it has no tensor '{e.Name}' ({string.Join('x', e.Shape)} {e.Type}), which this plan trains");
             if (t.Type != e.Type || !t.Shape.AsSpan().SequenceEqual(e.Shape))
                 throw PackCodec.Refuse(source, $"tensor '{e.Name}' is {t.ShapeText} {t.Type} but this plan's is {string.Join('x', e.Shape)} {e.Type}");
-            if (t.Type == PackElement.Int8)
+            if (t.Type == PackElement.Int8 && e.Name.EndsWith(".weight", StringComparison.Ordinal))
                 foreach (byte b in t.Data)
                     if ((sbyte)b == -128) throw PackCodec.Refuse(source, $"tensor '{e.Name}' holds the int8 value -128, outside the weights' range [-127, 127]");
         }

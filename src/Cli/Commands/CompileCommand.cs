@@ -56,7 +56,10 @@ internal static class CompileCommand
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
         };
         CompileResult result = CompileAny(graph, calibration, options);
-        var report = PlanReport.From(result, board, update);
+        long? adaptationExtra = null;
+        if (TinyTrain.Compiler.Learning.TrainableSet.IsTestTime(update))
+            adaptationExtra = result.Plan.SramBytes - PlanCompiler.Compile(graph, calibration, options with { Update = "none" }).Plan.SramBytes;
+        var report = PlanReport.From(result, board, update, adaptationExtra);
         AdapterCost? adapter = AdapterSpec.IsAdapter(update) ? AdapterCompiler.Cost(result, board?.Id) : null;
         bool fits = report.Fit is not { Fits: false };
         if (output is not null && fits)

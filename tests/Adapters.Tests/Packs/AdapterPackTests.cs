@@ -46,6 +46,30 @@ public class AdapterPackTests : IClassFixture<MiniModel>
     }
 
     [Fact]
+    public void A_test_time_plan_travels_whole_with_its_float_scale_and_shift_and_NaN_there_is_refused()
+    {
+        var plan = PlanImage.Load(_mini.Compile("tta:norm").Image, "tta.ttplan");
+        AdapterLayout layout = AdapterLayout.Of(plan);
+        Assert.Equal(plan.SramParamBytes, layout.Entries.Sum(e => (long)((e.Bytes + 3) & ~3)));
+        Assert.Contains(layout.Entries, e => e.Name == "conv1.affine" && e.Type == PackElement.Float32 && e.Shape.SequenceEqual([2, 16]));
+        var executor = new Executor(plan);
+        AdapterPack pack = layout.Capture(executor, "fog", 0);
+        var fresh = new Executor(plan);
+        layout.Apply(fresh, AdapterPack.Deserialize(pack.Serialize()));
+        Assert.Equal(executor.Params, fresh.Params);
+
+        var tensors = pack.Tensors.ToList();
+        int affine = tensors.FindIndex(t => t.Name == "conv1.affine");
+        byte[] data = (byte[])tensors[affine].Data.Clone();
+        BitConverter.GetBytes(float.NaN).CopyTo(data, 4);
+        tensors[affine] = tensors[affine] with { Data = data };
+        byte[] before = (byte[])fresh.Params.Clone();
+        var e = Assert.Throws<TinyTrainException>(() => layout.Apply(fresh, pack with { Tensors = tensors }, "nan.ttpack"));
+        Assert.Contains("tensor 'conv1.affine' holds NaN or infinity at element 1", e.Message);
+        Assert.Equal(before, fresh.Params);
+    }
+
+    [Fact]
     public void Round_trip_keeps_every_field_and_byte()
     {
         (_, AdapterPack pack) = Trained();
