@@ -76,11 +76,11 @@ public sealed class NormRefs
         Args = [BitConverter.SingleToInt32Bits(StatisticsMomentum), BitConverter.SingleToInt32Bits(MaxStatisticsScale)], Layer = i,
     };
 
-    public static POp Update(QOp op, int i, NormRefs norm, int dv) => new()
+    public static POp Update(QOp op, int i, NormRefs norm, int dv, float anchor = Anchor) => new()
     {
         Kind = RtOpKind.NormAffineUpdate, Phase = OpPhase.Update, Name = $"{op.Name}.update", Input0 = op.Inputs[0], Input1 = dv, Output = -1,
         Weights = norm.Affine, Bias = norm.Correction,
         Args = [BitConverter.SingleToInt32Bits(MaxStep), BitConverter.SingleToInt32Bits(MinScale), BitConverter.SingleToInt32Bits(MaxScale),
-            BitConverter.SingleToInt32Bits(Anchor)], Layer = i,
+            BitConverter.SingleToInt32Bits(anchor)], Layer = i,
     };
 }
