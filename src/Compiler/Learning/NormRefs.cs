@@ -15,7 +15,7 @@ public sealed class NormRefs
     /// <summary>Largest change of a scale or shift in one step, and the range a scale stays in: guards against runaway adaptation.</summary>
     public const float MaxStep = 0.05f, MinScale = 0.25f, MaxScale = 4f;
     /// <summary>Weight of the L2 pull of scale/shift towards the source values (1, 0): long runs stay near the source model.</summary>
-    public const float Anchor = 0.1f;
+    public const float Anchor = 1f;
     /// <summary>Weight of a new sample in the running statistics (batch 1), and the largest statistics scale.</summary>
     public const float StatisticsMomentum = 0.02f, MaxStatisticsScale = 8f;
 
