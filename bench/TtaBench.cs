@@ -43,6 +43,7 @@ internal static class TtaBench
         // Each method runs without and with the OOD gate: a maximum softmax threshold set on clean images also rejects
         // most strongly corrupted ones (fog), so the gate trades adaptation for safety.
         string[] gates = args.Text("gates", "off,on").Split(',');
+        float anchor = args.Int("anchor-milli", (int)(Compiler.Learning.NormRefs.Anchor * 1000)) / 1000f;
         float lr = args.Int("lr-milli", 0) > 0 ? args.Int("lr-milli", 0) / 1000f : 0.05f;
         string[] methods = args.Text("methods", "tta:norm,tta:tent:2").Split(',');
         string[] sets = args.Text("data", "mnist,fashion-mnist").Split(',');
@@ -98,7 +99,7 @@ internal static class TtaBench
             {
                 bool gate = gateMode == "on";
                 string label = gate ? method + "+ood-gate" : method;
-                CompileResult compiled = PlanCompiler.Compile(graph, calibration, new CompileOptions { Update = method });
+                CompileResult compiled = PlanCompiler.Compile(graph, calibration, new CompileOptions { Update = method, Training = new Compiler.Learning.TrainingOptions { NormAnchor = anchor } });
                 var plan = PlanImage.Load(compiled.Image, $"cnn-s-{name}-{method}.ttplan");
                 long extra = Sram(plan) - Sram(sourcePlan);
                 var accuracy = new Dictionary<string, double>();
@@ -148,7 +149,7 @@ internal static class TtaBench
             });
         }
         // The keys at the top level are those of the first data set (MNIST); every set is under "models".
-        return new { benchmark = "tta", severity, corruption_seed = corruptionSeed, learning_rate = lr, source = firstSource, methods = firstMethods, models = results };
+        return new { benchmark = "tta", severity, corruption_seed = corruptionSeed, learning_rate = lr, anchor, source = firstSource, methods = firstMethods, models = results };
     }
 
     // Online accuracy of images [start, start + count): each is predicted, then (if trusted) learned from.

@@ -11,6 +11,8 @@ public sealed record TrainingOptions
     public bool Qas { get; init; } = true;
     /// <summary>Keep a float32 momentum entry per trained value in the state region.</summary>
     public bool Momentum { get; init; }
+    /// <summary>Test-time adaptation: weight of the L2 pull of each scale/shift towards the source values (1, 0).</summary>
+    public float NormAnchor { get; init; } = NormRefs.Anchor;
 }
 
 /// <summary>
@@ -146,7 +148,7 @@ public static class Autodiff
                     // The update reads dv before dx overwrites it in place, so it runs first (its new scale then
                     // carries dv further down: a one-step lag that saves a float32 copy of the plane).
                     NormRefs norm = norms[i]!;
-                    if (trainable.PerOp[i].Affine) ops.Add(NormRefs.Update(op, i, norm, dy));
+                    if (trainable.PerOp[i].Affine) ops.Add(NormRefs.Update(op, i, norm, dy, options.NormAnchor));
                     if (needDx)
                         ops.Add(new POp { Kind = RtOpKind.NormAffineBackwardInput, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx,
                             Weights = norm.Affine, Bias = norm.Correction, MayRunInPlace = true, Layer = i });

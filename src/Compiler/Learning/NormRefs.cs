@@ -15,7 +15,7 @@ public sealed class NormRefs
     /// <summary>Largest change of a scale or shift in one step, and the range a scale stays in: guards against runaway adaptation.</summary>
     public const float MaxStep = 0.05f, MinScale = 0.25f, MaxScale = 4f;
     /// <summary>Weight of the L2 pull of scale/shift towards the source values (1, 0): long runs stay near the source model.</summary>
-    public const float Anchor = 0.1f;
+    public const float Anchor = 1f;
     /// <summary>Weight of a new sample in the running statistics (batch 1), and the largest statistics scale.</summary>
     public const float StatisticsMomentum = 0.02f, MaxStatisticsScale = 8f;
 
@@ -76,11 +76,11 @@ public sealed class NormRefs
         Args = [BitConverter.SingleToInt32Bits(StatisticsMomentum), BitConverter.SingleToInt32Bits(MaxStatisticsScale)], Layer = i,
     };
 
-    public static POp Update(QOp op, int i, NormRefs norm, int dv) => new()
+    public static POp Update(QOp op, int i, NormRefs norm, int dv, float anchor = Anchor) => new()
     {
         Kind = RtOpKind.NormAffineUpdate, Phase = OpPhase.Update, Name = $"{op.Name}.update", Input0 = op.Inputs[0], Input1 = dv, Output = -1,
         Weights = norm.Affine, Bias = norm.Correction,
         Args = [BitConverter.SingleToInt32Bits(MaxStep), BitConverter.SingleToInt32Bits(MinScale), BitConverter.SingleToInt32Bits(MaxScale),
-            BitConverter.SingleToInt32Bits(Anchor)], Layer = i,
+            BitConverter.SingleToInt32Bits(anchor)], Layer = i,
     };
 }

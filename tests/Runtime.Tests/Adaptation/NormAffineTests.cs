@@ -68,6 +68,17 @@ public class NormAffineTests
     }
 
     [Fact]
+    public void The_anchor_pulls_scale_and_shift_back_towards_the_source_values()
+    {
+        var p = new NormAffineParams { C = 1, H = 1, W = 1, InputScale = 1f, InputZeroPoint = 0, OutputScale = 1f, OutputZeroPoint = 0, ActMin = -128, ActMax = 127 };
+        byte[] affine = Floats(1.2f, -0.3f);
+        // No gradient: only the pull, -lr * anchor * (value - source) = -0.1 * 0.5 * (0.2, -0.3).
+        NormAffine.Update(p, Int8(5), 0, Floats(0f), 0, affine, 0, null, -1, 0.1f, 0.05f, 0.25f, 4f, anchor: 0.5f);
+        Assert.Equal(1.19f, F(affine, 0), 6);
+        Assert.Equal(-0.285f, F(affine, 1), 6);
+    }
+
+    [Fact]
     public void A_non_finite_gradient_leaves_its_channel_unchanged()
     {
         var p = new NormAffineParams { C = 1, H = 1, W = 1, InputScale = 1f, InputZeroPoint = 0, OutputScale = 1f, OutputZeroPoint = 0, ActMin = -128, ActMax = 127 };
