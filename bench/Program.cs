@@ -8,10 +8,12 @@ var benchmarks = new Dictionary<string, Func<BenchArgs, object>>
     ["pretrain"] = PretrainBench.Run,
     ["inference"] = InferenceBench.Run,
     ["ood"] = OodBench.Run,
+    ["tta"] = TtaBench.Run,
     ["transfer"] = TransferBench.Run,
     ["train-step"] = TrainStepBench.Run,
     ["memory"] = MemoryBench.Run,
     ["auto-scheme"] = AutoSchemeBench.Run,
+    ["continual"] = ContinualBench.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var bench))

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using TinyTrain.Compiler.Boards;
 using TinyTrain.Emulator.CostModel;
 using TinyTrain.Emulator.Report;
+using TinyTrain.Runtime.Adaptation;
 using TinyTrain.Runtime.Execution;
 using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
@@ -35,6 +36,9 @@ public sealed partial class EmulatedDevice
     private int[] _segments = [];
     private SampleOutcome[] _outcomes = [];
     private bool[] _trained = [];
+    private bool[] _ood = [];
+    // Test-time adaptation plans learn from every trusted sample, without its label, behind the adapter's guards.
+    private readonly TestTimeAdapter? _adapter;
     private int _count;
     private int _highWater;
     private long _ticks;
@@ -42,7 +46,9 @@ public sealed partial class EmulatedDevice
 
     /// <summary>Binds <paramref name="plan"/> to <paramref name="board"/>; refuses, with the memory breakdown, a plan that does not fit.</summary>
     /// <param name="seed">Seeds the stochastic rounding of updates, so that a run is repeatable.</param>
-    public EmulatedDevice(PlanImage plan, BoardProfile board, float learningRate = 0.01f, uint seed = 0)
+    /// <param name="oodThreshold">Test-time adaptation plans: the maximum softmax probability below which a sample is
+    /// out of distribution (not learned from; a sustained OOD rate resets the device). 0 = no OOD gate.</param>
+    public EmulatedDevice(PlanImage plan, BoardProfile board, float learningRate = 0.01f, uint seed = 0, float oodThreshold = 0f)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(board);
@@ -56,7 +62,14 @@ public sealed partial class EmulatedDevice
         Cost = CostEstimator.Estimate(plan, board);
         _executor = new Executor(plan) { LearningRate = learningRate };
         _executor.Seed(seed * 2654435761u + 1);
+        if (_executor.LearnsWithoutLabels) _adapter = new TestTimeAdapter(_executor, oodThreshold);
     }
+
+    /// <summary>True for a test-time adaptation plan: every trusted sample is learned from, labelled or not.</summary>
+    public bool AdaptsWithoutLabels => _adapter is not null;
+
+    /// <summary>Times the adaptation guard reset the device to the source model (OOD rate too high).</summary>
+    public int Resets => _adapter?.Resets ?? 0;
 
     public PlanImage Plan { get; }
     public BoardProfile Board { get; }
@@ -106,6 +119,7 @@ public sealed partial class EmulatedDevice
         _segments = new int[capacity];
         _outcomes = new SampleOutcome[capacity];
         _trained = new bool[capacity];
+        _ood = new bool[capacity];
         _count = 0;
         _ticks = 0;
         _running = true;
@@ -128,8 +142,15 @@ public sealed partial class EmulatedDevice
 
         long start = Stopwatch.GetTimestamp();
         SampleOutcome outcome = SampleOutcome.Skipped;
-        bool trained = false;
-        if (_executor.TrySetInput(input, offset))
+        bool trained = false, ood = false;
+        if (_adapter is not null)
+        {
+            int predicted = _adapter.Step(input, offset);
+            if (predicted >= 0) outcome = predicted == label ? SampleOutcome.Correct : SampleOutcome.Wrong;
+            trained = _adapter.LastAdapted;
+            ood = predicted >= 0 && _adapter.LastOutOfDistribution;
+        }
+        else if (_executor.TrySetInput(input, offset))
         {
             int predicted;
             if (labelled && _executor.CanTrain)
@@ -156,6 +177,7 @@ public sealed partial class EmulatedDevice
         _segments[_count] = segment;
         _outcomes[_count] = outcome;
         _trained[_count] = trained;
+        _ood[_count] = ood;
         _count++;
         return outcome;
     }
@@ -166,7 +188,7 @@ public sealed partial class EmulatedDevice
         if (!_running) throw new InvalidOperationException("Call Begin before Finish.");
         _running = false;
         double seconds = (double)_ticks / Stopwatch.Frequency;
-        var log = new SampleLog(_segmentNames, _segments, _outcomes, _trained, _count);
+        var log = new SampleLog(_segmentNames, _segments, _outcomes, _trained, _count, _adapter is null ? null : _ood);
         return EmulationReport.Create(Plan.Source, Plan.ModelName, Fit, Cost, log, window, ArenaBytes, _highWater, seconds);
     }
 }

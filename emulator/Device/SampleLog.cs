@@ -1,7 +1,7 @@
 namespace TinyTrain.Emulator.Device;
 
-/// <summary>One segment's totals: every sample, those predicted (not skipped), correct, learned from, skipped.</summary>
-public sealed record SegmentSummary(string Name, int Start, int Samples, int Predicted, int Correct, int Trained, int Skipped)
+/// <summary>One segment's totals: every sample, those predicted (not skipped), correct, learned from, skipped, scored out of distribution.</summary>
+public sealed record SegmentSummary(string Name, int Start, int Samples, int Predicted, int Correct, int Trained, int Skipped, int OutOfDistribution = 0)
 {
     /// <summary>Correct over predicted; 0 when nothing in the segment was predicted.</summary>
     public double Accuracy => Predicted == 0 ? 0 : (double)Correct / Predicted;
@@ -14,9 +14,11 @@ public sealed class SampleLog
     private readonly int[] _segments;
     private readonly SampleOutcome[] _outcomes;
     private readonly bool[] _trained;
+    private readonly bool[]? _ood;
 
-    internal SampleLog(string[] names, int[] segments, SampleOutcome[] outcomes, bool[] trained, int count)
+    internal SampleLog(string[] names, int[] segments, SampleOutcome[] outcomes, bool[] trained, int count, bool[]? ood = null)
     {
+        _ood = ood;
         _names = names;
         _segments = segments;
         _outcomes = outcomes;
@@ -29,12 +31,14 @@ public sealed class SampleLog
     public int Segment(int i) => _segments[Check(i)];
     public SampleOutcome Outcome(int i) => _outcomes[Check(i)];
     public bool Trained(int i) => _trained[Check(i)];
+    /// <summary>Whether the device scored the sample out of distribution (test-time adaptation plans only).</summary>
+    public bool OutOfDistribution(int i) => _ood is not null && _ood[Check(i)];
 
     /// <summary>Totals per segment, in segment order; a segment with no samples has zeros.</summary>
     public IReadOnlyList<SegmentSummary> Segments()
     {
         int n = _names.Length;
-        int[] start = new int[n], samples = new int[n], predicted = new int[n], correct = new int[n], trained = new int[n], skipped = new int[n];
+        int[] start = new int[n], samples = new int[n], predicted = new int[n], correct = new int[n], trained = new int[n], skipped = new int[n], ood = new int[n];
         Array.Fill(start, -1);
         for (int i = 0; i < Count; i++)
         {
@@ -45,10 +49,11 @@ public sealed class SampleLog
             else predicted[s]++;
             if (_outcomes[i] == SampleOutcome.Correct) correct[s]++;
             if (_trained[i]) trained[s]++;
+            if (_ood is not null && _ood[i]) ood[s]++;
         }
         var result = new SegmentSummary[n];
         for (int s = 0; s < n; s++)
-            result[s] = new SegmentSummary(_names[s], Math.Max(start[s], 0), samples[s], predicted[s], correct[s], trained[s], skipped[s]);
+            result[s] = new SegmentSummary(_names[s], Math.Max(start[s], 0), samples[s], predicted[s], correct[s], trained[s], skipped[s], ood[s]);
         return result;
     }
 

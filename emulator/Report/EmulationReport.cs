@@ -7,7 +7,8 @@ using TinyTrain.Emulator.CostModel;
 using TinyTrain.Emulator.Device;
 
 /// <summary>One segment of the stream, as the report gives it.</summary>
-public sealed record SegmentReport(string Name, int Start, int Samples, double Accuracy, int Trained, int Skipped);
+/// <summary>One segment of the stream, as the report gives it. OodRate: the share scored out of distribution (test-time adaptation plans).</summary>
+public sealed record SegmentReport(string Name, int Start, int Samples, double Accuracy, int Trained, int Skipped, double OodRate = 0);
 
 /// <summary>
 /// The outcome of a stream run on an emulated board: accuracy per segment and over time, what the runtime measured
@@ -97,7 +98,8 @@ public sealed class EmulationReport
         int processed = 0;
         foreach (SegmentSummary s in log.Segments())
         {
-            segments.Add(new SegmentReport(s.Name, s.Start, s.Samples, s.Accuracy, s.Trained, s.Skipped));
+            segments.Add(new SegmentReport(s.Name, s.Start, s.Samples, s.Accuracy, s.Trained, s.Skipped,
+                s.Samples == 0 ? 0 : (double)s.OutOfDistribution / s.Samples));
             processed += s.Predicted;
         }
         return new EmulationReport(fit.Board.Id, fit.Board.Name, model, plan, segments, window, log.Windowed(window), log.Rolling(window),
@@ -111,7 +113,7 @@ public sealed class EmulationReport
         foreach (SegmentReport s in Segments)
             segments.Add(new JsonObject
             {
-                ["name"] = s.Name, ["samples"] = s.Samples, ["accuracy"] = s.Accuracy, ["trained"] = s.Trained, ["skipped"] = s.Skipped,
+                ["name"] = s.Name, ["samples"] = s.Samples, ["accuracy"] = s.Accuracy, ["trained"] = s.Trained, ["skipped"] = s.Skipped, ["ood_rate"] = s.OodRate,
             });
         var windowed = new JsonArray();
         foreach (double? v in WindowedAccuracy) windowed.Add(v is double d ? JsonValue.Create(d) : null);

@@ -6,12 +6,13 @@ using TinyTrain.Compiler.Planning;
 namespace TinyTrain.Cli;
 
 /// <summary>The compile report: memory by category, the planner against the naive layout, per-op rows, and the board check.</summary>
-internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string Update)
+internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string Update, long? AdaptationExtraSram = null)
 {
-    public static PlanReport From(CompileResult result, BoardProfile? board, string update = "none")
+    /// <param name="adaptationExtraSram">Test-time adaptation plans: SRAM beyond the same model's inference plan.</param>
+    public static PlanReport From(CompileResult result, BoardProfile? board, string update = "none", long? adaptationExtraSram = null)
     {
         FitReport? fit = board is null ? null : MemoryFit.Check(Requirement(result), board);
-        return new PlanReport(result, fit, update);
+        return new PlanReport(result, fit, update, adaptationExtraSram);
     }
 
     public static MemoryRequirement Requirement(CompileResult r)
@@ -41,6 +42,7 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         flash_bytes = Result.Image.Length,
         flash = new { constants_bytes = Plan.ConstantBytes, plan_metadata_bytes = Result.Image.Length - Plan.ConstantBytes },
         sram = new { arena_bytes = Plan.ArenaBytes, param_bytes = Plan.ParamBytes, state_bytes = Plan.StateBytes, total_bytes = SramTotal },
+        adaptation_extra_sram_bytes = AdaptationExtraSram,
         peak = new
         {
             op = Plan.Peak.OpName, activation_bytes = Plan.Peak.ActivationBytes, saved_for_backward_bytes = Plan.Peak.SavedForBackwardBytes,
@@ -90,6 +92,8 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         memory.AddRow("SRAM", "writable parameters (trained weights and biases)", Plan.ParamBytes.ToString("N0"));
         memory.AddRow("SRAM", "optimizer state", Plan.StateBytes.ToString("N0"));
         memory.AddRow("[bold]SRAM[/]", "[bold]total[/]", $"[bold]{SramTotal:N0}[/]");
+        if (AdaptationExtraSram is { } extra)
+            memory.AddRow("SRAM", "  of which test-time adaptation adds (over the inference plan)", extra.ToString("N0"));
         console.Write(memory);
         console.MarkupLine($"calibrated on {Markup.Escape(Result.Calibration)}");
         if (Result.Program.Patch is { } patch)

@@ -21,11 +21,13 @@ internal static class EmulateCommand
         string spec = a.Required("stream", "segments such as mnist:clean*2000,mnist-c:fog*2000, or @stream.json");
         int seed = a.Int("seed", 0) ?? 0;
         float lr = a.Float("lr") ?? 0.01f;
+        float oodThreshold = a.Float("ood-threshold") ?? 0f;
         int window = a.Int("window", 1) ?? EmulatedDevice.DefaultWindow;
         string? plotPath = a.Option("plot");
         bool json = a.Flag("json");
         a.EnsureAllUsed(1);
         if (!(lr > 0)) throw new UsageException($"--lr must be positive, got {lr}");
+        if (!(oodThreshold >= 0 && oodThreshold < 1)) throw new UsageException($"--ood-threshold is a maximum softmax probability in [0, 1), got {oodThreshold}");
         if (plotPath is not null && string.IsNullOrWhiteSpace(plotPath)) throw new UsageException("--plot needs a file name, e.g. --plot accuracy.png");
         IAnsiConsole console = Consoles.ForMode(context, json);
 
@@ -33,20 +35,28 @@ internal static class EmulateCommand
         var plan = PlanFile.Load(path);
         if (plan.Board is { } compiledFor && !string.Equals(compiledFor, board.Id, StringComparison.OrdinalIgnoreCase))
             Console.Error.WriteLine($"warning: {path} was compiled for {compiledFor}; checking it against {board.Id}'s limits instead");
-        var device = new EmulatedDevice(plan, board, lr, (uint)seed);
+        var device = new EmulatedDevice(plan, board, lr, (uint)seed, oodThreshold);
         DataStream stream = DataStream.Open(spec, (ulong)seed, device.InputShape);
         console.MarkupLine($"emulating [bold]{Markup.Escape(plan.ModelName)}[/] on [bold]{Markup.Escape(board.Id)}[/] ({Markup.Escape(board.Name)}): " +
                            $"{stream.TotalCount:N0} samples in {stream.Segments.Count} segment(s), " +
-                           (device.CanTrain ? $"predict then learn (lr {lr})" : "inference only (the plan has no trainable set)") + $", seed {seed}");
+                           (device.AdaptsWithoutLabels ? $"predict then adapt without labels (lr {lr}, OOD threshold {oodThreshold})"
+                            : device.CanTrain ? $"predict then learn (lr {lr})" : "inference only (the plan has no trainable set)") + $", seed {seed}");
         EmulationReport report = Consoles.WithProgress(console, "streaming through the device", progress => device.Run(stream, progress, window));
 
         var segments = new Table().Border(TableBorder.Rounded).Title("accuracy by segment")
             .AddColumn("segment").AddColumn(new TableColumn("samples").RightAligned()).AddColumn(new TableColumn("accuracy").RightAligned())
-            .AddColumn(new TableColumn("trained").RightAligned()).AddColumn(new TableColumn("skipped").RightAligned());
+            .AddColumn(new TableColumn(device.AdaptsWithoutLabels ? "adapted" : "trained").RightAligned()).AddColumn(new TableColumn("skipped").RightAligned());
+        if (device.AdaptsWithoutLabels) segments.AddColumn(new TableColumn("OOD rate").RightAligned());
         foreach (SegmentReport s in report.Segments)
-            segments.AddRow(Markup.Escape(s.Name), s.Samples.ToString("N0"), s.Samples == s.Skipped ? "-" : $"{s.Accuracy:P1}",
-                s.Trained.ToString("N0"), s.Skipped == 0 ? "0" : $"[yellow]{s.Skipped:N0}[/]");
+        {
+            var cells = new List<string> { Markup.Escape(s.Name), s.Samples.ToString("N0"), s.Samples == s.Skipped ? "-" : $"{s.Accuracy:P1}",
+                s.Trained.ToString("N0"), s.Skipped == 0 ? "0" : $"[yellow]{s.Skipped:N0}[/]" };
+            if (device.AdaptsWithoutLabels) cells.Add($"{s.OodRate:P1}");
+            segments.AddRow(cells.ToArray());
+        }
         console.Write(segments);
+        if (device.AdaptsWithoutLabels)
+            console.MarkupLine($"adaptation: {report.Trained:N0} samples learned from; {device.Resets} reset(s) to the source model (a sustained OOD rate)");
 
         var summary = new Table().Border(TableBorder.Rounded).Title($"{Markup.Escape(board.Id)}: memory and time")
             .AddColumn("").AddColumn(new TableColumn("").RightAligned());

@@ -13,6 +13,9 @@ public sealed record CompileOptions
     public Func<QuantizedModel, TrainableSet>? Trainable { get; init; }
     public TrainingOptions Training { get; init; } = new();
     public PlannerMode Planner { get; init; } = PlannerMode.Greedy;
+    /// <summary>Lower every conv with a folded BatchNorm as conv + NormAffine (per-channel scale/shift) even when Update
+    /// is not tta:... (for a Trainable set that trains them, e.g. a channel-wise adapter). tta:... implies it.</summary>
+    public bool NormAffine { get; init; }
     /// <summary>The board the plan is compiled for (recorded in the plan so a runner can warn when it differs).</summary>
     public string? Board { get; init; }
     /// <summary>
@@ -62,9 +65,13 @@ public static class PlanCompiler
         Func<QuantizedModel, TrainableSet>? choose = null, bool training = false)
     {
         FoldBatchNorm.Folded folded = FoldBatchNorm.Run(graph);
-        QuantizedModel model = Lowering.Run(folded.Graph);
+        // Test-time adaptation keeps each folded BatchNorm's per-channel scale/shift as a NormAffine op beside its conv.
+        IReadOnlySet<string>? normAffine = TrainableSet.IsTestTime(options.Update) || options.NormAffine
+            ? folded.NormParameters.Keys.ToHashSet() : null;
+        QuantizedModel model = Lowering.Run(folded.Graph, normAffine);
         TrainableSet? trainable = choose?.Invoke(model);
         Calibrator.Run(folded.Graph, model, calibration, options.CalibrationPercentile);
+        NormStatistics.Run(folded.Graph, model, calibration);
         if (training || trainable is { IsEmpty: false })
         {
             // Learning moves the logits beyond what calibration saw; int8 logits that saturate stop the

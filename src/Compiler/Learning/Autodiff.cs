@@ -11,6 +11,8 @@ public sealed record TrainingOptions
     public bool Qas { get; init; } = true;
     /// <summary>Keep a float32 momentum entry per trained value in the state region.</summary>
     public bool Momentum { get; init; }
+    /// <summary>Test-time adaptation: weight of the L2 pull of each scale/shift towards the source values (1, 0).</summary>
+    public float NormAnchor { get; init; } = NormRefs.Anchor;
 }
 
 /// <summary>
@@ -22,6 +24,9 @@ public sealed record TrainingOptions
 /// </summary>
 public static class Autodiff
 {
+    /// <summary>EATA's filter: a sample whose prediction has entropy above this share of ln C is not learned from.</summary>
+    public const float EntropyFilter = 0.4f;
+
     public static PlanProgram Build(QuantizedModel model, TrainableSet trainable, TrainingOptions? options = null)
     {
         options ??= new TrainingOptions();
@@ -57,6 +62,7 @@ public static class Autodiff
             biases[i] = t.Bias ? DataRef.InParams(new ParamSlot($"{op.Name}.bias", b)) : DataRef.Const(b);
             scales[i] = DataRef.Const(FloatBytes(op.WeightScale!));
         }
+        NormRefs?[] norms = NormRefs.For(model, trainable);
 
         // Forward. A conv or fully connected op with a fused ReLU/ReLU6 on the backward path writes its
         // 1-bit gradient mask itself, from the sign of its int32 accumulator (exact, unlike the int8 output).
@@ -67,9 +73,15 @@ public static class Autodiff
             QOp op = model.Ops[i];
             if (reach[op.Output] && op.Activation != Activation.None)
             {
-                if (op.Kind is not (QOpKind.Conv or QOpKind.DepthwiseConv or QOpKind.FullyConnected))
+                if (op.Kind is not (QOpKind.Conv or QOpKind.DepthwiseConv or QOpKind.FullyConnected or QOpKind.NormAffine))
                     throw new TinyTrainException($"op '{op.Name}': a fused activation on {op.Kind} has no backward rule");
                 mask[i] = Add(tensors, $"{op.Name}.mask", ElementType.Bits, tensors[op.Output].Shape, TensorRole.SavedForBackward);
+            }
+            if (norms[i] is { } norm)
+            {
+                ops.Add(NormRefs.Forward(op, i, norm, mask[i]));
+                if (trainable.NormStatistics) ops.Add(NormRefs.Statistics(op, i, norm));
+                continue;
             }
             ops.Add(Forward(op, i, weights[i], biases[i], model, mask[i]));
         }
@@ -80,7 +92,11 @@ public static class Autodiff
         var contributions = new List<int>[tensors.Count];
         for (int t = 0; t < contributions.Length; t++) contributions[t] = new List<int>();
         int dLogits = Add(tensors, "loss.grad", ElementType.Float32, new Shape(model.NumClasses, 1, 1), TensorRole.Gradient);
-        ops.Add(new POp { Kind = RtOpKind.LossGradient, Phase = OpPhase.Backward, Name = "loss", Input0 = model.Output, Output = dLogits, Args = [0] });
+        // Entropy (test-time adaptation): EATA's filter skips samples whose entropy is above 0.4 ln C.
+        int[] objective = trainable.Objective == Objective.Entropy
+            ? [1, BitConverter.SingleToInt32Bits(EntropyFilter * MathF.Log(model.NumClasses))]
+            : [0];
+        ops.Add(new POp { Kind = RtOpKind.LossGradient, Phase = OpPhase.Backward, Name = "loss", Input0 = model.Output, Output = dLogits, Args = objective });
         contributions[model.Output].Add(dLogits);
 
         for (int i = n - 1; i >= 0; i--)
@@ -127,6 +143,18 @@ public static class Autodiff
                     if (needDx)
                         ops.Add(new POp { Kind = RtOpKind.GlobalAvgPoolBackward, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx, Layer = i });
                     break;
+                case QOpKind.NormAffine:
+                {
+                    // The update reads dv before dx overwrites it in place, so it runs first (its new scale then
+                    // carries dv further down: a one-step lag that saves a float32 copy of the plane).
+                    NormRefs norm = norms[i]!;
+                    if (trainable.PerOp[i].Affine) ops.Add(NormRefs.Update(op, i, norm, dy, options.NormAnchor));
+                    if (needDx)
+                        ops.Add(new POp { Kind = RtOpKind.NormAffineBackwardInput, Phase = OpPhase.Backward, Name = $"{op.Name}.grad_input", Input0 = dy, Output = dx,
+                            Weights = norm.Affine, Bias = norm.Correction, MayRunInPlace = true, Layer = i });
+                    if (needDx) contributions[op.Inputs[0]].Add(dx);
+                    continue;
+                }
                 default:
                     throw new TinyTrainException($"op '{op.Name}': {op.Kind} has no backward rule");
             }

@@ -3,11 +3,17 @@ namespace TinyTrain.Compiler.Learning;
 using System.Text.Json;
 using TinyTrain.Compiler.Quantization;
 
-/// <summary>What one op trains: the first WeightChannels input channels of each output channel's weights (0 = none), and/or its bias.</summary>
-public readonly record struct OpTraining(int WeightChannels, bool Bias)
+/// <summary>
+/// What one op trains: the first WeightChannels input channels of each output channel's weights (0 = none), and/or
+/// its bias; for a NormAffine op (Affine), its per-channel scale and shift.
+/// </summary>
+public readonly record struct OpTraining(int WeightChannels, bool Bias, bool Affine = false)
 {
-    public bool Any => WeightChannels > 0 || Bias;
+    public bool Any => WeightChannels > 0 || Bias || Affine;
 }
+
+/// <summary>What the plan's step minimizes: cross-entropy with a label, or the entropy of the prediction (no label).</summary>
+public enum Objective { CrossEntropy, Entropy }
 
 /// <summary>
 /// The trainable set of a plan (DESIGN.md: plan = graph + objective + trainable set), parsed from
@@ -18,18 +24,33 @@ public readonly record struct OpTraining(int WeightChannels, bool Bias)
 /// </summary>
 public sealed class TrainableSet
 {
-    private TrainableSet(string spec, OpTraining[] perOp)
+    private TrainableSet(string spec, OpTraining[] perOp, Objective objective = Objective.CrossEntropy, bool normStatistics = false)
     {
         Spec = spec;
         PerOp = perOp;
+        Objective = objective;
+        NormStatistics = normStatistics;
     }
 
     public string Spec { get; }
+    public Objective Objective { get; }
+    /// <summary>Every NormAffine op re-estimates its input's statistics on the stream (tta:norm and tta:tent).</summary>
+    public bool NormStatistics { get; }
+    /// <summary>The spec asks for test-time adaptation (tta:...): the model must be lowered with NormAffine ops.</summary>
+    public static bool IsTestTime(string spec) => spec.StartsWith("tta:", StringComparison.Ordinal);
     /// <summary>One entry per forward op of the lowered model.</summary>
     public IReadOnlyList<OpTraining> PerOp { get; }
     public bool IsEmpty => PerOp.All(o => !o.Any);
 
     public static TrainableSet None(QuantizedModel model) => new("none", new OpTraining[model.Ops.Count]);
+
+    /// <summary>A trainable set chosen op by op (adapter kinds build theirs this way); one entry per op of the model.</summary>
+    public static TrainableSet FromOps(string spec, OpTraining[] perOp, QuantizedModel model)
+    {
+        if (perOp.Length != model.Ops.Count)
+            throw new ArgumentException($"trainable set '{spec}' has {perOp.Length} entries for {model.Ops.Count} ops", nameof(perOp));
+        return new TrainableSet(spec, (OpTraining[])perOp.Clone());
+    }
 
     public static TrainableSet Parse(string spec, QuantizedModel model)
     {
@@ -59,7 +80,35 @@ public sealed class TrainableSet
             TrainClassifier(perOp, classifier, model, spec);
             return new TrainableSet(spec, perOp);
         }
-        throw new TinyTrainException($"--update {spec}: not a trainable set; use none, full, bias:K or sparse:scheme.json");
+        if (IsTestTime(spec)) return ParseTestTime(spec, model);
+        throw new TinyTrainException($"--update {spec}: not a trainable set; use none, full, bias:K, sparse:scheme.json, tta:norm, tta:tent[:K] or tta:eco");
+    }
+
+    /// <summary>
+    /// Test-time adaptation, no labels. tta:norm: running statistics of every NormAffine op's input, no backward.
+    /// tta:tent[:K]: those statistics plus entropy minimization (EATA-filtered) on the scale/shift of the last K
+    /// NormAffine ops (all when K is not given).
+    /// </summary>
+    private static TrainableSet ParseTestTime(string spec, QuantizedModel model)
+    {
+        var norms = new List<int>();
+        for (int i = 0; i < model.Ops.Count; i++)
+            if (model.Ops[i].Kind == QOpKind.NormAffine) norms.Add(i);
+        if (norms.Count == 0)
+            throw new TinyTrainException($"--update {spec}: model '{model.Name}' has no conv with a folded BatchNorm, so there is no per-channel scale/shift to adapt");
+        var perOp = new OpTraining[model.Ops.Count];
+        if (spec == "tta:norm") return new TrainableSet(spec, perOp, Objective.Entropy, normStatistics: true);
+        if (spec == "tta:tent" || spec.StartsWith("tta:tent:", StringComparison.Ordinal))
+        {
+            int k = norms.Count;
+            if (spec.Length > "tta:tent".Length && (!int.TryParse(spec.AsSpan("tta:tent:".Length), out k) || k < 1 || k > norms.Count))
+                throw new TinyTrainException($"--update {spec}: K must be a whole number from 1 to {norms.Count} (model '{model.Name}' has {norms.Count} convs with a folded BatchNorm)");
+            for (int i = norms.Count - k; i < norms.Count; i++) perOp[norms[i]] = new OpTraining(0, false, Affine: true);
+            return new TrainableSet(spec, perOp, Objective.Entropy, normStatistics: true);
+        }
+        if (spec == "tta:eco")
+            throw new TinyTrainException($"--update {spec}: EcoTTA meta networks are not implemented yet; use tta:norm or tta:tent");
+        throw new TinyTrainException($"--update {spec}: not a test-time adaptation; use tta:norm, tta:tent[:K] or tta:eco");
     }
 
     /// <summary>A scheme given in memory (the same checks as a file).</summary>

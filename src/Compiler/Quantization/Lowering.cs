@@ -5,11 +5,13 @@ using TinyTrain.Compiler.Graphs;
 /// <summary>
 /// Canonicalize, step 2: turn a BatchNorm-free float graph into the op list the int8 runtime runs:
 /// ReLU/ReLU6 fused into the op that produces their input (when it is the only reader), Flatten
-/// dropped (channels-first memory is already flat), Linear becomes FullyConnected.
+/// dropped (channels-first memory is already flat), Linear becomes FullyConnected. A conv named in
+/// <c>normAffine</c> (test-time adaptation: the convs a BatchNorm was folded into) writes its pre-activation
+/// output, and a NormAffine op (per-channel scale/shift, then the activation) follows it.
 /// </summary>
 public static class Lowering
 {
-    public static QuantizedModel Run(Graph graph)
+    public static QuantizedModel Run(Graph graph, IReadOnlySet<string>? normAffine = null)
     {
         int[] readers = new int[graph.Nodes.Count];
         foreach (Node n in graph.Nodes)
@@ -60,19 +62,28 @@ public static class Lowering
                     Kind = node.IsDepthwise ? QOpKind.DepthwiseConv : QOpKind.Conv, Name = node.Name, Inputs = inputs, Output = output,
                     Kernel = node.Kernel, Stride = node.Stride, Padding = node.Padding, Groups = node.Groups,
                     Weight = (float[])node.Weight!.Data.Clone(), Bias = node.Bias is null ? new float[node.Shape.C] : (float[])node.Bias.Data.Clone(),
-                    OutChannels = node.Shape.C,
+                    OutChannels = node.Shape.C, WeightScaleFloor = node.WeightScaleFloor,
                 },
                 OpKind.Linear => new QOp
                 {
                     Kind = QOpKind.FullyConnected, Name = node.Name, Inputs = inputs, Output = output,
                     Weight = (float[])node.Weight!.Data.Clone(), Bias = node.Bias is null ? new float[node.Shape.C] : (float[])node.Bias.Data.Clone(),
-                    OutChannels = node.Shape.C,
+                    OutChannels = node.Shape.C, WeightScaleFloor = node.WeightScaleFloor,
                 },
                 OpKind.Add => new QOp { Kind = QOpKind.Add, Name = node.Name, Inputs = inputs, Output = output },
                 OpKind.AvgPool => new QOp { Kind = QOpKind.AvgPool, Name = node.Name, Inputs = inputs, Output = output, Kernel = node.Kernel, Stride = node.Stride },
                 OpKind.GlobalAvgPool => new QOp { Kind = QOpKind.GlobalAvgPool, Name = node.Name, Inputs = inputs, Output = output },
                 _ => throw new TinyTrainException($"node '{node.Name}': op {node.Kind} has no int8 lowering"),
             });
+            if (node.Kind == OpKind.Conv2d && normAffine is not null && normAffine.Contains(node.Name))
+            {
+                // The conv's output becomes u (pre-activation); the NormAffine op writes the node's value.
+                tensors[output] = new QTensor { Id = output, Name = $"{node.Name}.pre", Shape = node.Shape, SourceNode = id };
+                int y = tensors.Count;
+                tensors.Add(new QTensor { Id = y, Name = node.Name, Shape = node.Shape, SourceNode = id });
+                tensorOf[id] = y;
+                ops.Add(new QOp { Kind = QOpKind.NormAffine, Name = $"{node.Name}.norm", Inputs = [output], Output = y, OutChannels = node.Shape.C });
+            }
         }
         int result = tensorOf[graph.Output.Id];
         if (result == 0) throw new TinyTrainException($"graph '{graph.Name}' computes nothing");
@@ -83,6 +94,6 @@ public static class Lowering
     {
         Kind = op.Kind, Name = op.Name, Inputs = op.Inputs, Output = op.Output, Activation = activation,
         Kernel = op.Kernel, Stride = op.Stride, Padding = op.Padding, Groups = op.Groups,
-        Weight = op.Weight, Bias = op.Bias, OutChannels = op.OutChannels,
+        Weight = op.Weight, Bias = op.Bias, OutChannels = op.OutChannels, WeightScaleFloor = op.WeightScaleFloor, SourceStatistics = op.SourceStatistics,
     };
 }

@@ -4,7 +4,8 @@ using TinyTrain.Compiler.Graphs;
 
 public enum Activation { None, Relu, Relu6 }
 
-public enum QOpKind { Conv, DepthwiseConv, FullyConnected, Add, AvgPool, GlobalAvgPool }
+/// <summary>NormAffine: a per-channel scale/shift (in real units) beside a folded conv whose pre-activation output it reads.</summary>
+public enum QOpKind { Conv, DepthwiseConv, FullyConnected, Add, AvgPool, GlobalAvgPool, NormAffine }
 
 /// <summary>One int8 tensor of the lowered model: per-sample shape and per-tensor asymmetric quantization.</summary>
 public sealed class QTensor
@@ -40,6 +41,8 @@ public sealed class QOp
     public float[]? Weight { get; init; }
     public float[]? Bias { get; init; }
     public int OutChannels { get; init; }
+    /// <summary>Smallest per-channel weight scale (see Node.WeightScaleFloor).</summary>
+    public float WeightScaleFloor { get; init; }
 
     // int8 form (TFLite): weights symmetric per output channel, bias int32 at s_x * s_w[c].
     public sbyte[]? WeightQ { get; set; }
@@ -49,6 +52,8 @@ public sealed class QOp
     public int[]? Shift { get; set; }
     public int ActMin { get; set; } = -128;
     public int ActMax { get; set; } = 127;
+    /// <summary>NormAffine: per-channel mean[C] then variance[C] of its input (real units) on the calibration data.</summary>
+    public float[]? SourceStatistics { get; set; }
     /// <summary>Add: input0Multiplier, input0Shift, input1Multiplier, input1Shift, outputMultiplier, outputShift, leftShift.</summary>
     public int[]? AddParams { get; set; }
 
@@ -80,5 +85,5 @@ public sealed class QuantizedModel
     public int Input => 0;
     public int Output { get; }
     public int NumClasses => Tensors[Output].Shape.Size;
-    public bool IsQuantized => Ops.All(o => o.Kind is QOpKind.AvgPool or QOpKind.GlobalAvgPool || o.Multiplier is not null || o.AddParams is not null);
+    public bool IsQuantized => Ops.All(o => o.Kind is QOpKind.AvgPool or QOpKind.GlobalAvgPool or QOpKind.NormAffine || o.Multiplier is not null || o.AddParams is not null);
 }

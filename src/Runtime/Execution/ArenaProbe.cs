@@ -34,4 +34,23 @@ public static class ArenaProbe
         }
         return high;
     }
+
+    /// <summary>
+    /// The arena bytes one label-free adaptation step touches; <paramref name="learned"/> says whether the sample passed
+    /// the plan's entropy filter (a filtered sample runs no backward, so it touches less).
+    /// </summary>
+    public static int MeasureAdaptStep(PlanImage plan, byte[] input, int offset, out bool learned)
+    {
+        int high = 0;
+        learned = true;
+        foreach (byte paint in new byte[] { 0x00, 0xFF })
+        {
+            var executor = new Executor(plan, paint);
+            executor.SetInput(input, offset);
+            executor.AdaptStep();
+            learned &= executor.LastStepLearned;
+            high = Math.Max(high, executor.HighWaterMark());
+        }
+        return high;
+    }
 }

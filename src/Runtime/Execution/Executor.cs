@@ -21,6 +21,8 @@ public sealed partial class Executor
     private int _label;
     private float _loss;
     private int _prediction;
+    private bool _skipBackward;
+    private readonly int _objective;
     private readonly int _constants;
     private readonly byte _paint;
     private readonly int _inputOffset, _inputLength, _outputOffset, _outputLength;
@@ -43,6 +45,7 @@ public sealed partial class Executor
         _inputLength = input.ByteLength;
         _outputOffset = output.ArenaOffset;
         _outputLength = output.ByteLength;
+        _objective = FindObjective(plan);
     }
 
     public PlanImage Plan => _plan;
@@ -109,7 +112,9 @@ public sealed partial class Executor
     }
 
     /// <summary>True when the plan has a backward pass (a trainable set).</summary>
-    public bool CanTrain => _plan.OpCount > _plan.ForwardOpCount;
+    public bool CanTrain => _plan.OpCount > _plan.ForwardOpCount || _objective < 0;
+    /// <summary>True for test-time adaptation plans (compile --update tta:...): they learn with AdaptStep, from no label.</summary>
+    public bool LearnsWithoutLabels => CanTrain && _objective != 0;
     /// <summary>Writable parameters (trained weights and biases); on a board, a static SRAM buffer.</summary>
     public byte[] Params => _params;
     public byte[] State => _state;
@@ -169,25 +174,75 @@ public sealed partial class Executor
     {
         if (!CanTrain)
             throw new TinyTrainException($"{_plan.Source}: this plan has no trainable set; compile it with --update bias:K, sparse:... or full");
+        if (_objective != 0)
+            throw new TinyTrainException($"{_plan.Source}: this plan learns without labels (compiled with --update tta:...); call AdaptStep, not TrainStep");
         if (label < 0 || label >= _plan.NumClasses)
             throw new TinyTrainException($"label {label} is outside the model's classes 0..{_plan.NumClasses - 1}; nothing was changed");
         _label = label;
+        Step();
+        return _loss;
+    }
+
+    /// <summary>
+    /// One label-free adaptation step on the input already set (plans compiled with --update tta:...): forward,
+    /// then the plan's adaptation ops (running statistics; the entropy gradient, backward and updates unless the
+    /// sample is filtered out). LastPrediction is the class the forward pass predicted. Returns the entropy of the
+    /// prediction (0 for plans without an entropy objective). Allocates nothing.
+    /// </summary>
+    public float AdaptStep()
+    {
+        if (!CanTrain)
+            throw new TinyTrainException($"{_plan.Source}: this plan has no adaptation ops; compile it with --update tta:norm, tta:tent or tta:eco");
+        if (_objective == 0)
+            throw new TinyTrainException($"{_plan.Source}: this plan learns from labels (cross-entropy); call TrainStep with the label");
+        _label = -1;
+        _loss = 0f;
+        Step();
+        return _loss;
+    }
+
+    /// <summary>False when the last step's sample was filtered out (entropy above the plan's threshold): nothing was learned from it but statistics.</summary>
+    public bool LastStepLearned => !_skipBackward;
+
+    private void Step()
+    {
         _training = true;
+        _skipBackward = false;
         try
         {
-            int count = _plan.OpCount;
-            for (int i = 0; i < count; i++)
+            int forward = _plan.ForwardOpCount, count = _plan.OpCount;
+            for (int i = 0; i < forward; i++)
             {
                 OpInfo op = _plan.Op(i);
                 if (op.Phase != OpPhase.Init) Execute(op, i);
                 i += InnerOps(op);
+            }
+            _prediction = ArgMax();
+            for (int i = forward; i < count; i++)
+            {
+                OpInfo op = _plan.Op(i);
+                // A filtered sample learns nothing more (running statistics ran in the forward pass).
+                if (_skipBackward) break;
+                Execute(op, i);
             }
         }
         finally
         {
             _training = false;
         }
-        return _loss;
+    }
+
+    // The objective of the plan's loss op: -1 none, 0 cross-entropy, 1 entropy.
+    private static int FindObjective(PlanImage plan)
+    {
+        bool adapts = false;
+        for (int i = 0; i < plan.OpCount; i++)
+        {
+            OpInfo op = plan.Op(i);
+            if (op.Kind == OpKind.LossGradient) return op.Arg(0);
+            adapts |= op.Kind == OpKind.NormStats || op.Phase == OpPhase.Update;
+        }
+        return adapts ? -1 : 0;
     }
 
     /// <summary>Runs ops [first, end) of the plan (forward ops only for Init-free ranges; for tests and tools).</summary>
@@ -206,6 +261,11 @@ public sealed partial class Executor
         if (op.Kind == OpKind.PatchStage)
         {
             RunPatchStage(op, index);
+            return;
+        }
+        if ((int)op.Kind >= (int)OpKind.NormAffine)
+        {
+            ExecuteNorm(op, index);
             return;
         }
         if ((int)op.Kind >= (int)OpKind.InitParams)
@@ -329,6 +389,13 @@ public sealed partial class Executor
                 for (int k = 1; k < x.ElementCount; k++)
                     if ((sbyte)_arena[x.ArenaOffset + k] > (sbyte)_arena[x.ArenaOffset + best]) best = k;
                 _prediction = best;
+                if (op.Arg(0) == 1)
+                {
+                    float threshold = BitConverter.Int32BitsToSingle(op.Arg(1));
+                    _loss = Entropy.Gradient(_arena, x.ArenaOffset, x.ElementCount, x.Scale, x.ZeroPoint, threshold, _arena, d.ArenaOffset);
+                    _skipBackward = _loss > threshold || !float.IsFinite(_loss);
+                    break;
+                }
                 _loss = Training.LossGradient(_arena, x.ArenaOffset, x.ElementCount, x.Scale, x.ZeroPoint, _label, _arena, d.ArenaOffset);
                 break;
             }

@@ -201,7 +201,9 @@ public sealed partial class Plan
         if ((flags & ~allowed) != 0)
             throw Invalid(_source, $"{OpLabel(j)}: flags {flags} set bits that {(OpKind)kind} ops do not use (they allow {(OpFlags)allowed})");
 
-        if (kind <= (int)OpKind.GlobalAvgPool)
+        if (IsNormKind(kind))
+            ValidateNormOp(j, r, kind, flags);
+        else if (kind <= (int)OpKind.GlobalAvgPool)
             ValidateForwardOp(j, r, kind, flags);
         else if (kind == (int)OpKind.PatchStage)
             return; // checked by ValidatePatchStages, once its inner ops have been
@@ -371,8 +373,10 @@ public sealed partial class Plan
                     throw Invalid(_source, $"{OpLabel(j)}: input 0 {TensorLabel(in0)} holds {x.ElementCount} logits, but the model has {classes} classes");
                 if (y.C != classes || y.H != 1 || y.W != 1)
                     throw Invalid(_source, $"{OpLabel(j)}: output shape ({y.C},{y.H},{y.W}) is not ({classes},1,1)");
-                if (Arg(r, 0) != 0)
-                    throw Invalid(_source, $"{OpLabel(j)}: objective (arg 0) is {Arg(r, 0)}; only 0 (softmax cross-entropy) is known");
+                if (Arg(r, 0) != 0 && Arg(r, 0) != 1)
+                    throw Invalid(_source, $"{OpLabel(j)}: objective (arg 0) is {Arg(r, 0)}; only 0 (softmax cross-entropy) and 1 (entropy) are known");
+                if (Arg(r, 0) == 1 && !(BitConverter.Int32BitsToSingle(Arg(r, 1)) > 0))
+                    throw Invalid(_source, $"{OpLabel(j)}: the entropy filter threshold (arg 1) {BitConverter.Int32BitsToSingle(Arg(r, 1))} is not a positive number");
                 CheckNoConstants(j, r);
                 CheckPlacement(j, in0, "input 0", output, false, TrainingInPlaceRule);
                 break;
@@ -753,10 +757,11 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage;
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || IsNormKind(kind);
 
     private static int PhaseOf(int kind) => kind switch
     {
+        _ when IsNormKind(kind) => NormPhase(kind),
         <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
         (int)OpKind.InitParams => (int)OpPhase.Init,
         (int)OpKind.PatchStage => (int)OpPhase.Forward,
@@ -775,6 +780,7 @@ public sealed partial class Plan
             => (int)(OpFlags.WeightsInParams | OpFlags.Accumulate),
         (int)OpKind.AvgPoolBackward or (int)OpKind.GlobalAvgPoolBackward => (int)OpFlags.Accumulate,
         (int)OpKind.BiasUpdate => (int)OpFlags.BiasInParams,
+        _ when IsNormKind(kind) => NormFlags,
         _ => 0,
     };
 

@@ -185,7 +185,9 @@ public enum OpKind : ushort
     /// args: lower, upper (ReLU: its output's real zero, 128; ReLU6: real zero, real six).</summary>
     SaveMask = 21,
     /// <summary>x = logits int8 (K), out = dlogits float32 (K,1,1). args[0] = objective: 0 = softmax cross-entropy with
-    /// the step's label: softmax(z) - onehot(label), z = (q - zp) * scale.</summary>
+    /// the step's label: softmax(z) - onehot(label), z = (q - zp) * scale; 1 = entropy of the prediction (no label),
+    /// H = -sum p log p, dH/dz = -p (log p + H); args[1] (entropy) = the filter threshold (float32 bits): a sample with
+    /// H above it is not learned from (EATA), and the step skips its backward and update ops.</summary>
     LossGradient = 22,
     /// <summary>x0 = mask Bits, x1 = dy float32, out = dy * mask float32 (out may be x1 itself).</summary>
     MaskGradient = 23,
@@ -228,4 +230,27 @@ public enum OpKind : ushort
     /// on it without padding; the last op's tile is copied into y. Outputs are bit for bit those of the ops run whole.
     /// args: ops, tileRows, tileCols, paddedBytes, outputBytes.</summary>
     PatchStage = 60,
+    // ---- Per-channel scale/shift beside a folded conv (test-time adaptation, channel-wise adapters): 40..49.
+    // An affine block is float32 in the params region: scale[C] then shift[C] (Weights, flag WeightsInParams);
+    // an optional statistics correction statScale[C] then statShift[C] (Bias, flag BiasInParams, or NoConstant),
+    // written by NormStats. The effective map on the real value u of the input is
+    //   v = scale * (statScale * u + statShift) + shift,   y = quantize(activation(v)).
+
+    /// <summary>Phase Forward. x = u int8 (C,H,W), the pre-activation output of a folded conv; y int8 (C,H,W) = the map
+    /// above, rounded to nearest and clamped to [actMin, actMax]. Scratch (training plans): the gradient mask written in
+    /// a training step from v (1 = ReLU, v &gt; 0; 2 = ReLU6, 0 &lt; v &lt; 6). args: actMin, actMax, maskMode.</summary>
+    NormAffine = 40,
+    /// <summary>Phase Backward. x = dv float32 (C,H,W) (masked), out = du float32 = dv * scale * statScale (out may be x).
+    /// Weights / Bias as NormAffine.</summary>
+    NormAffineBackwardInput = 41,
+    /// <summary>Phase Update. x0 = u int8 (the forward input, saved), x1 = dv float32 (masked). Gradients of scale and shift
+    /// (d scale[c] = sum dv * (statScale u + statShift), d shift[c] = sum dv) applied at once by SGD, each step clipped
+    /// to +-maxStep, scale kept in [minScale, maxScale], with an L2 pull of weight anchor towards the source values (1, 0).
+    /// args: maxStep, minScale, maxScale, anchor (float32 bits).</summary>
+    NormAffineUpdate = 42,
+    /// <summary>Phase Save (right after its NormAffine, so u need not outlive it; Invoke does not run it). x0 = u int8. Running per-channel statistics of u at batch 1 (Weights: params, float32
+    /// mean[C] then var[C]); writes the statistics correction (Bias: params) that maps them onto the source statistics
+    /// (Multiplier: Constants, float32 mean[C] then var[C]): statScale = sqrt(varSrc / var), statShift = meanSrc -
+    /// statScale * mean. args: momentum (float32 bits), maxStatScale (float32 bits; statScale is kept in [1/max, max]).</summary>
+    NormStats = 43,
 }

@@ -121,7 +121,8 @@ public class TrainingPlanValidationTests
         { "mask mode without a mask", ["op # (Conv2D", "but no mask tensor"] },
         { "mask over the conv input", ["op # (Conv2D", "overlaps tensor 0"] },
 
-        { "loss objective", ["op # (LossGradient", "objective (arg 0) is 1"] },
+        { "loss objective", ["op # (LossGradient", "objective (arg 0) is 2"] },
+        { "entropy without a filter threshold", ["op # (LossGradient", "entropy filter threshold (arg 1) 0 is not a positive number"] },
         { "loss logits count", ["op # (LossGradient", "holds 8 logits, but the model has 10 classes"] },
         { "loss output shape", ["op # (LossGradient", "output shape (5,2,1) is not (10,1,1)"] },
         { "loss output int8", ["op # (LossGradient", "output tensor", "is int8, not float32"] },
@@ -294,7 +295,8 @@ public class TrainingPlanValidationTests
                 Put32(b, Tensor(b, Tensor16(b, conv, PlanFormat.OpScratch), PlanFormat.TensorArenaOffset), Offset(b, Tensor16(b, conv, PlanFormat.OpInput0)));
                 return conv;
 
-            case "loss objective": return Arg(b, loss, 0, 1);
+            case "loss objective": return Arg(b, loss, 0, 2);
+            case "entropy without a filter threshold": return Arg(b, loss, 0, 1);
             case "loss logits count": Put16(b, Op(b, loss, PlanFormat.OpInput0), gap); return loss;
             case "loss output shape":
                 Put32(b, Tensor(b, lossGrad, PlanFormat.TensorC), 5);

@@ -89,7 +89,7 @@ public class EmulatedDeviceTests
             Assert.True(json.ContainsKey(key), $"missing '{key}'");
         Assert.Equal("stm32f746-disco", (string?)json["board"]);
         JsonObject segment = json["segments"]![0]!.AsObject();
-        Assert.Equal(["name", "samples", "accuracy", "trained", "skipped"], segment.Select(p => p.Key));
+        Assert.Equal(["name", "samples", "accuracy", "trained", "skipped", "ood_rate"], segment.Select(p => p.Key));
         Assert.Equal("mnist-mini:clean", (string?)segment["name"]);
         Assert.Equal(150, (int)segment["samples"]!);
         Assert.Equal(3, json["windowed_accuracy"]!.AsArray().Count);

@@ -1,0 +1,31 @@
+using System.Text.Json;
+
+namespace TinyTrain.Cli.Tests;
+
+/// <summary>compile --update tta:... as a user runs it: the extra SRAM of adaptation in the report, and the refusals.</summary>
+public class TtaCommandTests
+{
+    [Fact]
+    public void Compile_reports_the_sram_that_adaptation_adds()
+    {
+        string plan = Path.Combine(Directory.CreateTempSubdirectory("tinytrain-tta").FullName, "tent.ttplan");
+        var r = CliRunner.Run("compile", "cnn-s", "--update", "tta:tent:2", "--board", "stm32f746-disco", "-o", plan, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using JsonDocument doc = JsonDocument.Parse(r.Stdout);
+        JsonElement root = doc.RootElement;
+        long extra = root.GetProperty("adaptation_extra_sram_bytes").GetInt64();
+        Assert.InRange(extra, 1, 32 * 1024);
+        Assert.True(root.GetProperty("sram").GetProperty("param_bytes").GetInt64() > 0);
+        Assert.Contains(root.GetProperty("ops").EnumerateArray(), o => o.GetProperty("kind").GetString() == "NormAffineUpdate");
+        Assert.True(File.Exists(plan));
+    }
+
+    [Theory]
+    [InlineData("tta:eco", "not implemented")]
+    [InlineData("tta:tent:7", "K must be a whole number from 1 to 3")]
+    public void A_bad_adaptation_spec_is_one_line_with_what_to_use(string spec, string message)
+    {
+        string line = CliRunner.AssertOneLineError(CliRunner.Run("compile", "cnn-s", "--update", spec, "-o", Path.Combine(Path.GetTempPath(), "never.ttplan")));
+        Assert.Contains(message, line);
+    }
+}
