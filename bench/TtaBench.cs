@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Data;
-using TinyTrain.Compiler.Ood;
 using TinyTrain.Compiler.Onnx;
+using TinyTrain.Compiler.Ood;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Training;
 using TinyTrain.Compiler.Zoo;
@@ -95,45 +95,45 @@ internal static class TtaBench
 
             var methodRows = new List<object>();
             foreach (string method in methods)
-            foreach (string gateMode in gates)
-            {
-                bool gate = gateMode == "on";
-                string label = gate ? method + "+ood-gate" : method;
-                CompileResult compiled = PlanCompiler.Compile(graph, calibration, new CompileOptions { Update = method, Training = new Compiler.Learning.TrainingOptions { NormAnchor = anchor } });
-                var plan = PlanImage.Load(compiled.Image, $"cnn-s-{name}-{method}.ttplan");
-                long extra = Sram(plan) - Sram(sourcePlan);
-                var accuracy = new Dictionary<string, double>();
-                var stats = new Dictionary<string, object>();
-                foreach (string c in corruptions)
+                foreach (string gateMode in gates)
                 {
-                    var adapter = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, gate ? msp : 0f);
-                    accuracy[c] = Stream(adapter, streams[c], 0, streams[c].Count);
-                    stats[c] = new { adapted = adapter.Adapted, ood = adapter.OutOfDistribution, resets = adapter.Resets };
+                    bool gate = gateMode == "on";
+                    string label = gate ? method + "+ood-gate" : method;
+                    CompileResult compiled = PlanCompiler.Compile(graph, calibration, new CompileOptions { Update = method, Training = new Compiler.Learning.TrainingOptions { NormAnchor = anchor } });
+                    var plan = PlanImage.Load(compiled.Image, $"cnn-s-{name}-{method}.ttplan");
+                    long extra = Sram(plan) - Sram(sourcePlan);
+                    var accuracy = new Dictionary<string, double>();
+                    var stats = new Dictionary<string, object>();
+                    foreach (string c in corruptions)
+                    {
+                        var adapter = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, gate ? msp : 0f);
+                        accuracy[c] = Stream(adapter, streams[c], 0, streams[c].Count);
+                        stats[c] = new { adapted = adapter.Adapted, ood = adapter.OutOfDistribution, resets = adapter.Resets };
+                    }
+                    double recovery = Recovery(corruptions, sourceAccuracy, accuracy);
+                    args.Log($"{name} {label}: mean recovery {recovery:P1}, extra SRAM {extra} B, clean {accuracy["clean"]:P1}, mean corrupted {corruptions.Skip(1).Average(c => accuracy[c]):P1}");
+                    foreach (string c in corruptions)
+                        args.Log($"    {c,-14} source {sourceAccuracy[c]:P1}  {label} {accuracy[c]:P1}");
+
+                    // Long run: every corruption in sequence, several rounds, then clean images; nothing reset between.
+                    var longRun = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, gate ? msp : 0f);
+                    for (int r = 0; r < rounds; r++)
+                        foreach (string c in corruptions.Skip(1))
+                            Stream(longRun, streams[c], (r * roundSamples) % Math.Max(1, samples - roundSamples + 1), Math.Min(roundSamples, samples));
+                    double cleanAfter = Stream(longRun, streams["clean"], 0, streams["clean"].Count);
+                    args.Log($"{name} {label}: after {rounds} rounds of all corruptions, clean {cleanAfter:P1} (source {sourceAccuracy["clean"]:P1}); resets {longRun.Resets}");
+
+                    methodRows.Add(new
+                    {
+                        name = label,
+                        ood_gate = gate,
+                        mean_recovery = Math.Round(recovery, 4),
+                        extra_sram_bytes = extra,
+                        accuracy = Round(accuracy),
+                        stability = new { rounds, images_per_corruption = roundSamples, clean_after = Math.Round(cleanAfter, 4), clean_source = Math.Round(sourceAccuracy["clean"], 4), resets = longRun.Resets },
+                        guards = stats,
+                    });
                 }
-                double recovery = Recovery(corruptions, sourceAccuracy, accuracy);
-                args.Log($"{name} {label}: mean recovery {recovery:P1}, extra SRAM {extra} B, clean {accuracy["clean"]:P1}, mean corrupted {corruptions.Skip(1).Average(c => accuracy[c]):P1}");
-                foreach (string c in corruptions)
-                    args.Log($"    {c,-14} source {sourceAccuracy[c]:P1}  {label} {accuracy[c]:P1}");
-
-                // Long run: every corruption in sequence, several rounds, then clean images; nothing reset between.
-                var longRun = new TestTimeAdapter(new Executor(plan) { LearningRate = lr }, gate ? msp : 0f);
-                for (int r = 0; r < rounds; r++)
-                    foreach (string c in corruptions.Skip(1))
-                        Stream(longRun, streams[c], (r * roundSamples) % Math.Max(1, samples - roundSamples + 1), Math.Min(roundSamples, samples));
-                double cleanAfter = Stream(longRun, streams["clean"], 0, streams["clean"].Count);
-                args.Log($"{name} {label}: after {rounds} rounds of all corruptions, clean {cleanAfter:P1} (source {sourceAccuracy["clean"]:P1}); resets {longRun.Resets}");
-
-                methodRows.Add(new
-                {
-                    name = label,
-                    ood_gate = gate,
-                    mean_recovery = Math.Round(recovery, 4),
-                    extra_sram_bytes = extra,
-                    accuracy = Round(accuracy),
-                    stability = new { rounds, images_per_corruption = roundSamples, clean_after = Math.Round(cleanAfter, 4), clean_source = Math.Round(sourceAccuracy["clean"], 4), resets = longRun.Resets },
-                    guards = stats,
-                });
-            }
             firstSource ??= Round(sourceAccuracy);
             firstMethods ??= methodRows;
             results.Add(new

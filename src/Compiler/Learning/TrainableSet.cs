@@ -111,6 +111,25 @@ public sealed class TrainableSet
         throw new TinyTrainException($"--update {spec}: not a test-time adaptation; use tta:norm, tta:tent[:K] or tta:eco");
     }
 
+    /// <summary>
+    /// A trainable set given op by op (e.g. a channel-wise adapter: OpTraining(0, false, Affine: true) on the model's
+    /// NormAffine ops, compiled with CompileOptions.NormAffine), with its objective.
+    /// </summary>
+    public static TrainableSet Of(string spec, QuantizedModel model, OpTraining[] perOp, Objective objective = Objective.CrossEntropy, bool normStatistics = false)
+    {
+        if (perOp.Length != model.Ops.Count)
+            throw new TinyTrainException($"trainable set {spec}: {perOp.Length} entries for the {model.Ops.Count} ops of model '{model.Name}'");
+        for (int i = 0; i < perOp.Length; i++)
+        {
+            QOp op = model.Ops[i];
+            if (perOp[i].Affine && op.Kind != QOpKind.NormAffine)
+                throw new TinyTrainException($"trainable set {spec}: op '{op.Name}' is a {op.Kind}, not a NormAffine op; only those have a scale/shift to train");
+            if ((perOp[i].WeightChannels > 0 || perOp[i].Bias) && op.Weight is null)
+                throw new TinyTrainException($"trainable set {spec}: op '{op.Name}' ({op.Kind}) has no weights or bias to train");
+        }
+        return new TrainableSet(spec, (OpTraining[])perOp.Clone(), objective, normStatistics);
+    }
+
     /// <summary>A scheme given in memory (the same checks as a file).</summary>
     public static TrainableSet FromScheme(SparseScheme scheme, QuantizedModel model, string name = "scheme")
     {

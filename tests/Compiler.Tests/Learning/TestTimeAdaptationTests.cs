@@ -1,5 +1,6 @@
 using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Data;
+using TinyTrain.Compiler.Learning;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Training;
 using TinyTrain.Compiler.Zoo;
@@ -219,6 +220,47 @@ public class TestTimeAdaptationTests : IClassFixture<TtaFixture>
     {
         var e = Assert.Throws<TinyTrainException>(() => _f.Compile(spec));
         Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void The_scale_shift_trains_with_labels_too_as_a_channel_wise_adapter()
+    {
+        // The same NormAffine op under the cross-entropy objective: what a channel-wise reprogramming adapter trains.
+        CompileResult result = PlanCompiler.Compile(_f.Graph, _f.Calibration, new CompileOptions
+        {
+            NormAffine = true,
+            Trainable = model =>
+            {
+                var perOp = new OpTraining[model.Ops.Count];
+                for (int i = 0; i < perOp.Length; i++)
+                    if (model.Ops[i].Kind == QOpKind.NormAffine) perOp[i] = new OpTraining(0, false, Affine: true);
+                return TrainableSet.Of("affine", model, perOp);
+            },
+        });
+        var plan = PlanImage.Load(result.Image, "affine.ttplan");
+        var executor = new Executor(plan) { LearningRate = 0.01f };
+        var quantizer = InputQuantizer.For(plan);
+        byte[] input = new byte[quantizer.Length];
+        Dataset shifted = TtaFixture.Corrupt(_f.Train, v => 0.55f + 0.45f * v);
+        float before = DeviceTraining.EvaluateTrained(executor, _f.Shifted);
+        for (int step = 0; step < 1000; step++)
+        {
+            quantizer.Fill(shifted, step, input, 0);
+            executor.SetInput(input, 0);
+            executor.TrainStep(shifted.Labels[step]);
+        }
+        float after = DeviceTraining.EvaluateTrained(executor, _f.Shifted);
+        Assert.True(after > before + 0.05f, $"shifted test accuracy {before:P1} before, {after:P1} after 1,000 labelled steps on the scale/shift alone");
+    }
+
+    [Fact]
+    public void A_trainable_set_that_puts_a_scale_shift_on_a_conv_is_refused()
+    {
+        CompileResult result = PlanCompiler.Compile(_f.Graph, _f.Calibration, new CompileOptions { Update = "tta:norm" });
+        var perOp = new OpTraining[result.Model.Ops.Count];
+        perOp[0] = new OpTraining(0, false, Affine: true);
+        var e = Assert.Throws<TinyTrainException>(() => TrainableSet.Of("bad", result.Model, perOp));
+        Assert.Contains("not a NormAffine op", e.Message);
     }
 
     // ---- Guards: streams that must not make adaptation run away.
