@@ -9,7 +9,9 @@ public class TtaCommandTests
     public void Compile_reports_the_sram_that_adaptation_adds()
     {
         string plan = Path.Combine(Directory.CreateTempSubdirectory("tinytrain-tta").FullName, "tent.ttplan");
-        var r = CliRunner.Run("compile", "cnn-s", "--update", "tta:tent:2", "--board", "stm32f746-disco", "-o", plan, "--json");
+        // --patch off: the inference plan a TTA plan is compared with may run its first stage patch by patch, which a
+        // TTA plan cannot yet (its NormAffine/NormStats ops are outside patch stages); the README gives both figures.
+        var r = CliRunner.Run("compile", "cnn-s", "--update", "tta:tent:2", "--board", "stm32f746-disco", "--patch", "off", "-o", plan, "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         using JsonDocument doc = JsonDocument.Parse(r.Stdout);
         JsonElement root = doc.RootElement;
