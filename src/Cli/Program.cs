@@ -28,6 +28,11 @@ public static class Program
           emulate <plan.ttplan> --board B --stream <spec|@file.json> [--seed S] [--lr X] [--window N] [--json] [--plot out.png]
                                              run a data stream that drifts through the runtime under a board's limits
           boards [--json]                    board profiles (SRAM, Flash, core)
+          fleet broker [--port 1883] [--bind 127.0.0.1]
+                                             an MQTT v5 broker (embedded) for a fleet
+          fleet simulate --devices N --rounds R [--broker embedded|mqtt://host:port] [--malicious F] [--seed S]
+                         [--aggregation mean|trimmed[:F]|median[+clip[:X]]] [--json] [--plot out.png]
+                                             N emulated devices adapting together over MQTT
           demo                               the whole path so far, on bundled data
 
         zoo models: cnn-s, mbv2-w0.35, proxyless-w0.3, mcunet-5fps
@@ -60,6 +65,7 @@ public static class Program
                 "emulate" => EmulateCommand.Run(rest, context),
                 "boards" => BoardsCommand.Run(rest, context),
                 "demo" => DemoCommand.Run(rest, context),
+                "fleet" => FleetCommand.Run(rest, context),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
             };
         }

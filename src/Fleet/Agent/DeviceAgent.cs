@@ -73,14 +73,16 @@ public sealed class DeviceAgent : IAsyncDisposable
     public Task StartAsync(TimeSpan timeout, CancellationToken cancel = default) => _connection.ConnectAsync(timeout, cancel);
 
     /// <summary>Signs an update (delta from the global in use), puts it in the outbox, and sends what the outbox holds.</summary>
-    public async Task<long> PublishUpdateAsync(float[] delta, int sampleCount, IReadOnlyDictionary<string, float>? metrics = null, Func<UpdateEnvelope, UpdateEnvelope>? tamper = null)
+    /// <param name="baseVersion">The global version the delta was computed against; default the one in use now.</param>
+    public async Task<long> PublishUpdateAsync(float[] delta, int sampleCount, IReadOnlyDictionary<string, float>? metrics = null,
+        Func<UpdateEnvelope, UpdateEnvelope>? tamper = null, long? baseVersion = null)
     {
         ArgumentNullException.ThrowIfNull(delta);
         long sequence = _outbox.TakeSequence();
         var envelope = new UpdateEnvelope
         {
             DeviceId = DeviceId, ModelId = Model.ModelId, AdapterKind = Model.AdapterKind, Task = Model.Task,
-            BaseVersion = GlobalVersion, SampleCount = sampleCount, Sequence = sequence,
+            BaseVersion = baseVersion ?? GlobalVersion, SampleCount = sampleCount, Sequence = sequence,
             Metrics = metrics is null ? [] : new Dictionary<string, float>(metrics),
             Payload = FleetSerializer.Serialize(TensorPayload.Encode(Model.Layout, delta)),
         };

@@ -45,7 +45,9 @@ public sealed class AggregatorService : IAsyncDisposable
 
     private async Task OnConnected(bool sessionPresent)
     {
-        Shared = await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
+        // A broker without shared subscriptions may still grant "$share/..." as a literal filter that matches nothing,
+        // so its CONNACK decides.
+        Shared = _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
         if (!Shared && !await _connection.SubscribeAsync(Topics.Updates).ConfigureAwait(false))
             throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {Topics.Updates}");
         await PublishGlobalAsync().ConfigureAwait(false);
