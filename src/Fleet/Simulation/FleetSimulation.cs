@@ -24,6 +24,8 @@ using PlanImage = TinyTrain.Runtime.Plans.Plan;
 public static class FleetSimulation
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    /// <summary>How long the first connect retries: a broker that is not there is reported soon.</summary>
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
     public const string Task = "adapt";
 
     private sealed class SimDevice
@@ -116,8 +118,8 @@ public static class FleetSimulation
         try
         {
             service = new AggregatorService(broker, "aggregator-sim", topics, aggregator, store);
-            await service.StartAsync(Timeout, cancel).ConfigureAwait(false);
-            await Parallel.ForEachAsync(devices, cancel, async (device, token) => await device.Agent.StartAsync(Timeout, token).ConfigureAwait(false)).ConfigureAwait(false);
+            await service.StartAsync(ConnectTimeout, cancel).ConfigureAwait(false);
+            await Parallel.ForEachAsync(devices, cancel, async (device, token) => await device.Agent.StartAsync(ConnectTimeout, token).ConfigureAwait(false)).ConfigureAwait(false);
             log?.Invoke($"{o.Devices} devices connected ({maliciousCount} malicious, {late.Count(x => x)} late), aggregation {o.Aggregation.Describe()}, board {board.Id}");
 
             var scorer = new MaxSoftmaxScorer(plan);
