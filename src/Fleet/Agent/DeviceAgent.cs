@@ -36,7 +36,9 @@ public sealed class DeviceAgent : IAsyncDisposable
     private (long Version, float[] Values)? _pending;
     private readonly Dictionary<GlobalRefusal, int> _refused = [];
 
-    public DeviceAgent(string deviceId, ECDsa key, ECDsa aggregatorPublicKey, FleetModel model, FleetTopics topics, BrokerEndpoint broker, string stateDirectory)
+    /// <param name="clientPrefix">MQTT client ids are "{prefix}-{device}": one persistent session per device and fleet.</param>
+    public DeviceAgent(string deviceId, ECDsa key, ECDsa aggregatorPublicKey, FleetModel model, FleetTopics topics, BrokerEndpoint broker, string stateDirectory,
+        string clientPrefix = "device")
     {
         DeviceId = FleetTopics.CheckName("device id", deviceId);
         _key = key ?? throw new ArgumentNullException(nameof(key));
@@ -46,7 +48,7 @@ public sealed class DeviceAgent : IAsyncDisposable
         Directory.CreateDirectory(stateDirectory);
         _outbox = new Outbox(Path.Combine(stateDirectory, "outbox"));
         _globalPath = Path.Combine(stateDirectory, "global.msg");
-        _connection = new FleetConnection(broker, "device-" + deviceId);
+        _connection = new FleetConnection(broker, clientPrefix + "-" + deviceId);
         _connection.Client.ApplicationMessageReceivedAsync += OnMessage;
         _connection.OnConnected = async sessionPresent =>
         {
@@ -70,7 +72,31 @@ public sealed class DeviceAgent : IAsyncDisposable
 
     public int Refused(GlobalRefusal reason) { lock (_staged) return _refused.TryGetValue(reason, out int n) ? n : 0; }
 
-    public Task StartAsync(TimeSpan timeout, CancellationToken cancel = default) => _connection.ConnectAsync(timeout, cancel);
+    public async Task StartAsync(TimeSpan timeout, CancellationToken cancel = default)
+    {
+        await _connection.ConnectAsync(timeout, cancel).ConfigureAwait(false);
+        _retry ??= Task.Run(RetryLoop);
+    }
+
+    /// <summary>Resends what the outbox still holds every half second while connected: a send that failed is never left behind.</summary>
+    private async Task RetryLoop()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(500, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            if (_outbox.PendingCount > 0 && _connection.IsConnected) await FlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _retry;
 
     /// <summary>Signs an update (delta from the global in use), puts it in the outbox, and sends what the outbox holds.</summary>
     /// <param name="baseVersion">The global version the delta was computed against; default the one in use now.</param>
@@ -191,6 +217,9 @@ public sealed class DeviceAgent : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_retry is not null) await _retry.ConfigureAwait(false);
+        _stopping.Dispose();
         await _connection.DisposeAsync().ConfigureAwait(false);
         _sending.Dispose();
     }

@@ -15,6 +15,7 @@ public sealed class Outbox
         _directory = directory ?? throw new ArgumentNullException(nameof(directory));
         Directory.CreateDirectory(directory);
         string path = SequencePath;
+        PendingCount = Directory.GetFiles(directory, "*.msg").Length;
         NextSequence = File.Exists(path) && long.TryParse(File.ReadAllText(path), NumberStyles.None, CultureInfo.InvariantCulture, out long next) ? next : 1;
     }
 
@@ -31,9 +32,26 @@ public sealed class Outbox
         return sequence;
     }
 
-    public void Add(long sequence, byte[] message) => WriteAtomically(MessagePath(sequence), message);
+    public void Add(long sequence, byte[] message)
+    {
+        string path = MessagePath(sequence);
+        bool added = !File.Exists(path);
+        WriteAtomically(path, message);
+        if (added) Interlocked.Increment(ref _pendingCount);
+    }
 
-    public void Remove(long sequence) => File.Delete(MessagePath(sequence));
+    public void Remove(long sequence)
+    {
+        string path = MessagePath(sequence);
+        if (!File.Exists(path)) return;
+        File.Delete(path);
+        Interlocked.Decrement(ref _pendingCount);
+    }
+
+    private int _pendingCount;
+
+    /// <summary>Messages not yet acknowledged (kept in memory; <see cref="Count"/> reads the disk).</summary>
+    public int PendingCount { get => Volatile.Read(ref _pendingCount); private set => _pendingCount = value; }
 
     /// <summary>Messages not yet acknowledged, oldest first.</summary>
     public IReadOnlyList<(long Sequence, byte[] Message)> Pending()

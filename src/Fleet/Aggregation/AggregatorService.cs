@@ -17,12 +17,13 @@ public sealed class AggregatorService : IAsyncDisposable
     private readonly AggregatorStore _store;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    public AggregatorService(BrokerEndpoint broker, string clientId, FleetTopics topics, Aggregator aggregator, AggregatorStore store, string group = "aggregators")
+    /// <param name="group">The shared-subscription group; null subscribes plainly (one aggregator).</param>
+    public AggregatorService(BrokerEndpoint broker, string clientId, FleetTopics topics, Aggregator aggregator, AggregatorStore store, string? group = "aggregators")
     {
         Topics = topics ?? throw new ArgumentNullException(nameof(topics));
         Aggregator = aggregator ?? throw new ArgumentNullException(nameof(aggregator));
         _store = store ?? throw new ArgumentNullException(nameof(store));
-        Group = FleetTopics.CheckName("aggregator group", group);
+        Group = group is null ? null : FleetTopics.CheckName("aggregator group", group);
         _connection = new FleetConnection(broker, clientId);
         _connection.Client.ApplicationMessageReceivedAsync += OnMessage;
         _connection.OnConnected = OnConnected;
@@ -30,7 +31,7 @@ public sealed class AggregatorService : IAsyncDisposable
 
     public FleetTopics Topics { get; }
     public Aggregator Aggregator { get; }
-    public string Group { get; }
+    public string? Group { get; }
 
     /// <summary>True when the broker granted the shared subscription; false when this aggregator subscribed alone.</summary>
     public bool Shared { get; private set; }
@@ -47,7 +48,7 @@ public sealed class AggregatorService : IAsyncDisposable
     {
         // A broker without shared subscriptions may still grant "$share/..." as a literal filter that matches nothing,
         // so its CONNACK decides.
-        Shared = _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
+        Shared = Group is not null && _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
         if (!Shared && !await _connection.SubscribeAsync(Topics.Updates).ConfigureAwait(false))
             throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {Topics.Updates}");
         await PublishGlobalAsync().ConfigureAwait(false);

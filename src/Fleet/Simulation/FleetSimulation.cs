@@ -105,7 +105,7 @@ public static class FleetSimulation
             {
                 Id = id, Data = data[d], Fleet = fleet, Local = local, Late = late[d],
                 Malicious = maliciousRank[d] < 0 ? null : (MaliciousKind)(maliciousRank[d] % 3),
-                Agent = new DeviceAgent(id, key, aggregatorPublic, model, topics, broker, Path.Combine(directory, "devices", id)),
+                Agent = new DeviceAgent(id, key, aggregatorPublic, model, topics, broker, Path.Combine(directory, "devices", id), o.Fleet),
             };
         }
 
@@ -117,7 +117,7 @@ public static class FleetSimulation
         AggregatorService? service = null;
         try
         {
-            service = new AggregatorService(broker, "aggregator-sim", topics, aggregator, store);
+            service = new AggregatorService(broker, "aggregator-" + o.Fleet, topics, aggregator, store, group: null);
             await service.StartAsync(ConnectTimeout, cancel).ConfigureAwait(false);
             await Parallel.ForEachAsync(devices, cancel, async (device, token) => await device.Agent.StartAsync(ConnectTimeout, token).ConfigureAwait(false)).ConfigureAwait(false);
             log?.Invoke($"{o.Devices} devices connected ({maliciousCount} malicious, {late.Count(x => x)} late), aggregation {o.Aggregation.Describe()}, board {board.Id}");

@@ -31,7 +31,8 @@ public sealed record SimulationOptions
     /// <summary>Corruptions handed out to devices in turn, each at a severity drawn from [0.8, 1.2].</summary>
     public IReadOnlyList<string> Corruptions { get; init; } = ["fog", "brightness", "impulse-noise"];
     public string Board { get; init; } = "stm32f746-disco";
-    public string Fleet { get; init; } = "sim";
+    /// <summary>The fleet name in topics; a fresh one per run, so runs against one broker do not meet.</summary>
+    public string Fleet { get; init; } = "sim-" + Guid.NewGuid().ToString("N")[..8];
     /// <summary>Rounds are closed by the simulation once every update of the round has been handled.</summary>
     public AggregatorOptions Aggregation { get; init; } = new() { BufferSize = int.MaxValue };
     /// <summary>The broker; null starts an embedded one on loopback.</summary>

@@ -85,29 +85,41 @@ public sealed class FleetConnection : IAsyncDisposable
 
     private async Task ConnectOnceAsync(CancellationToken cancel)
     {
-        MqttClientConnectResult result = await Client.ConnectAsync(_options, cancel).ConfigureAwait(false);
-        SharedSubscriptionsAvailable = result.SharedSubscriptionAvailable;
-        if (OnConnected is not null) await OnConnected(result.IsSessionPresent).ConfigureAwait(false);
+        if (!Client.IsConnected)
+        {
+            MqttClientConnectResult result = await Client.ConnectAsync(_options, cancel).ConfigureAwait(false);
+            if (result.ResultCode is MqttClientConnectResultCode.BadUserNameOrPassword or MqttClientConnectResultCode.NotAuthorized)
+                throw new TinyTrainException($"broker {Broker} refused {ClientId}: bad user name or password, or not authorized ({result.ResultCode}); check the login in the broker URL");
+            if (result.ResultCode != MqttClientConnectResultCode.Success)
+                throw new MQTTnet.Exceptions.MqttCommunicationException($"broker {Broker} refused {ClientId}: {result.ResultCode} {result.ReasonString}");
+            SharedSubscriptionsAvailable = result.SharedSubscriptionAvailable;
+            _sessionPresent = result.IsSessionPresent;
+        }
+        if (OnConnected is not null) await OnConnected(_sessionPresent).ConfigureAwait(false);
     }
+
+    private bool _sessionPresent;
 
     private Task OnDisconnected(MqttClientDisconnectedEventArgs args)
     {
         if (_closing.IsCancellationRequested || !args.ClientWasConnected) return Task.CompletedTask;
         _reconnect = Task.Run(async () =>
         {
-            while (!_closing.IsCancellationRequested && !Client.IsConnected)
+            // Until connected and OnConnected (subscribe, resend) has run to the end.
+            while (!_closing.IsCancellationRequested)
             {
                 try
                 {
                     await ConnectOnceAsync(_closing.Token).ConfigureAwait(false);
-                }
-                catch (Exception) when (!_closing.IsCancellationRequested)
-                {
-                    await Task.Delay(250).ConfigureAwait(false);
+                    return;
                 }
                 catch (OperationCanceledException)
                 {
                     return;
+                }
+                catch (Exception) when (!_closing.IsCancellationRequested)
+                {
+                    try { await Task.Delay(250, _closing.Token).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
                 }
             }
         });
