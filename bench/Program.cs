@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, Func<BenchArgs, object>>
     ["transfer"] = TransferBench.Run,
     ["train-step"] = TrainStepBench.Run,
     ["memory"] = MemoryBench.Run,
+    ["continual"] = ContinualBench.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var bench))

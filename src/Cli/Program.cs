@@ -17,7 +17,7 @@ public static class Program
           pretrain --model <zoo-name> --data <name> [--epochs N] [--seed S] [--batch B] [--lr X]
                    [--max-samples N] -o model.onnx [--json]
                                              float training on the CPU, exported as ONNX
-          compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json [--calib <data>] [--calib-percentile P] [--board B] [--resolution N]
+          compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json|adapter:clr|adapter:bias|adapter:residual|adapter:lora[:R] [--calib <data>] [--calib-percentile P] [--board B] [--resolution N]
                   [--classes K] [--planner greedy|naive] -o plan.ttplan [--json]
                                              quantize to int8, plan memory, write the plan and a report
           eval <plan.ttplan> --data <name> [--max-samples N] [--json]
@@ -27,6 +27,8 @@ public static class Program
           export <plan.ttplan> --onnx out.onnx  the int8 plan as an ONNX QDQ model (for ONNX Runtime)
           emulate <plan.ttplan> --board B --stream <spec|@file.json> [--seed S] [--lr X] [--window N] [--json] [--plot out.png]
                                              run a data stream that drifts through the runtime under a board's limits
+          adapters list|show|export|import --state <dir> --plan plan.ttplan [task] [file]
+                                             adapter packs kept in a device state directory
           boards [--json]                    board profiles (SRAM, Flash, core)
           fleet broker [--port 1883] [--bind 127.0.0.1]
                                              an MQTT v5 broker (embedded) for a fleet
@@ -64,6 +66,7 @@ public static class Program
                 "export" => ExportCommand.Run(rest, context),
                 "emulate" => EmulateCommand.Run(rest, context),
                 "boards" => BoardsCommand.Run(rest, context),
+                "adapters" => AdaptersCommand.Run(rest, context),
                 "demo" => DemoCommand.Run(rest, context),
                 "fleet" => FleetCommand.Run(rest, context),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),

@@ -1,4 +1,5 @@
 using Spectre.Console;
+using TinyTrain.Adapters.Kinds;
 using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Data;
 using TinyTrain.Compiler.Planning;
@@ -54,8 +55,9 @@ internal static class CompileCommand
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },
         };
-        CompileResult result = PlanCompiler.Compile(graph, calibration, options);
+        CompileResult result = CompileAny(graph, calibration, options);
         var report = PlanReport.From(result, board, update);
+        AdapterCost? adapter = AdapterSpec.IsAdapter(update) ? AdapterCompiler.Cost(result, board?.Id) : null;
         bool fits = report.Fit is not { Fits: false };
         if (output is not null && fits)
         {
@@ -64,8 +66,15 @@ internal static class CompileCommand
             File.WriteAllBytes(output, result.Image);
         }
 
-        if (json) Json.Write(context.Stdout, report.ToJson(fits ? output : null));
-        else report.Print(console, fits ? output : null);
+        if (json) Json.Write(context.Stdout, adapter is null ? report.ToJson(fits ? output : null) : new { plan = report.ToJson(fits ? output : null), adapter = AdapterJson(adapter) });
+        else
+        {
+            report.Print(console, fits ? output : null);
+            if (adapter is not null)
+                console.MarkupLine($"adapter [bold]{adapter.Kind}[/]: {adapter.ParamsPerTask:N0} parameters per task (pack {adapter.PackBytes:N0} B); " +
+                    $"SRAM to train it {adapter.SramBytes:N0} B (arena {adapter.ArenaBytes:N0} + adapter {adapter.ParamBytes:N0} + state {adapter.StateBytes:N0})" +
+                    (adapter.Board is null ? "" : $" on {adapter.Board}"));
+        }
         if (!fits)
         {
             string advice = SmallestChange(model, graph, resolution, update, options, board!);
@@ -73,6 +82,18 @@ internal static class CompileCommand
         }
         return 0;
     }
+
+    /// <summary>`--update adapter:KIND` rewrites the model first (src/Adapters); every other update is a trainable set.</summary>
+    private static CompileResult CompileAny(TinyTrain.Compiler.Graphs.Graph graph, CalibrationSet calibration, CompileOptions options)
+        => AdapterSpec.IsAdapter(options.Update)
+            ? AdapterCompiler.Compile(graph, calibration, AdapterSpec.Parse(options.Update), options)
+            : PlanCompiler.Compile(graph, calibration, options);
+
+    private static object AdapterJson(AdapterCost c) => new
+    {
+        kind = c.Kind, params_per_task = c.ParamsPerTask, pack_bytes = c.PackBytes, sram_bytes = c.SramBytes,
+        arena_bytes = c.ArenaBytes, param_bytes = c.ParamBytes, state_bytes = c.StateBytes, board = c.Board,
+    };
 
     /// <summary>
     /// The smallest change that makes the plan fit: a smaller trainable set first (the model stays as
@@ -85,7 +106,7 @@ internal static class CompileCommand
         var changes = new List<string>();
         bool Fits(TinyTrain.Compiler.Graphs.Graph g, string u, out long sram)
         {
-            CompileResult r = PlanCompiler.Compile(g, CalibrationSet.Random(g.InputShape, 2, 0), options with { Update = u, Trainable = null });
+            CompileResult r = CompileAny(g, CalibrationSet.Random(g.InputShape, 2, 0), options with { Update = u, Trainable = null });
             var fit = TinyTrain.Compiler.Boards.MemoryFit.Check(PlanReport.Requirement(r), board);
             sram = fit.Sram.TotalBytes;
             return fit.Fits;

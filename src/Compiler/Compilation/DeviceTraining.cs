@@ -25,7 +25,9 @@ public sealed record DeviceTrainingResult(float AccuracyBefore, float AccuracyAf
 /// </summary>
 public static class DeviceTraining
 {
-    public static DeviceTrainingResult Run(PlanImage plan, Dataset train, Dataset test, DeviceTrainingOptions options, Action<int, int>? progress = null)
+    /// <param name="trained">Called with the executor after the last step (to keep what it learned, e.g. as an adapter pack).</param>
+    public static DeviceTrainingResult Run(PlanImage plan, Dataset train, Dataset test, DeviceTrainingOptions options, Action<int, int>? progress = null,
+        Action<Executor>? trained = null)
     {
         if (options.Steps < 0) throw new TinyTrainException($"--steps must be at least 0 (got {options.Steps})");
         if (!(options.LearningRate > 0) || !float.IsFinite(options.LearningRate))
@@ -62,6 +64,7 @@ public static class DeviceTraining
             if (progress is not null && (step % 100 == 99 || step == options.Steps - 1)) progress(step + 1, options.Steps);
         }
         double seconds = clock.Elapsed.TotalSeconds;
+        trained?.Invoke(executor);
         float after = EvaluateTrained(executor, test, options.EvalSamples);
         quantizer.Fill(train, 0, input, 0);
         int highWater = ArenaProbe.MeasureTrainStep(plan, input, 0, train.Labels[0]);

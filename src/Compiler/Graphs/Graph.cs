@@ -54,6 +54,7 @@ public sealed class Graph
                 Id = n.Id, Name = n.Name, Kind = n.Kind, Inputs = (int[])n.Inputs.Clone(), Shape = n.Shape,
                 Kernel = n.Kernel, Stride = n.Stride, Padding = n.Padding, Groups = n.Groups,
                 Epsilon = n.Epsilon, Momentum = n.Momentum,
+                WeightScaleFloor = n.WeightScaleFloor, RangeLike = n.RangeLike, RangeFraction = n.RangeFraction,
                 Weight = n.Weight?.Clone(), Bias = n.Bias?.Clone(),
                 RunningMean = n.RunningMean?.Clone(), RunningVar = n.RunningVar?.Clone(),
             });

@@ -24,6 +24,14 @@ public sealed class Node
     public float Epsilon { get; init; } = 1e-5f;
     public float Momentum { get; init; } = 0.1f;
 
+    // Hints for parameters and outputs that start at zero or at the identity (adapters inserted by a
+    // rewrite): calibration and quantization cannot see the range they will need once trained.
+    /// <summary>Smallest per-channel int8 weight scale (0 = from the weights alone).</summary>
+    public float WeightScaleFloor { get; init; }
+    /// <summary>When set, the output's calibrated range is widened to RangeFraction x the range of the tensor of this name.</summary>
+    public string? RangeLike { get; init; }
+    public float RangeFraction { get; init; } = 1f;
+
     public Tensor? Weight { get; set; }
     public Tensor? Bias { get; set; }
     public Tensor? RunningMean { get; set; }

@@ -31,6 +31,14 @@ public sealed class TrainableSet
 
     public static TrainableSet None(QuantizedModel model) => new("none", new OpTraining[model.Ops.Count]);
 
+    /// <summary>A trainable set chosen op by op (adapter kinds build theirs this way); one entry per op of the model.</summary>
+    public static TrainableSet FromOps(string spec, OpTraining[] perOp, QuantizedModel model)
+    {
+        if (perOp.Length != model.Ops.Count)
+            throw new ArgumentException($"trainable set '{spec}' has {perOp.Length} entries for {model.Ops.Count} ops", nameof(perOp));
+        return new TrainableSet(spec, (OpTraining[])perOp.Clone());
+    }
+
     public static TrainableSet Parse(string spec, QuantizedModel model)
     {
         if (spec == "none") return None(model);

@@ -43,6 +43,7 @@ public static class FoldBatchNorm
                 Inputs = Array.ConvertAll(node.Inputs, i => newId[i]),
                 Kernel = node.Kernel, Stride = node.Stride, Padding = node.Padding, Groups = node.Groups,
                 Epsilon = node.Epsilon, Momentum = node.Momentum,
+                WeightScaleFloor = node.WeightScaleFloor, RangeLike = node.RangeLike, RangeFraction = node.RangeFraction,
                 Weight = node.Weight?.Clone(), Bias = node.Bias?.Clone(),
                 RunningMean = node.RunningMean?.Clone(), RunningVar = node.RunningVar?.Clone(),
             };

@@ -35,7 +35,27 @@ public static class Calibrator
             t.Min = min;
             t.Max = max;
         });
-        if (percentile >= 100) return;
+        if (percentile < 100) ClipToPercentile(folded, model, samples, percentile);
+        ApplyRangeHints(folded, model);
+    }
+
+    // An adapter's output that is zero on every calibration sample (it starts at zero) takes a share of
+    // the range of the tensor it is added to, so that it has room to grow once trained.
+    private static void ApplyRangeHints(Graphs.Graph folded, QuantizedModel model)
+    {
+        foreach (QTensor t in model.Tensors)
+        {
+            Graphs.Node node = folded.Nodes[t.SourceNode];
+            if (node.RangeLike is null) continue;
+            QTensor like = model.Tensors.Find(x => x.Name == node.RangeLike)
+                ?? throw new TinyTrainException($"node '{node.Name}': its range hint names tensor '{node.RangeLike}', which the model does not have");
+            t.Min = Math.Min(t.Min, node.RangeFraction * like.Min);
+            t.Max = Math.Max(t.Max, node.RangeFraction * like.Max);
+        }
+    }
+
+    private static void ClipToPercentile(Graphs.Graph folded, QuantizedModel model, CalibrationSet samples, double percentile)
+    {
 
         var histograms = new Dictionary<QTensor, long[]>();
         foreach (QTensor t in model.Tensors) histograms[t] = new long[Bins];

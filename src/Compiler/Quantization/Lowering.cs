@@ -60,13 +60,13 @@ public static class Lowering
                     Kind = node.IsDepthwise ? QOpKind.DepthwiseConv : QOpKind.Conv, Name = node.Name, Inputs = inputs, Output = output,
                     Kernel = node.Kernel, Stride = node.Stride, Padding = node.Padding, Groups = node.Groups,
                     Weight = (float[])node.Weight!.Data.Clone(), Bias = node.Bias is null ? new float[node.Shape.C] : (float[])node.Bias.Data.Clone(),
-                    OutChannels = node.Shape.C,
+                    OutChannels = node.Shape.C, WeightScaleFloor = node.WeightScaleFloor,
                 },
                 OpKind.Linear => new QOp
                 {
                     Kind = QOpKind.FullyConnected, Name = node.Name, Inputs = inputs, Output = output,
                     Weight = (float[])node.Weight!.Data.Clone(), Bias = node.Bias is null ? new float[node.Shape.C] : (float[])node.Bias.Data.Clone(),
-                    OutChannels = node.Shape.C,
+                    OutChannels = node.Shape.C, WeightScaleFloor = node.WeightScaleFloor,
                 },
                 OpKind.Add => new QOp { Kind = QOpKind.Add, Name = node.Name, Inputs = inputs, Output = output },
                 OpKind.AvgPool => new QOp { Kind = QOpKind.AvgPool, Name = node.Name, Inputs = inputs, Output = output, Kernel = node.Kernel, Stride = node.Stride },
@@ -83,6 +83,6 @@ public static class Lowering
     {
         Kind = op.Kind, Name = op.Name, Inputs = op.Inputs, Output = op.Output, Activation = activation,
         Kernel = op.Kernel, Stride = op.Stride, Padding = op.Padding, Groups = op.Groups,
-        Weight = op.Weight, Bias = op.Bias, OutChannels = op.OutChannels,
+        Weight = op.Weight, Bias = op.Bias, OutChannels = op.OutChannels, WeightScaleFloor = op.WeightScaleFloor,
     };
 }

@@ -40,6 +40,8 @@ public sealed class QOp
     public float[]? Weight { get; init; }
     public float[]? Bias { get; init; }
     public int OutChannels { get; init; }
+    /// <summary>Smallest per-channel weight scale (see Node.WeightScaleFloor).</summary>
+    public float WeightScaleFloor { get; init; }
 
     // int8 form (TFLite): weights symmetric per output channel, bias int32 at s_x * s_w[c].
     public sbyte[]? WeightQ { get; set; }

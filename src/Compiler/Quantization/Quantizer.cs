@@ -71,6 +71,7 @@ public static class Quantizer
             float maxAbs = 0f;
             for (int i = 0; i < perChannel; i++) maxAbs = Math.Max(maxAbs, Math.Abs(w[c * perChannel + i]));
             float scale = maxAbs > 0 ? maxAbs / 127f : 1f;
+            if (op.WeightScaleFloor > 0) scale = Math.Max(maxAbs / 127f, op.WeightScaleFloor);
             ws[c] = scale;
             for (int i = 0; i < perChannel; i++)
                 wq[c * perChannel + i] = (sbyte)Math.Clamp(QuantMath.RoundToInt(w[c * perChannel + i] / scale), -127, 127);
