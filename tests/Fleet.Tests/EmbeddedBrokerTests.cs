@@ -42,8 +42,9 @@ public sealed class EmbeddedBrokerTests
         float[]? applied = agents[0].TryApplyGlobal(parameters);
         Assert.NotNull(applied);
         Assert.Equal(1, agents[0].GlobalVersion);
-        Assert.Equal(3.75f, applied![0], 2);
-        Assert.Equal(4, (sbyte)parameters[0]);  // 3.75 rounded into the int8 weight
+        Assert.Equal(3.75f, aggregator.State.Global[0], 2);  // the aggregator keeps full precision
+        Assert.Equal(4f, applied![0]);  // the pack carries it rounded into the int8 weight
+        Assert.Equal(4, (sbyte)parameters[0]);
         Assert.Equal(38, BitConverter.ToInt32(parameters, 8));  // 37.5 on the bias, rounded half away from zero
         Assert.Equal(3, aggregator.State.Aggregated.Count);
         foreach (DeviceAgent agent in agents) await agent.DisposeAsync();

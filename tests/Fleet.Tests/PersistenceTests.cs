@@ -85,11 +85,11 @@ public sealed class PersistenceTests
             new AggregatorState { Global = new float[9], Version = 6 });
         Assert.False(agent.Receive(other.SignedGlobal(), persist: true));
         Assert.Equal(1, agent.Refused(GlobalRefusal.OtherModel));
-        // NaN values, correctly signed.
-        var poisoned = new Aggregator(fleet.Model, aggregator.Options, fleet.Registry, fleet.AggregatorKey,
-            new AggregatorState { Global = [float.NaN, 0, 0, 0, 0, 0, 0, 0, 0], Version = 7 });
+        // Another adapter shape, correctly signed.
+        var reshaped = fleet.Model with { Layout = TinyTrain.Fleet.Payload.ParamLayout.Create([new("fc.weight", TinyTrain.Runtime.Plans.ElementType.Int8, 0, 9)]) };
+        var poisoned = new Aggregator(reshaped, aggregator.Options, fleet.Registry, fleet.AggregatorKey, new AggregatorState { Global = new float[9], Version = 7 });
         Assert.False(agent.Receive(poisoned.SignedGlobal(), persist: true));
-        Assert.Equal(1, agent.Refused(GlobalRefusal.NonFinite));
+        Assert.Equal(1, agent.Refused(GlobalRefusal.WrongShape));
         Assert.False(agent.Receive([0xC1], persist: true));
         Assert.Equal(1, agent.Refused(GlobalRefusal.Malformed));
 

@@ -3,6 +3,7 @@ namespace TinyTrain.Fleet.Agent;
 using System.Security.Cryptography;
 using System.Buffers;
 using MQTTnet;
+using TinyTrain.Adapters.Packs;
 using TinyTrain.Fleet.Messages;
 using TinyTrain.Fleet.Payload;
 using TinyTrain.Fleet.Transport;
@@ -14,8 +15,6 @@ public enum GlobalRefusal
     BadSignature,
     OtherModel,
     WrongShape,
-    NonFinite,
-    NotNewer,
 }
 
 /// <summary>
@@ -183,11 +182,18 @@ public sealed class DeviceAgent : IAsyncDisposable
         if (signed.Signer != FleetModel.AggregatorSigner || !signed.Verify(_aggregatorKey)) return GlobalRefusal.BadSignature;
         if (!FleetSerializer.TryDeserialize(signed.Body, out GlobalEnvelope global) || global.SchemaVersion != UpdateEnvelope.CurrentSchema) return GlobalRefusal.Malformed;
         if (global.ModelId != Model.ModelId || global.AdapterKind != Model.AdapterKind || global.Task != Model.Task) return GlobalRefusal.OtherModel;
-        if (!FleetSerializer.TryDeserialize(global.Payload, out TensorPayload payload) || !payload.Matches(Model.Layout)) return GlobalRefusal.WrongShape;
-        if (!payload.IsFinite()) return GlobalRefusal.NonFinite;
+        AdapterPack pack;
+        try
+        {
+            pack = AdapterPack.Deserialize(global.Payload, $"global adapter {global.Version}");
+        }
+        catch (TinyTrainException)
+        {
+            return GlobalRefusal.Malformed;
+        }
+        if (pack.Identity != Model.ModelId || pack.Kind != Model.AdapterKind || pack.Task != Model.Task) return GlobalRefusal.OtherModel;
+        if (Model.FromPack(pack, out values) is not null) return GlobalRefusal.WrongShape;
         version = global.Version;
-        if (version < 0) return GlobalRefusal.NotNewer;
-        values = payload.Decode();
         return null;
     }
 

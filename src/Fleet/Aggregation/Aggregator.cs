@@ -132,7 +132,7 @@ public sealed class Aggregator
         {
             ModelId = Model.ModelId, AdapterKind = Model.AdapterKind, Task = Model.Task, Version = State.Version,
             Contributors = LastRoundContributors, SampleCount = State.SampleCount,
-            Payload = FleetSerializer.Serialize(TensorPayload.EncodeFloat(Model.Layout, State.Global)),
+            Payload = Model.ToPack(State.Global, State.Version, State.SampleCount).Serialize(),
         };
         return SignedMessage.Sign(envelope, FleetModel.AggregatorSigner, _signingKey);
     }

@@ -14,6 +14,6 @@ public sealed class GlobalEnvelope
     /// <summary>Updates combined into this version.</summary>
     [Key(5)] public int Contributors { get; set; }
     [Key(6)] public long SampleCount { get; set; }
-    /// <summary>A TensorPayload (float32).</summary>
+    /// <summary>An adapter pack (TinyTrain.Adapters.Packs): the adapter's tensors, as a device stores and swaps them.</summary>
     [Key(7)] public byte[] Payload { get; set; } = [];
 }

@@ -1,16 +1,20 @@
 namespace TinyTrain.Fleet.Payload;
 
 using System.Buffers.Binary;
+using TinyTrain.Adapters.Packs;
 using TinyTrain.Runtime.Plans;
-using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>One trained tensor inside the runtime's writable params region: int8 weights or int32 biases.</summary>
-public sealed record ParamSlice(string Name, ElementType Type, int ByteOffset, int Count);
+public sealed record ParamSlice(string Name, ElementType Type, int ByteOffset, int Count)
+{
+    /// <summary>The tensor's shape as an adapter pack names it; [Count] when not given.</summary>
+    public int[] Shape { get; init; } = [Count];
+}
 
 /// <summary>
-/// The trainable parameters of a compiled plan as named tensors, read from the plan's forward ops (those whose
-/// weights or bias live in the params region). This is what a fleet shares today: the seam where adapter packs
-/// (issue 8) take over. Values cross it as float arrays in the integer units of the params region.
+/// The adapter a plan trains (its writable parameters, as the adapter pack layout names and shapes them) as one
+/// flat vector: what devices learn, what updates carry as deltas and what the aggregator combines. Values cross it as
+/// float arrays in the integer units of the params region.
 /// </summary>
 public sealed class ParamLayout
 {
@@ -35,36 +39,25 @@ public sealed class ParamLayout
         return new ParamLayout([.. slices]);
     }
 
-    public static ParamLayout FromPlan(PlanImage plan)
+    /// <summary>The layout of an adapter pack layout (AdapterLayout.Of(plan)).</summary>
+    public static ParamLayout FromAdapter(AdapterLayout adapter)
     {
-        ArgumentNullException.ThrowIfNull(plan);
-        // InitParams ops say how many bytes each params slot holds: args[0] bytes at params offset args[1].
-        var lengths = new Dictionary<int, int>();
-        for (int i = 0; i < plan.ForwardOpCount; i++)
-        {
-            OpInfo op = plan.Op(i);
-            if (op.Phase == OpPhase.Init && op.Kind == OpKind.InitParams) lengths[op.Arg(1)] = op.Arg(0);
-        }
+        ArgumentNullException.ThrowIfNull(adapter);
+        if (adapter.Entries.Count == 0)
+            throw new TinyTrainException($"model '{adapter.Model}' trains nothing, so a fleet has nothing to share; compile it with --update bias:K, sparse:..., full or adapter:KIND");
         var slices = new List<ParamSlice>();
-        var seen = new HashSet<int>();
-        for (int i = 0; i < plan.ForwardOpCount; i++)
+        foreach (ParamEntry e in adapter.Entries)
         {
-            OpInfo op = plan.Op(i);
-            if (op.Phase != OpPhase.Forward) continue;
-            string name = plan.Tensor(op.Output).Name();
-            if ((op.Flags & OpFlags.WeightsInParams) != 0 && seen.Add((int)op.Weights))
-                slices.Add(new ParamSlice(name + ".weight", ElementType.Int8, (int)op.Weights, Length(lengths, (int)op.Weights, plan)));
-            if ((op.Flags & OpFlags.BiasInParams) != 0 && seen.Add((int)op.Bias))
-                slices.Add(new ParamSlice(name + ".bias", ElementType.Int32, (int)op.Bias, Length(lengths, (int)op.Bias, plan) / 4));
+            ElementType type = e.Type switch
+            {
+                PackElement.Int8 => ElementType.Int8,
+                PackElement.Int32 => ElementType.Int32,
+                _ => throw new TinyTrainException($"adapter tensor '{e.Name}' is {e.Type}; the fleet shares int8 and int32 tensors only"),
+            };
+            slices.Add(new ParamSlice(e.Name, type, e.Offset, e.Bytes / PackTensor.ElementSize(e.Type)) { Shape = (int[])e.Shape.Clone() });
         }
-        if (slices.Count == 0)
-            throw new TinyTrainException($"{plan.Source} has no trainable parameters; compile it with --update bias:K, sparse:... or full to share what it learns");
         return new ParamLayout(slices);
     }
-
-    private static int Length(Dictionary<int, int> lengths, int offset, PlanImage plan)
-        => lengths.TryGetValue(offset, out int bytes) ? bytes
-            : throw new TinyTrainException($"{plan.Source}: no InitParams op fills the params region at offset {offset}; the plan is damaged");
 
     /// <summary>Reads every slice of <paramref name="parameters"/> (the executor's Params) into one flat array.</summary>
     public float[] Read(byte[] parameters)

@@ -3,9 +3,8 @@ namespace TinyTrain.Fleet.Payload;
 using MessagePack;
 
 /// <summary>
-/// Named tensors on the wire: per tensor a name and an element count, then either int8 values with a float32 scale per
-/// tensor (value = q * scale; device deltas: about one byte per trained parameter) or float32 values (Bits = 32; the
-/// global adapter, whose absolute int32 biases would lose too much in 8 bits).
+/// A device's delta on the wire: per tensor a name, an element count, a float32 scale and int8 values (value = q * scale),
+/// about one byte per trained parameter. (The global adapter travels as an adapter pack: absolute values, full precision.)
 /// </summary>
 [MessagePackObject]
 public sealed class TensorPayload
@@ -14,27 +13,6 @@ public sealed class TensorPayload
     [Key(1)] public int[] Counts { get; set; } = [];
     [Key(2)] public float[] Scales { get; set; } = [];
     [Key(3)] public byte[] Values { get; set; } = [];
-    /// <summary>8: int8 values with per-tensor scales; 32: float32 little-endian values.</summary>
-    [Key(4)] public int Bits { get; set; } = 8;
-
-    /// <summary>The values as float32, unquantized (for the global adapter).</summary>
-    public static TensorPayload EncodeFloat(ParamLayout layout, float[] values)
-    {
-        ArgumentNullException.ThrowIfNull(layout);
-        ArgumentNullException.ThrowIfNull(values);
-        if (values.Length != layout.TotalCount) throw new ArgumentException($"expected {layout.TotalCount} values, got {values.Length}", nameof(values));
-        int n = layout.Slices.Count;
-        var payload = new TensorPayload { Names = new string[n], Counts = new int[n], Scales = new float[n], Values = new byte[4 * values.Length], Bits = 32 };
-        for (int t = 0; t < n; t++)
-        {
-            payload.Names[t] = layout.Slices[t].Name;
-            payload.Counts[t] = layout.Slices[t].Count;
-            payload.Scales[t] = 1f;
-        }
-        for (int i = 0; i < values.Length; i++)
-            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(payload.Values.AsSpan(4 * i), values[i]);
-        return payload;
-    }
 
     /// <summary>Quantizes <paramref name="values"/> (flat, in the layout's order) per tensor to int8 with a max-abs scale.</summary>
     public static TensorPayload Encode(ParamLayout layout, float[] values)
@@ -78,28 +56,19 @@ public sealed class TensorPayload
         if (Names.Length != layout.Slices.Count || Counts.Length != Names.Length || Scales.Length != Names.Length) return false;
         for (int t = 0; t < Names.Length; t++)
             if (Names[t] != layout.Slices[t].Name || Counts[t] != layout.Slices[t].Count) return false;
-        return Bits == 8 ? Values.Length == layout.TotalCount : Bits == 32 && Values.Length == 4 * layout.TotalCount;
+        return Values.Length == layout.TotalCount;
     }
 
-    /// <summary>True when every scale and value is a finite number (call Matches first).</summary>
+    /// <summary>True when every scale is a finite number (the values are int8).</summary>
     public bool IsFinite()
     {
         foreach (float s in Scales) if (!float.IsFinite(s)) return false;
-        if (Bits == 32)
-            for (int i = 0; i < Values.Length; i += 4)
-                if (!float.IsFinite(System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(Values.AsSpan(i)))) return false;
         return true;
     }
 
     /// <summary>The flat float values (call Matches first).</summary>
     public float[] Decode()
     {
-        if (Bits == 32)
-        {
-            var raw = new float[Values.Length / 4];
-            for (int i = 0; i < raw.Length; i++) raw[i] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(Values.AsSpan(4 * i));
-            return raw;
-        }
         var values = new float[Values.Length];
         int at = 0;
         for (int t = 0; t < Counts.Length; t++)
