@@ -12,6 +12,7 @@ var benchmarks = new Dictionary<string, Func<BenchArgs, object>>
     ["train-step"] = TrainStepBench.Run,
     ["memory"] = MemoryBench.Run,
     ["continual"] = ContinualBench.Run,
+    ["fleet"] = FleetBench.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var bench))

@@ -42,7 +42,35 @@ public sealed class AggregatorService : IAsyncDisposable
     /// <summary>Heard after each new global version is published.</summary>
     public Action<long>? RoundClosed { get; set; }
 
-    public Task StartAsync(TimeSpan timeout, CancellationToken cancel = default) => _connection.ConnectAsync(timeout, cancel);
+    public Task StartAsync(TimeSpan timeout, CancellationToken cancel = default)
+    {
+        _publisher ??= Task.Run(PublishLoop);
+        return _connection.ConnectAsync(timeout, cancel);
+    }
+
+    private readonly SemaphoreSlim _globalChanged = new(0, int.MaxValue);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _publisher;
+
+    private void SignalGlobal() => _globalChanged.Release();
+
+    /// <summary>Publishes the current global whenever it changed; one publisher, so the retained message never goes back a version.</summary>
+    private async Task PublishLoop()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _globalChanged.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            while (_globalChanged.CurrentCount > 0) await _globalChanged.WaitAsync().ConfigureAwait(false);
+            await PublishGlobalAsync().ConfigureAwait(false);
+        }
+    }
 
     private async Task OnConnected(bool sessionPresent)
     {
@@ -51,18 +79,34 @@ public sealed class AggregatorService : IAsyncDisposable
         Shared = Group is not null && _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
         if (!Shared && !await _connection.SubscribeAsync(Topics.Updates).ConfigureAwait(false))
             throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {Topics.Updates}");
-        await PublishGlobalAsync().ConfigureAwait(false);
+        SignalGlobal();
+    }
+
+    private volatile bool _abandoned;
+
+    /// <summary>
+    /// For tests and benchmarks: stops as a killed process would: nothing more is journaled or acknowledged, the
+    /// connection is dropped without a DISCONNECT, the journal is closed where it is. The broker keeps the session.
+    /// </summary>
+    public void Abandon()
+    {
+        _abandoned = true;
+        _stopping.Cancel();
+        _connection.Abandon();
+        _store.Dispose();
     }
 
     private async Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
     {
         // Acknowledged below, after the journal is on disk.
         e.AutoAcknowledge = false;
+        if (_abandoned) return;
         byte[] message = e.ApplicationMessage.Payload.ToArray();
         bool closed;
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (_abandoned) return;
             _store.Append(message, Aggregator.Options.MaxMessageBytes);
             closed = Aggregator.Offer(message).RoundClosed;
             if (closed) _store.Snapshot(Aggregator.State);
@@ -72,7 +116,8 @@ public sealed class AggregatorService : IAsyncDisposable
         {
             _gate.Release();
         }
-        if (closed) await PublishGlobalAsync().ConfigureAwait(false);
+        // Published from another task: waiting for a PUBACK inside the receive handler would stall the receive loop.
+        if (closed) SignalGlobal();
         await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
@@ -93,27 +138,41 @@ public sealed class AggregatorService : IAsyncDisposable
         await PublishGlobalAsync().ConfigureAwait(false);
     }
 
+    private readonly SemaphoreSlim _publishing = new(1, 1);
+
     private async Task PublishGlobalAsync()
     {
-        byte[] global;
-        long version;
-        await _gate.WaitAsync().ConfigureAwait(false);
+        // One publish at a time, each reading the state inside: the retained global never goes back a version.
+        await _publishing.WaitAsync().ConfigureAwait(false);
         try
         {
-            global = Aggregator.SignedGlobal();
-            version = Aggregator.State.Version;
+            byte[] global;
+            long version;
+            await _gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                global = Aggregator.SignedGlobal();
+                version = Aggregator.State.Version;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+            // A lost publish is repeated on the next connect: the retained global is always the state's current one.
+            await _connection.PublishAsync(Topics.Global, global, retain: true).ConfigureAwait(false);
+            RoundClosed?.Invoke(version);
         }
         finally
         {
-            _gate.Release();
+            _publishing.Release();
         }
-        // A lost publish is repeated on the next connect: the retained global is always the state's current one.
-        await _connection.PublishAsync(Topics.Global, global, retain: true).ConfigureAwait(false);
-        RoundClosed?.Invoke(version);
     }
 
     public async ValueTask DisposeAsync()
     {
+        if (_abandoned) return;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_publisher is not null) await _publisher.ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
         _store.Dispose();
         _gate.Dispose();

@@ -154,6 +154,13 @@ public sealed class FleetConnection : IAsyncDisposable
         return true;
     }
 
+    /// <summary>Drops the connection without a DISCONNECT packet and stops reconnecting (a crash, for tests and benchmarks).</summary>
+    public void Abandon()
+    {
+        _closing.Cancel();
+        Client.Dispose();
+    }
+
     /// <summary>Disconnects, keeping the session at the broker (what a device that powers off does).</summary>
     public async ValueTask DisposeAsync()
     {
