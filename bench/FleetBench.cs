@@ -18,7 +18,7 @@ namespace TinyTrain.Bench;
 /// pid and restarted mid-run plus the aggregator crashed and restarted (every acknowledged update aggregated exactly
 /// once?), and ingest throughput with one aggregator and with two on a shared subscription.
 /// Options: --devices N --rounds R --seed S --updates M (throughput) --signal KILL|TERM (how the broker is stopped),
-/// --only restart (just the restart scenario).
+/// --robust AGGREGATION (the robust run's mode, default mean+clip), --only restart|throughput (just that part).
 /// </summary>
 internal static class FleetBench
 {
@@ -49,9 +49,16 @@ internal static class FleetBench
                     $"{r.BytesPerDevice:N0} B/device rejected {string.Join(",", r.Rejected.Where(p => p.Value > 0).Select(p => $"{p.Key}={p.Value}"))} ({r.Seconds:F1} s)")).GetAwaiter().GetResult();
             }
             if (only == "restart") return Restart(plan, mosquitto, work, signal, args).GetAwaiter().GetResult();
+            if (only == "throughput")
+            {
+                double a = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
+                double b = Throughput(plan, broker, work, updates, 2, args).GetAwaiter().GetResult();
+                Console.WriteLine($"throughput: one aggregator {a:F0} updates/s, two on a shared subscription {b:F0} updates/s");
+                return new { throughput_one_aggregator = a, throughput_two_aggregators = b };
+            }
             SimulationReport clean = Simulate("clean fleet", 0, "mean");
             SimulationReport plain = Simulate("10% malicious, plain averaging", 0.1, "mean");
-            SimulationReport robust = Simulate("10% malicious, robust", 0.1, "trimmed:0.2+clip");
+            SimulationReport robust = Simulate("10% malicious, robust", 0.1, args.Text("robust", "mean+clip"));
             object restart = Restart(plan, mosquitto, work, signal, args).GetAwaiter().GetResult();
             double one = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
             double two = Throughput(plan, broker, work, updates, 2, args).GetAwaiter().GetResult();
@@ -157,7 +164,6 @@ internal static class FleetBench
         var expected = new HashSet<string>();
         for (int d = 0; d < Devices; d++) for (int s = 1; s <= PerDevice; s++) expected.Add($"r{d}:{s}");
         int lost = expected.Count(e => !aggregated.Contains(e));
-        args.Log($"   debug: handled {service.Handled}, accepted {aggregator.State.Accepted}, buffer {aggregator.State.Buffer.Count}, version {aggregator.State.Version}, rejected {string.Join(",", aggregator.State.Rejected.Select(p => p.Key + "=" + p.Value))}");
         args.Log($"   {total} updates, {acknowledged} acknowledged, {aggregated.Count} aggregated ({distinct} distinct), lost {lost}, replays refused {aggregator.Rejected(RejectReason.Replayed)}");
         foreach (DeviceAgent a in agents) await a.DisposeAsync();
         await service.DisposeAsync();
@@ -183,7 +189,7 @@ internal static class FleetBench
         for (int i = 0; i < aggregators; i++)
         {
             var store = new AggregatorStore(Path.Combine(work, $"tp{aggregators}-{i}"));
-            var aggregator = new Aggregator(model, new AggregatorOptions { BufferSize = 100, Mode = AggregationMode.TrimmedMean, ClipNorm = -1 }, registry, aggKey,
+            var aggregator = new Aggregator(model, new AggregatorOptions { BufferSize = 100, Mode = AggregationMode.TrimmedMean, ClipNorm = -1, MaxStaleness = int.MaxValue }, registry, aggKey,
                 new AggregatorState { Global = new float[model.Layout.TotalCount] });
             store.Recover(aggregator);
             var service = new AggregatorService(broker, $"agg{i}-" + topics.Fleet, topics, aggregator, store);
@@ -226,7 +232,7 @@ internal static class FleetBench
         long handled = services.Sum(s => s.Handled);
         long accepted = services.Sum(s => s.Aggregator.State.Accepted);
         args.Log($"-- throughput, {aggregators} aggregator(s): {handled} of {updates} updates ({messages[0].Bytes.Length:N0} B each) in {seconds:F1} s, " +
-                 $"accepted {accepted}; split {string.Join("/", services.Select(s => s.Handled))}");
+                 $"accepted {accepted}, rejected {string.Join(",", services.SelectMany(x => x.Aggregator.State.Rejected).Select(p => p.Key + "=" + p.Value))}; split {string.Join("/", services.Select(s => s.Handled))}");
         foreach (var c in publishers) await c.DisposeAsync();
         foreach (var s in services) await s.DisposeAsync();
         return handled / seconds;
