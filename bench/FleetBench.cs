@@ -53,7 +53,7 @@ internal static class FleetBench
             {
                 double a = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
                 double b = Throughput(plan, broker, work, updates, 2, args).GetAwaiter().GetResult();
-                Console.WriteLine($"throughput: one aggregator {a:F0} updates/s, two on a shared subscription {b:F0} updates/s");
+                args.Log($"throughput: one aggregator {a:F0} updates/s, two on a shared subscription {b:F0} updates/s");
                 return new { throughput_one_aggregator = a, throughput_two_aggregators = b };
             }
             SimulationReport clean = Simulate("clean fleet", 0, "mean");
@@ -70,14 +70,14 @@ internal static class FleetBench
                 bytes_per_device_per_round = r.Rounds[^1].BytesPerDevice, rejected = r.RejectedTotal, exactly_once = r.AggregatedExactlyOnce,
                 seconds = r.Seconds,
             };
-            Console.WriteLine();
-            Console.WriteLine($"fleet: {devices} devices x {rounds} rounds, Mosquitto on loopback, cnn-s bias:2 ({clean.TrainedParameters:N0} trained parameters), seed {seed}");
-            Console.WriteLine($"| run | aggregation | fleet | local-only | no adaptation | bytes/device/round | rejected |");
+            args.Log("");
+            args.Log($"fleet: {devices} devices x {rounds} rounds, Mosquitto on loopback, cnn-s bias:2 ({clean.TrainedParameters:N0} trained parameters), seed {seed}");
+            args.Log($"| run | aggregation | fleet | local-only | no adaptation | bytes/device/round | rejected |");
             foreach ((string name, SimulationReport r) in new[] { ("clean", clean), ("10 % malicious", plain), ("10 % malicious", robust) })
-                Console.WriteLine($"| {name} | {r.Aggregation} | {r.Rounds[^1].FleetAccuracy:P1} | {r.Rounds[^1].LocalOnlyAccuracy:P1} | {r.Rounds[^1].NoAdaptationAccuracy:P1} | " +
+                args.Log($"| {name} | {r.Aggregation} | {r.Rounds[^1].FleetAccuracy:P1} | {r.Rounds[^1].LocalOnlyAccuracy:P1} | {r.Rounds[^1].NoAdaptationAccuracy:P1} | " +
                                   $"{r.Rounds[^1].BytesPerDevice:N0} | {string.Join(", ", r.RejectedTotal.Where(p => p.Value > 0).Select(p => $"{p.Key} {p.Value}"))} |");
-            Console.WriteLine($"restart: {System.Text.Json.JsonSerializer.Serialize(restart)}");
-            Console.WriteLine($"throughput: one aggregator {one:F0} updates/s, two on a shared subscription {two:F0} updates/s");
+            args.Log($"restart: {System.Text.Json.JsonSerializer.Serialize(restart)}");
+            args.Log($"throughput: one aggregator {one:F0} updates/s, two on a shared subscription {two:F0} updates/s");
             return new
             {
                 devices, rounds, seed, trained_parameters = clean.TrainedParameters, clean = Last(clean), malicious_plain = Last(plain),
