@@ -41,7 +41,11 @@ internal static class FleetBench
                 args.Log($"-- {label}: {devices} devices, {rounds} rounds, malicious {malicious:P0}, {aggregation}");
                 var options = new SimulationOptions
                 {
-                    Devices = devices, Rounds = rounds, Seed = seed, MaliciousFraction = malicious, Broker = broker,
+                    Devices = devices,
+                    Rounds = rounds,
+                    Seed = seed,
+                    MaliciousFraction = malicious,
+                    Broker = broker,
                     Aggregation = AggregatorOptions.Parse(aggregation, new AggregatorOptions { BufferSize = int.MaxValue }),
                 };
                 return FleetSimulation.RunAsync(plan, options, args.Log, r => args.Log(
@@ -65,9 +69,14 @@ internal static class FleetBench
 
             object Last(SimulationReport r) => new
             {
-                aggregation = r.Aggregation, malicious = r.Malicious, fleet_accuracy = r.Rounds[^1].FleetAccuracy,
-                local_only_accuracy = r.Rounds[^1].LocalOnlyAccuracy, no_adaptation_accuracy = r.Rounds[^1].NoAdaptationAccuracy,
-                bytes_per_device_per_round = r.Rounds[^1].BytesPerDevice, rejected = r.RejectedTotal, exactly_once = r.AggregatedExactlyOnce,
+                aggregation = r.Aggregation,
+                malicious = r.Malicious,
+                fleet_accuracy = r.Rounds[^1].FleetAccuracy,
+                local_only_accuracy = r.Rounds[^1].LocalOnlyAccuracy,
+                no_adaptation_accuracy = r.Rounds[^1].NoAdaptationAccuracy,
+                bytes_per_device_per_round = r.Rounds[^1].BytesPerDevice,
+                rejected = r.RejectedTotal,
+                exactly_once = r.AggregatedExactlyOnce,
                 seconds = r.Seconds,
             };
             args.Log("");
@@ -80,9 +89,19 @@ internal static class FleetBench
             args.Log($"throughput: one aggregator {one:F0} updates/s, two on a shared subscription {two:F0} updates/s");
             return new
             {
-                devices, rounds, seed, trained_parameters = clean.TrainedParameters, clean = Last(clean), malicious_plain = Last(plain),
-                malicious_robust = Last(robust), restart, throughput_one_aggregator = one, throughput_two_aggregators = two,
-                clean_rounds = clean.Rounds, plain_rounds = plain.Rounds, robust_rounds = robust.Rounds,
+                devices,
+                rounds,
+                seed,
+                trained_parameters = clean.TrainedParameters,
+                clean = Last(clean),
+                malicious_plain = Last(plain),
+                malicious_robust = Last(robust),
+                restart,
+                throughput_one_aggregator = one,
+                throughput_two_aggregators = two,
+                clean_rounds = clean.Rounds,
+                plain_rounds = plain.Rounds,
+                robust_rounds = robust.Rounds,
             };
         }
         finally
@@ -169,9 +188,17 @@ internal static class FleetBench
         await service.DisposeAsync();
         return new
         {
-            signal, devices = Devices, updates = total, acknowledged, aggregated = aggregated.Count, duplicates = aggregated.Count - distinct, lost,
-            redeliveries_refused_as_replays = aggregator.Rejected(RejectReason.Replayed), broker_restarts = brokerRestarts,
-            aggregator_restarts = aggregatorRestarts, seconds = clock.Elapsed.TotalSeconds,
+            signal,
+            devices = Devices,
+            updates = total,
+            acknowledged,
+            aggregated = aggregated.Count,
+            duplicates = aggregated.Count - distinct,
+            lost,
+            redeliveries_refused_as_replays = aggregator.Rejected(RejectReason.Replayed),
+            broker_restarts = brokerRestarts,
+            aggregator_restarts = aggregatorRestarts,
+            seconds = clock.Elapsed.TotalSeconds,
         };
     }
 
@@ -207,8 +234,13 @@ internal static class FleetBench
             string device = $"t{i % Devices}";
             var update = new UpdateEnvelope
             {
-                DeviceId = device, ModelId = model.ModelId, AdapterKind = model.AdapterKind, Task = model.Task, SampleCount = 16,
-                Sequence = i / Devices + 1, Payload = payload,
+                DeviceId = device,
+                ModelId = model.ModelId,
+                AdapterKind = model.AdapterKind,
+                Task = model.Task,
+                SampleCount = 16,
+                Sequence = i / Devices + 1,
+                Payload = payload,
             };
             messages.Add((device, SignedMessage.Sign(update, device, keys[device])));
         }

@@ -42,8 +42,13 @@ internal sealed class FleetFixture : IDisposable
         model ??= new FleetModel("00112233aabbccdd", FleetModel.ParamsKind, "test", Layout);
         return new UpdateEnvelope
         {
-            DeviceId = device, ModelId = model.ModelId, AdapterKind = model.AdapterKind, Task = model.Task,
-            BaseVersion = baseVersion, SampleCount = samples, Sequence = sequence,
+            DeviceId = device,
+            ModelId = model.ModelId,
+            AdapterKind = model.AdapterKind,
+            Task = model.Task,
+            BaseVersion = baseVersion,
+            SampleCount = samples,
+            Sequence = sequence,
             Payload = FleetSerializer.Serialize(TensorPayload.Encode(model.Layout, delta)),
         };
     }

@@ -93,8 +93,16 @@ internal static class FleetCommand
             : PlanFile.Load(planPath);
         var options = new SimulationOptions
         {
-            Devices = devices, Rounds = rounds, Seed = seed, MaliciousFraction = malicious, LateFraction = late,
-            SamplesPerRound = samples, EvalSamples = evalSamples, LearningRate = lr, Broker = broker, Aggregation = aggregator,
+            Devices = devices,
+            Rounds = rounds,
+            Seed = seed,
+            MaliciousFraction = malicious,
+            LateFraction = late,
+            SamplesPerRound = samples,
+            EvalSamples = evalSamples,
+            LearningRate = lr,
+            Broker = broker,
+            Aggregation = aggregator,
         };
         console.MarkupLine($"fleet of [bold]{devices}[/] emulated devices, {rounds} rounds, {samples} labelled samples per device per round, " +
                            $"malicious {malicious:P0}, aggregation [bold]{Markup.Escape(aggregator.Describe())}[/], seed {seed}");

@@ -106,8 +106,13 @@ public sealed class DeviceAgent : IAsyncDisposable
         long sequence = _outbox.TakeSequence();
         var envelope = new UpdateEnvelope
         {
-            DeviceId = DeviceId, ModelId = Model.ModelId, AdapterKind = Model.AdapterKind, Task = Model.Task,
-            BaseVersion = baseVersion ?? GlobalVersion, SampleCount = sampleCount, Sequence = sequence,
+            DeviceId = DeviceId,
+            ModelId = Model.ModelId,
+            AdapterKind = Model.AdapterKind,
+            Task = Model.Task,
+            BaseVersion = baseVersion ?? GlobalVersion,
+            SampleCount = sampleCount,
+            Sequence = sequence,
             Metrics = metrics is null ? [] : new Dictionary<string, float>(metrics),
             Payload = FleetSerializer.Serialize(TensorPayload.Encode(Model.Layout, delta)),
         };
@@ -144,8 +149,13 @@ public sealed class DeviceAgent : IAsyncDisposable
     {
         var telemetry = new TelemetryEnvelope
         {
-            DeviceId = DeviceId, ModelId = Model.ModelId, GlobalVersion = GlobalVersion, AccuracyEstimate = accuracy,
-            OodRate = oodRate, SramHighWaterBytes = sramHighWater, Samples = samples,
+            DeviceId = DeviceId,
+            ModelId = Model.ModelId,
+            GlobalVersion = GlobalVersion,
+            AccuracyEstimate = accuracy,
+            OodRate = oodRate,
+            SramHighWaterBytes = sramHighWater,
+            Samples = samples,
         };
         return _connection.PublishAsync(Topics.Telemetry(DeviceId), SignedMessage.Sign(telemetry, DeviceId, _key));
     }

@@ -73,8 +73,11 @@ public sealed class Aggregator
 
         State.Buffer.Add(new BufferedUpdate
         {
-            DeviceId = update.DeviceId, Sequence = update.Sequence, BaseVersion = update.BaseVersion,
-            SampleCount = update.SampleCount, Delta = payload.Decode(),
+            DeviceId = update.DeviceId,
+            Sequence = update.Sequence,
+            BaseVersion = update.BaseVersion,
+            SampleCount = update.SampleCount,
+            Delta = payload.Decode(),
         });
         State.Accepted++;
         bool closed = State.Buffer.Count >= Options.BufferSize;
@@ -130,8 +133,12 @@ public sealed class Aggregator
     {
         var envelope = new GlobalEnvelope
         {
-            ModelId = Model.ModelId, AdapterKind = Model.AdapterKind, Task = Model.Task, Version = State.Version,
-            Contributors = LastRoundContributors, SampleCount = State.SampleCount,
+            ModelId = Model.ModelId,
+            AdapterKind = Model.AdapterKind,
+            Task = Model.Task,
+            Version = State.Version,
+            Contributors = LastRoundContributors,
+            SampleCount = State.SampleCount,
             Payload = Model.ToPack(State.Global, State.Version, State.SampleCount).Serialize(),
         };
         return SignedMessage.Sign(envelope, FleetModel.AggregatorSigner, _signingKey);

@@ -34,8 +34,13 @@ public sealed record FleetModel(string ModelId, string AdapterKind, string Task,
         }
         return new AdapterPack
         {
-            Identity = ModelId, Kind = AdapterKind, Task = Task, Version = (int)Math.Min(version + 1, int.MaxValue), Samples = samples,
-            CreatedUtc = DateTime.UnixEpoch, Tensors = tensors,
+            Identity = ModelId,
+            Kind = AdapterKind,
+            Task = Task,
+            Version = (int)Math.Min(version + 1, int.MaxValue),
+            Samples = samples,
+            CreatedUtc = DateTime.UnixEpoch,
+            Tensors = tensors,
         };
     }
 

@@ -103,7 +103,11 @@ public static class FleetSimulation
             var local = new EmulatedDevice(plan, board, o.LearningRate, (uint)(o.Seed * 2 * o.Devices + 2 * d + 1)).Executor;
             devices[d] = new SimDevice
             {
-                Id = id, Data = data[d], Fleet = fleet, Local = local, Late = late[d],
+                Id = id,
+                Data = data[d],
+                Fleet = fleet,
+                Local = local,
+                Late = late[d],
                 Malicious = maliciousRank[d] < 0 ? null : (MaliciousKind)(maliciousRank[d] % 3),
                 Agent = new DeviceAgent(id, key, aggregatorPublic, model, topics, broker, Path.Combine(directory, "devices", id), o.Fleet),
             };
