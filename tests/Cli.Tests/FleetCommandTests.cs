@@ -39,6 +39,22 @@ public class FleetCommandTests
     }
 
     [Fact]
+    public void Broker_listens_on_loopback_and_stops_after_the_given_time()
+    {
+        int port;
+        using (var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        }
+        var r = CliRunner.Run("fleet", "broker", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--seconds", "1");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains($"mqtt://127.0.0.1:{port}", r.Stdout);
+        Assert.Contains("broker stopped", r.Stdout);
+        Assert.Contains("--bind must be an IP address", CliRunner.AssertOneLineError(CliRunner.Run("fleet", "broker", "--bind", "localhost")));
+    }
+
+    [Fact]
     public void Simulate_refuses_a_bad_broker_url_and_a_bad_fraction()
     {
         Assert.Contains("not an MQTT URL", CliRunner.AssertOneLineError(CliRunner.Run("fleet", "simulate", "--broker", "http://x:1")));
