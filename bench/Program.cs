@@ -14,6 +14,7 @@ var benchmarks = new Dictionary<string, Func<BenchArgs, object>>
     ["memory"] = MemoryBench.Run,
     ["auto-scheme"] = AutoSchemeBench.Run,
     ["continual"] = ContinualBench.Run,
+    ["fleet"] = FleetBench.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var bench))

@@ -31,6 +31,11 @@ public static class Program
           adapters list|show|export|import --state <dir> --plan plan.ttplan [task] [file]
                                              adapter packs kept in a device state directory
           boards [--json]                    board profiles (SRAM, Flash, core)
+          fleet broker [--port 1883] [--bind 127.0.0.1]
+                                             an MQTT v5 broker (embedded) for a fleet
+          fleet simulate --devices N --rounds R [--broker embedded|mqtt://host:port] [--malicious F] [--seed S]
+                         [--aggregation mean|trimmed[:F]|median[+clip[:X]]] [--json] [--plot out.png]
+                                             N emulated devices adapting together over MQTT
           demo                               the whole path so far, on bundled data
 
         zoo models: cnn-s, mbv2-w0.35, proxyless-w0.3, mcunet-5fps
@@ -64,6 +69,7 @@ public static class Program
                 "boards" => BoardsCommand.Run(rest, context),
                 "adapters" => AdaptersCommand.Run(rest, context),
                 "demo" => DemoCommand.Run(rest, context),
+                "fleet" => FleetCommand.Run(rest, context),
                 _ => throw new UsageException($"unknown command '{args[0]}'"),
             };
         }

@@ -1,0 +1,354 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using TinyTrain.Fleet.Agent;
+using TinyTrain.Fleet.Aggregation;
+using TinyTrain.Fleet.Messages;
+using TinyTrain.Fleet.Payload;
+using TinyTrain.Fleet.Simulation;
+using TinyTrain.Fleet.Transport;
+using PlanImage = TinyTrain.Runtime.Plans.Plan;
+
+namespace TinyTrain.Bench;
+
+/// <summary>
+/// Fleet adaptation over MQTT through Mosquitto on loopback (started and stopped here): accuracy of 100 devices over 20
+/// rounds (fleet vs local-only vs none), 10 % malicious devices with robust vs plain averaging, the broker killed by its
+/// pid and restarted mid-run plus the aggregator crashed and restarted (every acknowledged update aggregated exactly
+/// once?), and ingest throughput with one aggregator and with two on a shared subscription.
+/// Options: --devices N --rounds R --seed S --updates M (throughput) --signal KILL|TERM (how the broker is stopped),
+/// --robust AGGREGATION (the robust run's mode, default mean+clip), --only restart|throughput (just that part).
+/// </summary>
+internal static class FleetBench
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    public static object Run(BenchArgs args)
+    {
+        int devices = args.Int("devices", 100), rounds = args.Int("rounds", 20), seed = args.Int("seed", 0), updates = args.Int("updates", 2000);
+        string signal = args.Text("signal", "KILL");
+        string only = args.Text("only", "");
+        string work = Path.Combine(Path.GetTempPath(), "tinytrain-fleet-bench-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(work);
+        PlanImage plan = FleetBaseModel.Build(log: args.Log);
+        using var mosquitto = Mosquitto.Start(work, args);
+        try
+        {
+            BrokerEndpoint broker = mosquitto.Endpoint;
+            SimulationReport Simulate(string label, double malicious, string aggregation)
+            {
+                args.Log($"-- {label}: {devices} devices, {rounds} rounds, malicious {malicious:P0}, {aggregation}");
+                var options = new SimulationOptions
+                {
+                    Devices = devices,
+                    Rounds = rounds,
+                    Seed = seed,
+                    MaliciousFraction = malicious,
+                    Broker = broker,
+                    Aggregation = AggregatorOptions.Parse(aggregation, new AggregatorOptions { BufferSize = int.MaxValue }),
+                };
+                return FleetSimulation.RunAsync(plan, options, args.Log, r => args.Log(
+                    $"   round {r.Round,2}: fleet {r.FleetAccuracy:P1} local-only {r.LocalOnlyAccuracy:P1} none {r.NoAdaptationAccuracy:P1} " +
+                    $"{r.BytesPerDevice:N0} B/device rejected {string.Join(",", r.Rejected.Where(p => p.Value > 0).Select(p => $"{p.Key}={p.Value}"))} ({r.Seconds:F1} s)")).GetAwaiter().GetResult();
+            }
+            if (only == "restart") return Restart(plan, mosquitto, work, signal, args).GetAwaiter().GetResult();
+            if (only == "throughput")
+            {
+                double a = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
+                double b = Throughput(plan, broker, work, updates, 2, args).GetAwaiter().GetResult();
+                args.Log($"throughput: one aggregator {a:F0} updates/s, two on a shared subscription {b:F0} updates/s");
+                return new { throughput_one_aggregator = a, throughput_two_aggregators = b };
+            }
+            SimulationReport clean = Simulate("clean fleet", 0, "mean");
+            SimulationReport plain = Simulate("10% malicious, plain averaging", 0.1, "mean");
+            SimulationReport robust = Simulate("10% malicious, robust", 0.1, args.Text("robust", "mean+clip"));
+            object restart = Restart(plan, mosquitto, work, signal, args).GetAwaiter().GetResult();
+            double one = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
+            double two = Throughput(plan, broker, work, updates, 2, args).GetAwaiter().GetResult();
+
+            object Last(SimulationReport r) => new
+            {
+                aggregation = r.Aggregation,
+                malicious = r.Malicious,
+                fleet_accuracy = r.Rounds[^1].FleetAccuracy,
+                local_only_accuracy = r.Rounds[^1].LocalOnlyAccuracy,
+                no_adaptation_accuracy = r.Rounds[^1].NoAdaptationAccuracy,
+                bytes_per_device_per_round = r.Rounds[^1].BytesPerDevice,
+                rejected = r.RejectedTotal,
+                exactly_once = r.AggregatedExactlyOnce,
+                seconds = r.Seconds,
+            };
+            args.Log("");
+            args.Log($"fleet: {devices} devices x {rounds} rounds, Mosquitto on loopback, cnn-s bias:2 ({clean.TrainedParameters:N0} trained parameters), seed {seed}");
+            args.Log($"| run | aggregation | fleet | local-only | no adaptation | bytes/device/round | rejected |");
+            foreach ((string name, SimulationReport r) in new[] { ("clean", clean), ("10 % malicious", plain), ("10 % malicious", robust) })
+                args.Log($"| {name} | {r.Aggregation} | {r.Rounds[^1].FleetAccuracy:P1} | {r.Rounds[^1].LocalOnlyAccuracy:P1} | {r.Rounds[^1].NoAdaptationAccuracy:P1} | " +
+                                  $"{r.Rounds[^1].BytesPerDevice:N0} | {string.Join(", ", r.RejectedTotal.Where(p => p.Value > 0).Select(p => $"{p.Key} {p.Value}"))} |");
+            args.Log($"restart: {System.Text.Json.JsonSerializer.Serialize(restart)}");
+            args.Log($"throughput: one aggregator {one:F0} updates/s, two on a shared subscription {two:F0} updates/s");
+            return new
+            {
+                devices,
+                rounds,
+                seed,
+                trained_parameters = clean.TrainedParameters,
+                clean = Last(clean),
+                malicious_plain = Last(plain),
+                malicious_robust = Last(robust),
+                restart,
+                throughput_one_aggregator = one,
+                throughput_two_aggregators = two,
+                clean_rounds = clean.Rounds,
+                plain_rounds = plain.Rounds,
+                robust_rounds = robust.Rounds,
+            };
+        }
+        finally
+        {
+            mosquitto.Dispose();
+            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>
+    /// 20 devices send updates continuously; mid-run Mosquitto is stopped by its pid with the signal and started again,
+    /// and the aggregator is crashed (no ack, no disconnect) and started again from its journal. Then: is every update
+    /// the broker acknowledged aggregated exactly once?
+    /// </summary>
+    private static async Task<object> Restart(PlanImage plan, Mosquitto mosquitto, string work, string signal, BenchArgs args)
+    {
+        const int Devices = 20, PerDevice = 30;
+        FleetModel model = FleetModel.FromPlan(plan, "restart");
+        var topics = new FleetTopics("restart-" + Guid.NewGuid().ToString("N")[..6], model.ModelId, model.Task);
+        var keys = new Dictionary<string, ECDsa>();
+        var registry = new Dictionary<string, ECDsa>();
+        for (int d = 0; d < Devices; d++) { keys[$"r{d}"] = FleetKeys.Create(); registry[$"r{d}"] = FleetKeys.FromPublicKey(FleetKeys.PublicKey(keys[$"r{d}"])); }
+        ECDsa aggKey = FleetKeys.Create();
+        string aggDir = Path.Combine(work, "restart-agg");
+        var options = new AggregatorOptions { BufferSize = 25 };
+        (AggregatorService, Aggregator) StartAggregator()
+        {
+            var store = new AggregatorStore(aggDir);
+            var aggregator = new Aggregator(model, options, registry, aggKey, store.LoadSnapshot() ?? new AggregatorState { Global = new float[model.Layout.TotalCount] });
+            store.Recover(aggregator);
+            return (new AggregatorService(mosquitto.Endpoint, "agg-" + topics.Fleet, topics, aggregator, store, group: null), aggregator);
+        }
+        var (service, aggregator) = StartAggregator();
+        await service.StartAsync(Timeout);
+        var agents = new List<DeviceAgent>();
+        for (int d = 0; d < Devices; d++)
+        {
+            var agent = new DeviceAgent($"r{d}", keys[$"r{d}"], FleetKeys.FromPublicKey(FleetKeys.PublicKey(aggKey)), model, topics, mosquitto.Endpoint,
+                Path.Combine(work, "restart-dev", $"r{d}"), "dev-" + topics.Fleet);
+            await agent.StartAsync(Timeout);
+            agents.Add(agent);
+        }
+        var rng = new Random(1);
+        var delta = new float[model.Layout.TotalCount];
+        for (int j = 0; j < delta.Length; j++) delta[j] = (float)(rng.NextDouble() - 0.5);
+        var clock = Stopwatch.StartNew();
+        int brokerRestarts = 0, aggregatorRestarts = 0;
+        var parameters = new byte[plan.SramParamBytes];
+        for (int step = 0; step < PerDevice; step++)
+        {
+            // Devices take up each new global as it comes (so their updates stay within the aggregator's staleness bound).
+            foreach (DeviceAgent a in agents) a.TryApplyGlobal(parameters);
+            await Task.WhenAll(agents.Select(a => a.PublishUpdateAsync(delta, 1)));
+            if (step == PerDevice / 3)
+            {
+                args.Log($"   stopping Mosquitto (pid {mosquitto.Pid}) with SIG{signal} mid-run; restarting it");
+                mosquitto.Stop(signal);
+                await Task.WhenAll(agents.Select(a => a.PublishUpdateAsync(delta, 1)));  // into the outboxes while it is down
+                step++;
+                mosquitto.Restart();
+                brokerRestarts++;
+            }
+            if (step == 2 * PerDevice / 3)
+            {
+                args.Log($"   crashing the aggregator mid-run (accepted {aggregator.State.Accepted}, version {aggregator.State.Version}); restarting it from its journal");
+                service.Abandon();
+                (service, aggregator) = StartAggregator();
+                await service.StartAsync(Timeout);
+                aggregatorRestarts++;
+            }
+        }
+        int total = Devices * PerDevice;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(90);
+        while ((agents.Sum(a => a.Outbox.PendingCount) > 0 || aggregator.State.Accepted < total) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        await service.CloseRoundAsync();
+        int acknowledged = total - agents.Sum(a => a.Outbox.PendingCount);
+        var aggregated = aggregator.State.Aggregated;
+        int distinct = aggregated.Distinct().Count();
+        var expected = new HashSet<string>();
+        for (int d = 0; d < Devices; d++) for (int s = 1; s <= PerDevice; s++) expected.Add($"r{d}:{s}");
+        int lost = expected.Count(e => !aggregated.Contains(e));
+        args.Log($"   {total} updates, {acknowledged} acknowledged, {aggregated.Count} aggregated ({distinct} distinct), lost {lost}, replays refused {aggregator.Rejected(RejectReason.Replayed)}");
+        foreach (DeviceAgent a in agents) await a.DisposeAsync();
+        await service.DisposeAsync();
+        return new
+        {
+            signal,
+            devices = Devices,
+            updates = total,
+            acknowledged,
+            aggregated = aggregated.Count,
+            duplicates = aggregated.Count - distinct,
+            lost,
+            redeliveries_refused_as_replays = aggregator.Rejected(RejectReason.Replayed),
+            broker_restarts = brokerRestarts,
+            aggregator_restarts = aggregatorRestarts,
+            seconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+
+    /// <summary>Updates per second that <paramref name="aggregators"/> aggregators ingest (verify, journal to disk, ack).</summary>
+    private static async Task<double> Throughput(PlanImage plan, BrokerEndpoint broker, string work, int updates, int aggregators, BenchArgs args)
+    {
+        const int Devices = 50;
+        FleetModel model = FleetModel.FromPlan(plan, "throughput");
+        var topics = new FleetTopics("tp-" + Guid.NewGuid().ToString("N")[..6], model.ModelId, model.Task);
+        var keys = new Dictionary<string, ECDsa>();
+        var registry = new Dictionary<string, ECDsa>();
+        for (int d = 0; d < Devices; d++) { keys[$"t{d}"] = FleetKeys.Create(); registry[$"t{d}"] = FleetKeys.FromPublicKey(FleetKeys.PublicKey(keys[$"t{d}"])); }
+        ECDsa aggKey = FleetKeys.Create();
+        var services = new List<AggregatorService>();
+        for (int i = 0; i < aggregators; i++)
+        {
+            var store = new AggregatorStore(Path.Combine(work, $"tp{aggregators}-{i}"));
+            var aggregator = new Aggregator(model, new AggregatorOptions { BufferSize = 100, Mode = AggregationMode.TrimmedMean, ClipNorm = -1, MaxStaleness = int.MaxValue }, registry, aggKey,
+                new AggregatorState { Global = new float[model.Layout.TotalCount] });
+            store.Recover(aggregator);
+            var service = new AggregatorService(broker, $"agg{i}-" + topics.Fleet, topics, aggregator, store);
+            await service.StartAsync(Timeout);
+            if (!service.Shared) throw new TinyTrainException("the broker did not grant the shared subscription");
+            services.Add(service);
+        }
+        var rng = new Random(2);
+        var delta = new float[model.Layout.TotalCount];
+        for (int j = 0; j < delta.Length; j++) delta[j] = (float)(rng.NextDouble() - 0.5);
+        byte[] payload = FleetSerializer.Serialize(TensorPayload.Encode(model.Layout, delta));
+        var messages = new List<(string Device, byte[] Bytes)>(updates);
+        for (int i = 0; i < updates; i++)
+        {
+            string device = $"t{i % Devices}";
+            var update = new UpdateEnvelope
+            {
+                DeviceId = device,
+                ModelId = model.ModelId,
+                AdapterKind = model.AdapterKind,
+                Task = model.Task,
+                SampleCount = 16,
+                Sequence = i / Devices + 1,
+                Payload = payload,
+            };
+            messages.Add((device, SignedMessage.Sign(update, device, keys[device])));
+        }
+        var publishers = new List<FleetConnection>();
+        for (int p = 0; p < 4; p++)
+        {
+            var c = new FleetConnection(broker, $"pub{p}-" + topics.Fleet);
+            await c.ConnectAsync(Timeout);
+            publishers.Add(c);
+        }
+        var clock = Stopwatch.StartNew();
+        // Each publisher sends the updates of its own devices, in order (sequence numbers grow per device).
+        await Task.WhenAll(publishers.Select((c, p) => Task.Run(async () =>
+        {
+            for (int i = 0; i < messages.Count; i++)
+                if (i % Devices % publishers.Count == p) await c.PublishAsync(topics.Update(messages[i].Device), messages[i].Bytes);
+        })));
+        DateTime deadline = DateTime.UtcNow.AddSeconds(300);
+        while (services.Sum(s => s.Handled) < updates && DateTime.UtcNow < deadline) await Task.Delay(5);
+        double seconds = clock.Elapsed.TotalSeconds;
+        long handled = services.Sum(s => s.Handled);
+        long accepted = services.Sum(s => s.Aggregator.State.Accepted);
+        args.Log($"-- throughput, {aggregators} aggregator(s): {handled} of {updates} updates ({messages[0].Bytes.Length:N0} B each) in {seconds:F1} s, " +
+                 $"accepted {accepted}, rejected {string.Join(",", services.SelectMany(x => x.Aggregator.State.Rejected).Select(p => p.Key + "=" + p.Value))}; split {string.Join("/", services.Select(s => s.Handled))}");
+        foreach (var c in publishers) await c.DisposeAsync();
+        foreach (var s in services) await s.DisposeAsync();
+        return handled / seconds;
+    }
+
+    /// <summary>Mosquitto on a free loopback port with persistence, as its own process (so it can be stopped by pid).</summary>
+    private sealed class Mosquitto : IDisposable
+    {
+        private readonly string _conf;
+        private Process _process;
+
+        private Mosquitto(string conf, int port, Process process)
+        {
+            _conf = conf;
+            Port = port;
+            _process = process;
+        }
+
+        public int Port { get; }
+        public int Pid => _process.Id;
+        public BrokerEndpoint Endpoint => new("127.0.0.1", Port, false);
+
+        public static Mosquitto Start(string work, BenchArgs args)
+        {
+            string binary = Environment.GetEnvironmentVariable("TINYTRAIN_MOSQUITTO") ?? (File.Exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto");
+            int port;
+            using (var listener = new TcpListener(IPAddress.Loopback, 0)) { listener.Start(); port = ((IPEndPoint)listener.LocalEndpoint).Port; }
+            string dir = Path.Combine(work, "mosquitto");
+            Directory.CreateDirectory(dir);
+            string conf = Path.Combine(dir, "mosquitto.conf");
+            File.WriteAllText(conf, $"user {Environment.UserName}\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n" +
+                                    "autosave_interval 1\nautosave_on_changes true\nmax_queued_messages 100000\nmax_inflight_messages 100\n");
+            var m = new Mosquitto(conf, port, Launch(binary, conf, port));
+            args.Log($"Mosquitto ({binary}, pid {m.Pid}) on 127.0.0.1:{port}, persistence on");
+            return m;
+        }
+
+        private static string Binary => Environment.GetEnvironmentVariable("TINYTRAIN_MOSQUITTO") ?? (File.Exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto");
+
+        private static Process Launch(string binary, string conf, int port)
+        {
+            Process process;
+            try
+            {
+                process = Process.Start(new ProcessStartInfo(binary, ["-c", conf]) { RedirectStandardError = true, UseShellExecute = false })!;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                throw new TinyTrainException("the fleet benchmark needs Mosquitto: apt-get install mosquitto (or set TINYTRAIN_MOSQUITTO to its path)");
+            }
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginErrorReadLine();
+            DateTime deadline = DateTime.UtcNow.AddSeconds(10);
+            while (true)
+            {
+                try
+                {
+                    using var client = new TcpClient();
+                    client.Connect(IPAddress.Loopback, port);
+                    return process;
+                }
+                catch (SocketException) when (DateTime.UtcNow < deadline && !process.HasExited)
+                {
+                    Thread.Sleep(50);
+                }
+            }
+        }
+
+        public void Stop(string signal)
+        {
+            Process.Start("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            _process.WaitForExit(10_000);
+        }
+
+        public void Restart()
+        {
+            _process.Dispose();
+            _process = Launch(Binary, _conf, Port);
+        }
+
+        public void Dispose()
+        {
+            try { if (!_process.HasExited) _process.Kill(); } catch (InvalidOperationException) { }
+            _process.Dispose();
+        }
+    }
+}

@@ -1,0 +1,180 @@
+namespace TinyTrain.Fleet.Aggregation;
+
+using System.Buffers;
+using MQTTnet;
+using TinyTrain.Fleet.Transport;
+
+/// <summary>
+/// An aggregator on the broker: takes device updates from a shared subscription ($share/{group}/..., or a plain one
+/// where the broker has none), journals each to disk before acknowledging it, offers it to the aggregator, and
+/// publishes each new global adapter retained. A message is acknowledged only once it is on disk, so a crash at any
+/// point either replays it from the journal or has the broker deliver it again (then refused as replayed): every
+/// acknowledged update is aggregated exactly once.
+/// </summary>
+public sealed class AggregatorService : IAsyncDisposable
+{
+    private readonly FleetConnection _connection;
+    private readonly AggregatorStore _store;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <param name="group">The shared-subscription group; null subscribes plainly (one aggregator).</param>
+    public AggregatorService(BrokerEndpoint broker, string clientId, FleetTopics topics, Aggregator aggregator, AggregatorStore store, string? group = "aggregators")
+    {
+        Topics = topics ?? throw new ArgumentNullException(nameof(topics));
+        Aggregator = aggregator ?? throw new ArgumentNullException(nameof(aggregator));
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        Group = group is null ? null : FleetTopics.CheckName("aggregator group", group);
+        _connection = new FleetConnection(broker, clientId);
+        _connection.Client.ApplicationMessageReceivedAsync += OnMessage;
+        _connection.OnConnected = OnConnected;
+    }
+
+    public FleetTopics Topics { get; }
+    public Aggregator Aggregator { get; }
+    public string? Group { get; }
+
+    /// <summary>True when the broker granted the shared subscription; false when this aggregator subscribed alone.</summary>
+    public bool Shared { get; private set; }
+
+    /// <summary>Messages handled (accepted or refused) by this process.</summary>
+    public long Handled { get; private set; }
+
+    /// <summary>Heard after each new global version is published.</summary>
+    public Action<long>? RoundClosed { get; set; }
+
+    public Task StartAsync(TimeSpan timeout, CancellationToken cancel = default)
+    {
+        _publisher ??= Task.Run(PublishLoop);
+        return _connection.ConnectAsync(timeout, cancel);
+    }
+
+    private readonly SemaphoreSlim _globalChanged = new(0, int.MaxValue);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _publisher;
+
+    private void SignalGlobal() => _globalChanged.Release();
+
+    /// <summary>Publishes the current global whenever it changed; one publisher, so the retained message never goes back a version.</summary>
+    private async Task PublishLoop()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _globalChanged.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            while (_globalChanged.CurrentCount > 0) await _globalChanged.WaitAsync().ConfigureAwait(false);
+            await PublishGlobalAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task OnConnected(bool sessionPresent)
+    {
+        // A broker without shared subscriptions may still grant "$share/..." as a literal filter that matches nothing,
+        // so its CONNACK decides.
+        Shared = Group is not null && _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
+        if (!Shared && !await _connection.SubscribeAsync(Topics.Updates).ConfigureAwait(false))
+            throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {Topics.Updates}");
+        SignalGlobal();
+    }
+
+    private volatile bool _abandoned;
+
+    /// <summary>
+    /// For tests and benchmarks: stops as a killed process would: nothing more is journaled or acknowledged, the
+    /// connection is dropped without a DISCONNECT, the journal is closed where it is. The broker keeps the session.
+    /// </summary>
+    public void Abandon()
+    {
+        _abandoned = true;
+        _stopping.Cancel();
+        _connection.Abandon();
+        _store.Dispose();
+    }
+
+    private async Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
+    {
+        // Acknowledged below, after the journal is on disk.
+        e.AutoAcknowledge = false;
+        if (_abandoned) return;
+        byte[] message = e.ApplicationMessage.Payload.ToArray();
+        bool closed;
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_abandoned) return;
+            _store.Append(message, Aggregator.Options.MaxMessageBytes);
+            closed = Aggregator.Offer(message).RoundClosed;
+            if (closed) _store.Snapshot(Aggregator.State);
+            Handled++;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        // Published from another task: waiting for a PUBACK inside the receive handler would stall the receive loop.
+        if (closed) SignalGlobal();
+        await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Closes the round now with whatever is buffered (a simulation's round end), and publishes the result.</summary>
+    public async Task CloseRoundAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (Aggregator.State.Buffer.Count == 0) return;
+            Aggregator.CloseRound();
+            _store.Snapshot(Aggregator.State);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        await PublishGlobalAsync().ConfigureAwait(false);
+    }
+
+    private readonly SemaphoreSlim _publishing = new(1, 1);
+
+    private async Task PublishGlobalAsync()
+    {
+        // One publish at a time, each reading the state inside: the retained global never goes back a version.
+        await _publishing.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            byte[] global;
+            long version;
+            await _gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                global = Aggregator.SignedGlobal();
+                version = Aggregator.State.Version;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+            // A lost publish is repeated on the next connect: the retained global is always the state's current one.
+            await _connection.PublishAsync(Topics.Global, global, retain: true).ConfigureAwait(false);
+            RoundClosed?.Invoke(version);
+        }
+        finally
+        {
+            _publishing.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_abandoned) return;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_publisher is not null) await _publisher.ConfigureAwait(false);
+        await _connection.DisposeAsync().ConfigureAwait(false);
+        _store.Dispose();
+        _gate.Dispose();
+    }
+}

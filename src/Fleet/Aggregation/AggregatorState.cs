@@ -1,0 +1,33 @@
+namespace TinyTrain.Fleet.Aggregation;
+
+using MessagePack;
+
+/// <summary>An accepted update waiting for its round.</summary>
+[MessagePackObject]
+public sealed class BufferedUpdate
+{
+    [Key(0)] public string DeviceId { get; set; } = "";
+    [Key(1)] public long Sequence { get; set; }
+    [Key(2)] public long BaseVersion { get; set; }
+    [Key(3)] public int SampleCount { get; set; }
+    [Key(4)] public float[] Delta { get; set; } = [];
+}
+
+/// <summary>Everything an aggregator must not forget across a restart: the global adapter, seen sequence numbers, the buffer, counts.</summary>
+[MessagePackObject]
+public sealed class AggregatorState
+{
+    [Key(0)] public long Version { get; set; }
+    [Key(1)] public float[] Global { get; set; } = [];
+    /// <summary>Highest sequence number seen (signature verified) per device.</summary>
+    [Key(2)] public Dictionary<string, long> LastSequence { get; set; } = [];
+    [Key(3)] public List<BufferedUpdate> Buffer { get; set; } = [];
+    /// <summary>Refused messages by reason (RejectReasons.Name).</summary>
+    [Key(4)] public Dictionary<string, long> Rejected { get; set; } = [];
+    [Key(5)] public long Accepted { get; set; }
+    /// <summary>"device:sequence" of every update folded into a closed round, in order: the exactly-once audit trail.</summary>
+    [Key(6)] public List<string> Aggregated { get; set; } = [];
+    [Key(7)] public long SampleCount { get; set; }
+    /// <summary>Which journal file continues this snapshot.</summary>
+    [Key(8)] public long JournalGeneration { get; set; }
+}
