@@ -10,7 +10,15 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 MQTT_DIR="$(mktemp -d /tmp/tinytrain-mosquitto.XXXXXX)"
-PLAIN_PORT="${TINYTRAIN_MQTT_PORT:-18830}"; AUTH_PORT=$((PLAIN_PORT + 1)); TLS_PORT=$((PLAIN_PORT + 2))
+# Three free loopback ports in a row (another broker on the machine must not answer for ours).
+port_free() { ! (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PLAIN_PORT="${TINYTRAIN_MQTT_PORT:-18830}"
+if [ -z "${TINYTRAIN_MQTT_PORT:-}" ]; then
+  while ! { port_free "$PLAIN_PORT" && port_free $((PLAIN_PORT + 1)) && port_free $((PLAIN_PORT + 2)); }; do
+    PLAIN_PORT=$((PLAIN_PORT + 3))
+  done
+fi
+AUTH_PORT=$((PLAIN_PORT + 1)); TLS_PORT=$((PLAIN_PORT + 2))
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=tinytrain test CA" \
   -keyout "$MQTT_DIR/ca.key" -out "$MQTT_DIR/ca.crt" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
@@ -43,7 +51,8 @@ for _ in $(seq 50); do
   (echo > "/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && break
   sleep 0.1
 done
-kill -0 "$MOSQUITTO_PID" || { cat "$MQTT_DIR/mosquitto.log"; exit 1; }
+sleep 0.2
+kill -0 "$MOSQUITTO_PID" 2>/dev/null || { echo "mosquitto did not start:"; cat "$MQTT_DIR/mosquitto.log"; exit 1; }
 export TINYTRAIN_MQTT_URL="mqtt://127.0.0.1:$PLAIN_PORT"
 export TINYTRAIN_MQTT_AUTH_URL="mqtt://fleet:fleet-secret@127.0.0.1:$AUTH_PORT"
 export TINYTRAIN_MQTT_TLS_URL="mqtts://fleet:fleet-secret@localhost:$TLS_PORT"
