@@ -183,12 +183,13 @@ public sealed partial class EmulatedDevice
     }
 
     /// <summary>Ends the run and summarises it.</summary>
-    public EmulationReport Finish(int window = DefaultWindow)
+    /// <param name="tasks">Per-task held-out accuracy to put in the report (see <see cref="Run"/>); none when null.</param>
+    public EmulationReport Finish(int window = DefaultWindow, IReadOnlyList<TaskReport>? tasks = null)
     {
         if (!_running) throw new InvalidOperationException("Call Begin before Finish.");
         _running = false;
         double seconds = (double)_ticks / Stopwatch.Frequency;
         var log = new SampleLog(_segmentNames, _segments, _outcomes, _trained, _count, _adapter is null ? null : _ood);
-        return EmulationReport.Create(Plan.Source, Plan.ModelName, Fit, Cost, log, window, ArenaBytes, _highWater, seconds);
+        return EmulationReport.Create(Plan.Source, Plan.ModelName, Fit, Cost, log, window, ArenaBytes, _highWater, seconds, tasks);
     }
 }

@@ -4,7 +4,8 @@ using ScottPlot;
 
 /// <summary>
 /// Accuracy over the stream as a PNG: the trailing-window accuracy at every sample, a dashed line at each segment
-/// boundary labelled with the segment's name, titled with the model and the board.
+/// boundary labelled with the segment's name, titled with the model and the board; for a class-incremental stream,
+/// one more line per task (its held-out accuracy at the end of every window).
 /// </summary>
 public static class AccuracyPlot
 {
@@ -30,6 +31,24 @@ public static class AccuracyPlot
             line.LineWidth = 2;
             line.LegendText = $"accuracy, last {report.Window} samples";
         }
+        // Class-incremental streams: each task's held-out accuracy at the end of every window, from its first sample on.
+        foreach (TaskReport t in report.Tasks)
+        {
+            var tx = new List<double>();
+            var ty = new List<double>();
+            for (int p = 0; p < t.Accuracy.Count; p++)
+            {
+                if (t.Accuracy[p] is not double v) continue;
+                tx.Add(Math.Min((p + 1) * report.Window, report.Samples));
+                ty.Add(v);
+            }
+            if (tx.Count == 0) continue;
+            var task = plot.Add.ScatterLine(tx.ToArray(), ty.ToArray());
+            task.LineWidth = 1.5f;
+            task.MarkerSize = 4;
+            task.LegendText = $"task {t.Name}, {t.HeldOut} held-out images";
+        }
+        if (report.Tasks.Count > 0) plot.ShowLegend(Alignment.LowerLeft);
         foreach (SegmentReport s in report.Segments)
         {
             if (s.Samples == 0) continue;

@@ -6,7 +6,6 @@ using TinyTrain.Compiler.Boards;
 using TinyTrain.Emulator.CostModel;
 using TinyTrain.Emulator.Device;
 
-/// <summary>One segment of the stream, as the report gives it.</summary>
 /// <summary>One segment of the stream, as the report gives it. OodRate: the share scored out of distribution (test-time adaptation plans).</summary>
 public sealed record SegmentReport(string Name, int Start, int Samples, double Accuracy, int Trained, int Skipped, double OodRate = 0);
 
@@ -20,8 +19,9 @@ public sealed class EmulationReport
 
     private EmulationReport(string board, string boardName, string model, string plan, IReadOnlyList<SegmentReport> segments,
         int window, double?[] windowed, double[] rolling, int arenaBytes, int arenaHighWater, FitReport fit,
-        double stepsPerSecond, double msPerInference, double? msPerStep)
+        double stepsPerSecond, double msPerInference, double? msPerStep, IReadOnlyList<TaskReport> tasks)
     {
+        Tasks = tasks;
         Board = board;
         BoardName = boardName;
         Model = model;
@@ -50,6 +50,12 @@ public sealed class EmulationReport
 
     /// <summary>Accuracy over consecutive windows of <see cref="Window"/> samples; null where all were skipped.</summary>
     public IReadOnlyList<double?> WindowedAccuracy { get; }
+
+    /// <summary>
+    /// Class-incremental streams (two or more class subsets): each task's accuracy on its held-out images at the end of
+    /// every window (see Device/TaskProbe); empty otherwise.
+    /// </summary>
+    public IReadOnlyList<TaskReport> Tasks { get; }
 
     /// <summary>Accuracy over the trailing <see cref="Window"/> samples at every sample (NaN where all were skipped); for plots.</summary>
     public IReadOnlyList<double> RollingAccuracy => _rolling;
@@ -88,7 +94,7 @@ public sealed class EmulationReport
     public double? EstimatedMsPerStep { get; }
 
     public static EmulationReport Create(string plan, string model, FitReport fit, CostEstimate cost, SampleLog log, int window,
-        int arenaBytes, int arenaHighWater, double seconds)
+        int arenaBytes, int arenaHighWater, double seconds, IReadOnlyList<TaskReport>? tasks = null)
     {
         ArgumentNullException.ThrowIfNull(fit);
         ArgumentNullException.ThrowIfNull(cost);
@@ -103,7 +109,7 @@ public sealed class EmulationReport
             processed += s.Predicted;
         }
         return new EmulationReport(fit.Board.Id, fit.Board.Name, model, plan, segments, window, log.Windowed(window), log.Rolling(window),
-            arenaBytes, arenaHighWater, fit, seconds > 0 ? processed / seconds : 0, cost.MsPerInference, cost.MsPerTrainStep);
+            arenaBytes, arenaHighWater, fit, seconds > 0 ? processed / seconds : 0, cost.MsPerInference, cost.MsPerTrainStep, tasks ?? []);
     }
 
     /// <summary>The report as one JSON object (snake_case keys); only steps_per_second depends on this machine.</summary>
@@ -117,6 +123,19 @@ public sealed class EmulationReport
             });
         var windowed = new JsonArray();
         foreach (double? v in WindowedAccuracy) windowed.Add(v is double d ? JsonValue.Create(d) : null);
+        var tasks = new JsonArray();
+        foreach (TaskReport t in Tasks)
+        {
+            var classes = new JsonArray();
+            foreach (int c in t.Classes) classes.Add(c);
+            var accuracy = new JsonArray();
+            foreach (double? v in t.Accuracy) accuracy.Add(v is double d ? JsonValue.Create(d) : null);
+            tasks.Add(new JsonObject
+            {
+                ["name"] = t.Name, ["classes"] = classes, ["first_sample"] = t.FirstSample, ["held_out"] = t.HeldOut,
+                ["windowed_accuracy"] = accuracy, ["best"] = t.Best, ["final"] = t.Final, ["forgetting"] = t.Forgetting,
+            });
+        }
         return new JsonObject
         {
             ["board"] = Board,
@@ -134,6 +153,7 @@ public sealed class EmulationReport
             ["estimated_ms_per_step"] = EstimatedMsPerStep is double ms ? JsonValue.Create(Math.Round(ms, 3)) : null,
             ["window"] = Window,
             ["windowed_accuracy"] = windowed,
+            ["tasks"] = tasks,
         };
     }
 

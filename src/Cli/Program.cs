@@ -26,7 +26,7 @@ public static class Program
           train <plan.ttplan> --data <name> [--steps N] [--lr X] [--momentum M] [--seed S] [--json]
                                              on-device learning with the int8 runtime, batch 1
           export <plan.ttplan> --onnx out.onnx  the int8 plan as an ONNX QDQ model (for ONNX Runtime)
-          emulate <plan.ttplan> --board B --stream <spec|@file.json> [--seed S] [--lr X] [--ood-threshold P] [--window N] [--json] [--plot out.png]
+          emulate <plan.ttplan> --board B --stream <spec|@file.json> [--seed S] [--lr X] [--ood-threshold P] [--window N] [--task-holdout N] [--json] [--plot out.png]
                                              run a data stream that drifts through the runtime under a board's limits
           adapters list|show|export|import --state <dir> --plan plan.ttplan [task] [file]
                                              adapter packs kept in a device state directory

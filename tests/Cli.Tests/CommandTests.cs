@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace TinyTrain.Cli.Tests;
@@ -118,5 +119,10 @@ public class CommandTests
         Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
         Assert.Contains("test accuracy after float training", r.Stdout);
         Assert.True(File.Exists(Path.Combine(dir, "cnn-s.onnx")));
+        // Step 9: the tta:norm plan, with no labels, beats the source plan on the over-exposed stream.
+        var tta = System.Text.RegularExpressions.Regex.Match(r.Stdout, @"over-exposed camera, no labels\W+([\d.]+) % -> ([\d.]+) %");
+        Assert.True(tta.Success, r.Stdout);
+        double source = double.Parse(tta.Groups[1].Value, CultureInfo.InvariantCulture), adapted = double.Parse(tta.Groups[2].Value, CultureInfo.InvariantCulture);
+        Assert.True(adapted > source + 20, $"source {source} %, adapted {adapted} %");
     }
 }

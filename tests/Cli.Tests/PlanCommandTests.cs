@@ -179,7 +179,27 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
         Assert.True(new FileInfo(plot).Length > 10_000);
     }
 
+    [Fact]
+    public void Emulate_scores_each_task_of_a_class_incremental_stream_on_held_out_images()
+    {
+        var r = CliRunner.Run("emulate", _plan.Plan, "--board", "stm32f746-disco", "--stream", "mnist-mini[0-4]:clean*100, mnist-mini[5-9]:clean*100",
+            "--window", "50", "--task-holdout", "40", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using JsonDocument doc = JsonDocument.Parse(r.Stdout);
+        JsonElement tasks = doc.RootElement.GetProperty("tasks");
+        Assert.Equal(["mnist-mini[0-4]", "mnist-mini[5-9]"], tasks.EnumerateArray().Select(t => t.GetProperty("name").GetString()));
+        Assert.Equal(100, tasks[1].GetProperty("first_sample").GetInt32());
+        Assert.All(tasks.EnumerateArray(), t => Assert.Equal(40, t.GetProperty("held_out").GetInt32()));
+        Assert.Equal(JsonValueKind.Null, tasks[1].GetProperty("windowed_accuracy")[0].ValueKind);
+        // An inference-only plan learns nothing, so it forgets nothing: each task's held-out accuracy stays where it was.
+        Assert.All(tasks.EnumerateArray(), t => Assert.Equal(0.0, t.GetProperty("forgetting").GetDouble()));
+        Assert.All(tasks.EnumerateArray(), t => Assert.True(t.GetProperty("final").GetDouble() > 0.7));
+    }
+
     [Theory]
+    [InlineData("stm32f746-disco", "mnist-mini[4-0]:clean*10", "class range 4-0 runs backwards; write 0-4")]
+    [InlineData("stm32f746-disco", "mnist-mini[0-1]:clean*10, mnist-mini[8-12]:clean*10", "class 10 is not in 'mnist-mini', which has classes 0..9")]
+    [InlineData("stm32f746-disco", "mnist-mini[0-1:clean*10", "expected ',' or ']' in the class list")]
     [InlineData("arduino-uno", "mnist-mini:clean*10", "stm32f746-disco")]
     [InlineData("stm32f746-disco", "mnist-mini:clean 10", "column")]
     [InlineData("stm32f746-disco", "mnist-mini-c:fgo*10", "unknown corruption 'fgo'")]
@@ -188,6 +208,13 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
     {
         string line = CliRunner.AssertOneLineError(CliRunner.Run("emulate", _plan.Plan, "--board", board, "--stream", stream));
         Assert.Contains(expected, line);
+    }
+
+    [Fact]
+    public void Emulate_refuses_a_negative_task_holdout()
+    {
+        string line = CliRunner.AssertOneLineError(CliRunner.Run("emulate", _plan.Plan, "--board", "stm32f746-disco", "--stream", "mnist-mini[0-1]:clean*10", "--task-holdout", "-1"));
+        Assert.Contains("--task-holdout must be in 0..10000, got -1", line);
     }
 
     [Fact]

@@ -13,7 +13,7 @@ namespace TinyTrain.Cli.Commands;
 /// <summary>
 /// `tinytrain demo`: the whole path that exists so far, on the bundled data, with no network:
 /// model -> float training -> ONNX out and back in -> int8 plan -> the runtime's accuracy and memory ->
-/// on-device int8 training of a new task.
+/// on-device int8 training of a new task -> the emulator with drift -> test-time adaptation without labels.
 /// </summary>
 internal static class DemoCommand
 {
@@ -92,6 +92,21 @@ internal static class DemoCommand
             console.MarkupLine($"   {Markup.Escape(segment.Name),-28} {segment.Samples,5} images, accuracy {segment.Accuracy:P1}, learned from {segment.Trained}");
         console.MarkupLine($"   SRAM high-water {emulation.SramHighWaterBytes:N0} B (arena) of {defaultBoard.SramBytes:N0} B; plot: {Markup.Escape(plotPath)}");
 
+        // 9. Test-time adaptation: the camera's exposure changes and no labels come at all. The same model, compiled
+        // with --update tta:norm, re-estimates its per-channel statistics on the stream; the int8 plan of step 5 is the source.
+        const string ttaSpec = "fashion-mnist-mini-c:brightness*300/none";
+        CompileResult ttaCompiled = PlanCompiler.Compile(graph, CalibrationSet.FromData(train, graph.InputShape, 512), new CompileOptions { Update = "tta:norm" });
+        var ttaPlan = TinyTrain.Runtime.Plans.Plan.Load(ttaCompiled.Image, "cnn-s.tta-norm.ttplan");
+        long extraSram = ttaCompiled.Plan.SramBytes - compiled.Plan.SramBytes;
+        console.MarkupLine($"9. test-time adaptation, no labels at all: the model compiled with [bold]--update tta:norm[/] (+{extraSram:N0} B SRAM over the plan of step 5) " +
+                           $"re-estimates its per-channel statistics on the stream [bold]{Markup.Escape(ttaSpec)}[/]");
+        double sourceAccuracy = StreamAccuracy(plan, defaultBoard, ttaSpec, console, "source plan on the over-exposed stream");
+        var ttaDevice = new TinyTrain.Emulator.Device.EmulatedDevice(ttaPlan, defaultBoard, 0.05f, 0);
+        var ttaStream = new TinyTrain.Emulator.Streams.DataStream(TinyTrain.Emulator.Streams.StreamSpec.Parse(ttaSpec), 0, ttaDevice.InputShape);
+        TinyTrain.Emulator.Report.EmulationReport adapted = Consoles.WithProgress(console, "adapting without labels", progress => ttaDevice.Run(ttaStream, progress, 100));
+        console.MarkupLine($"   same images, in the same order: source plan {sourceAccuracy:P1}, adapting plan [green]{adapted.Segments[0].Accuracy:P1}[/] " +
+                           $"(each image predicted before it is adapted on; {adapted.Trained:N0} adapted on, labels used: 0)");
+
         var summary = new Table().Border(TableBorder.Rounded).AddColumn("step").AddColumn(new TableColumn("result").RightAligned());
         summary.AddRow("test accuracy before training", $"{before:P1}");
         summary.AddRow("test accuracy after float training", $"[green]{result.TestAccuracy:P1}[/]");
@@ -102,12 +117,22 @@ internal static class DemoCommand
         summary.AddRow($"fits {board.Id}", fit.Fits ? "[green]yes[/]" : "[red]no[/]");
         summary.AddRow("on-device learning, new task (digits)", $"{learned.AccuracyBefore:P1} -> [green]{learned.AccuracyAfter:P1}[/]");
         summary.AddRow("emulator: fogged camera, first vs last 100 images", $"{emulation.WindowedAccuracy[3]:P1} -> [green]{emulation.WindowedAccuracy[^1]:P1}[/]");
+        summary.AddRow("test-time adaptation, over-exposed camera, no labels", $"{sourceAccuracy:P1} -> [green]{adapted.Segments[0].Accuracy:P1}[/]");
         summary.AddRow("demo wall time", $"{clock.Elapsed.TotalSeconds:F1} s");
         console.Write(summary);
         console.MarkupLine("Next: [bold]tinytrain data fetch fashion-mnist[/] and [bold]tinytrain pretrain --model cnn-s --data fashion-mnist -o models/base.onnx[/] for the full data set.");
         if (importedAccuracy != result.TestAccuracy)
             throw new TinyTrainException("the ONNX round trip changed the model's predictions; this is a bug, please report it");
         return 0;
+    }
+
+    // Accuracy of an inference-only plan on a stream (no learning), on the same board the other steps use.
+    private static double StreamAccuracy(TinyTrain.Runtime.Plans.Plan plan, BoardProfile board, string spec, IAnsiConsole console, string what)
+    {
+        var device = new TinyTrain.Emulator.Device.EmulatedDevice(plan, board, 0.01f, 0);
+        var stream = new TinyTrain.Emulator.Streams.DataStream(TinyTrain.Emulator.Streams.StreamSpec.Parse(spec), 0, device.InputShape);
+        TinyTrain.Emulator.Report.EmulationReport report = Consoles.WithProgress(console, what, progress => device.Run(stream, progress, 100));
+        return report.Segments[0].Accuracy;
     }
 
     private static float MaxOutputDifference(TinyTrain.Compiler.Graphs.Graph a, TinyTrain.Compiler.Graphs.Graph b, Dataset data, int count)

@@ -23,6 +23,7 @@ internal static class EmulateCommand
         float lr = a.Float("lr") ?? 0.01f;
         float oodThreshold = a.Float("ood-threshold") ?? 0f;
         int window = a.Int("window", 1) ?? EmulatedDevice.DefaultWindow;
+        int taskHeldOut = a.Int("task-holdout", 0, 10_000) ?? TaskProbe.DefaultHeldOut;
         string? plotPath = a.Option("plot");
         bool json = a.Flag("json");
         a.EnsureAllUsed(1);
@@ -41,7 +42,7 @@ internal static class EmulateCommand
                            $"{stream.TotalCount:N0} samples in {stream.Segments.Count} segment(s), " +
                            (device.AdaptsWithoutLabels ? $"predict then adapt without labels (lr {lr}, OOD threshold {oodThreshold})"
                             : device.CanTrain ? $"predict then learn (lr {lr})" : "inference only (the plan has no trainable set)") + $", seed {seed}");
-        EmulationReport report = Consoles.WithProgress(console, "streaming through the device", progress => device.Run(stream, progress, window));
+        EmulationReport report = Consoles.WithProgress(console, "streaming through the device", progress => device.Run(stream, progress, window, taskHeldOut));
 
         var segments = new Table().Border(TableBorder.Rounded).Title("accuracy by segment")
             .AddColumn("segment").AddColumn(new TableColumn("samples").RightAligned()).AddColumn(new TableColumn("accuracy").RightAligned())
@@ -57,6 +58,18 @@ internal static class EmulateCommand
         console.Write(segments);
         if (device.AdaptsWithoutLabels)
             console.MarkupLine($"adaptation: {report.Trained:N0} samples learned from; {device.Resets} reset(s) to the source model (a sustained OOD rate)");
+
+        if (report.Tasks.Count > 0)
+        {
+            var tasks = new Table().Border(TableBorder.Rounded)
+                .Title($"accuracy by task (held-out images from the other split, scored every {report.Window} samples)")
+                .AddColumn("task").AddColumn(new TableColumn("first sample").RightAligned()).AddColumn(new TableColumn("held out").RightAligned())
+                .AddColumn(new TableColumn("best").RightAligned()).AddColumn(new TableColumn("final").RightAligned()).AddColumn(new TableColumn("forgetting").RightAligned());
+            foreach (TaskReport t in report.Tasks)
+                tasks.AddRow(Markup.Escape(t.Name), t.FirstSample.ToString("N0"), t.HeldOut.ToString("N0"), $"{t.Best:P1}", $"{t.Final:P1}",
+                    t.Forgetting >= 0.1 ? $"[yellow]{t.Forgetting * 100:F1} points[/]" : $"{t.Forgetting * 100:F1} points");
+            console.Write(tasks);
+        }
 
         var summary = new Table().Border(TableBorder.Rounded).Title($"{Markup.Escape(board.Id)}: memory and time")
             .AddColumn("").AddColumn(new TableColumn("").RightAligned());
