@@ -126,7 +126,9 @@ internal static class FleetBench
         for (int d = 0; d < Devices; d++) { keys[$"r{d}"] = FleetKeys.Create(); registry[$"r{d}"] = FleetKeys.FromPublicKey(FleetKeys.PublicKey(keys[$"r{d}"])); }
         ECDsa aggKey = FleetKeys.Create();
         string aggDir = Path.Combine(work, "restart-agg");
-        var options = new AggregatorOptions { BufferSize = 25 };
+        // No staleness bound here: while the broker or the aggregator is down, devices keep learning on the global they
+        // have, and their late updates must still be aggregated (down-weighted), not refused, for the exactly-once count.
+        var options = new AggregatorOptions { BufferSize = 25, MaxStaleness = int.MaxValue };
         (AggregatorService, Aggregator) StartAggregator()
         {
             var store = new AggregatorStore(aggDir);
@@ -183,7 +185,8 @@ internal static class FleetBench
         var expected = new HashSet<string>();
         for (int d = 0; d < Devices; d++) for (int s = 1; s <= PerDevice; s++) expected.Add($"r{d}:{s}");
         int lost = expected.Count(e => !aggregated.Contains(e));
-        args.Log($"   {total} updates, {acknowledged} acknowledged, {aggregated.Count} aggregated ({distinct} distinct), lost {lost}, replays refused {aggregator.Rejected(RejectReason.Replayed)}");
+        string refused = string.Join(",", aggregator.State.Rejected.Where(p => p.Value > 0).Select(p => p.Key + "=" + p.Value));
+        args.Log($"   {total} updates, {acknowledged} acknowledged, {aggregated.Count} aggregated ({distinct} distinct), not aggregated {lost}, refused {refused}");
         foreach (DeviceAgent a in agents) await a.DisposeAsync();
         await service.DisposeAsync();
         return new
