@@ -65,9 +65,10 @@ public static class PatchStages
                 EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }
+        if (best is null && auto) return plain;   // no grid fits the stage (e.g. a 1-pixel-wide sensor window)
         if (best is null)
             throw new TinyTrainException($"--patch {patch}: the grid is finer than the stage output; use a coarser grid or auto");
-        return auto && best.ArenaBytes >= plain.ArenaBytes ? plain : best;
+        return auto && best!.ArenaBytes >= plain.ArenaBytes ? plain : best!;
     }
 
     /// <summary>

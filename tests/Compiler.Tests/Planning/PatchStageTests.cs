@@ -145,6 +145,17 @@ public class PatchStageTests
         Assert.Contains("--patch 2x2: nothing to run patch by patch", e.Message);
     }
 
+    [Fact]
+    public void Auto_leaves_a_stage_no_grid_fits_unpatched_and_a_forced_grid_says_why()
+    {
+        // imu-cnn's windows are one column wide: no square grid tiles them.
+        (CompileResult plain, CompileResult patched) = CompileBoth("imu-cnn", 64, "bias:1", "auto");
+        Assert.Null(patched.Program.Patch);
+        Assert.Equal(plain.Image, patched.Image);
+        var e = Assert.Throws<TinyTrainException>(() => CompileBoth("imu-cnn", 64, "bias:1", "2x2"));
+        Assert.Contains("the grid is finer than the stage output", e.Message);
+    }
+
     [Theory]
     [InlineData("2")]
     [InlineData("0x2")]
