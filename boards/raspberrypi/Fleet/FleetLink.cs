@@ -57,6 +57,19 @@ public sealed class FleetLink : IDisposable
     /// </summary>
     public static FleetLink Open(HostOptions options, PlanImage plan, byte[] planParams, byte[] parameters, TextWriter log)
     {
+        try
+        {
+            return OpenLink(options, plan, planParams, parameters, log);
+        }
+        catch (PlatformNotSupportedException e)
+        {
+            // .NET's ECDSA on Linux is OpenSSL's: a system without libssl cannot sign or verify.
+            throw new TinyTrainException($"the fleet link signs and verifies with ECDSA through OpenSSL, which this system lacks ({e.Message}): install it (apt install libssl3) or run without --fleet");
+        }
+    }
+
+    private static FleetLink OpenLink(HostOptions options, PlanImage plan, byte[] planParams, byte[] parameters, TextWriter log)
+    {
         // Everything that can be refused is checked before anything is written.
         ECDsa aggregatorKey = LoadAggregatorKey(options.AggregatorKeyPath);
         var model = FleetModel.FromPlan(plan, Task);
