@@ -24,6 +24,7 @@ public sealed class FleetLink : IDisposable
     public const string PublicKeyFile = "device-key.pub.pem";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan RetryTimeout = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RetainedWait = TimeSpan.FromSeconds(1);
 
     private readonly DeviceAgent _agent;
     private readonly EmbeddedBroker? _broker;
@@ -105,6 +106,13 @@ public sealed class FleetLink : IDisposable
         log.WriteLine($"fleet: device '{deviceId}' in fleet '{topics.Fleet}', model {model.ModelId}, task {model.Task}, {model.Layout.TotalCount} shared parameters; "
             + $"global version {agent.GlobalVersion}; broker {endpoint}");
         link._online = link.TryConnect(StartTimeout);
+        if (link._online)
+        {
+            // The broker sends the retained global right after the subscription: take it (or refuse it) before the first window.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (clock.Elapsed < RetainedWait && agent.StagedVersion is null && !link.AnyRefused()) Thread.Sleep(10);
+            link.Poll(parameters);
+        }
         return link;
     }
 
@@ -128,17 +136,33 @@ public sealed class FleetLink : IDisposable
         if (++Pending >= every) Publish(parameters, telemetry);
     }
 
-    /// <summary>At a window boundary: applies a newer verified global, and reports refused ones. True when the params changed.</summary>
+    /// <summary>
+    /// At a window boundary: applies a newer verified global (plus what was learned here since the last update, in one
+    /// copy), and reports refused ones. True when the params changed.
+    /// </summary>
     public bool Poll(byte[] parameters)
     {
         LogRefusals();
-        float[]? applied = _agent.TryApplyGlobal(parameters);
+        float[] local = _agent.Model.Layout.Read(parameters);
+        var candidate = (byte[])parameters.Clone();
+        float[]? applied = _agent.TryApplyGlobal(candidate);
         if (applied is null) return false;
+        // What was learned since the last update stays, on top of the new global, and goes out with the next update.
+        var merged = new float[applied.Length];
+        for (int i = 0; i < merged.Length; i++) merged[i] = applied[i] + (local[i] - _base[i]);
+        _agent.Model.Layout.Write(merged, candidate);
+        Buffer.BlockCopy(candidate, 0, parameters, 0, candidate.Length);
         _base = applied;
-        Pending = 0;
         SaveBase();
         _log.WriteLine($"fleet: applied global version {_agent.GlobalVersion} (signature, model and shapes verified)");
         return true;
+    }
+
+    private bool AnyRefused()
+    {
+        foreach (GlobalRefusal reason in Enum.GetValues<GlobalRefusal>())
+            if (_agent.Refused(reason) > _refusalsLogged.GetValueOrDefault(reason)) return true;
+        return false;
     }
 
     private void LogRefusals()
