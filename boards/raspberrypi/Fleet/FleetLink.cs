@@ -22,9 +22,9 @@ public sealed class FleetLink : IDisposable
     public const string Task = "imu-gestures";
     public const string KeyFile = "device-key.pem";
     public const string PublicKeyFile = "device-key.pub.pem";
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RetryTimeout = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan RetainedWait = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RetainedWait = TimeSpan.FromSeconds(3);
 
     private readonly DeviceAgent _agent;
     private readonly EmbeddedBroker? _broker;
