@@ -5,6 +5,7 @@ using System.Device.I2c;
 using System.Diagnostics;
 using System.Numerics;
 using Iot.Device.Imu;
+using TinyTrain.Boards.RaspberryPi.Fleet;
 using TinyTrain.Boards.RaspberryPi.Learning;
 using TinyTrain.Boards.RaspberryPi.Simulation;
 using TinyTrain.Compiler.Data;
@@ -65,6 +66,7 @@ public sealed class DeviceHost
         GravityAlignment? alignment = _options.AlignGravity ? new GravityAlignment(GravityAlignment.ReferenceOf(ImuGestures.Load(Split.Train))) : null;
         var learner = new GestureLearner(_plan, _options.LearningRate, (uint)(_options.Seed * 2654435761UL + 1), 0, alignment, _options.LearnFromLabels);
         Learner = learner;
+        byte[] planParams = (byte[])learner.Executor.Params.Clone();
         HostState state = LoadState(learner);
 
         Mpu6050 imu;
@@ -82,6 +84,8 @@ public sealed class DeviceHost
         imu.GyroscopeRange = GyroscopeRange.Range0500Dps;
         // The binding divides its scales by (1 + SMPLRT_DIV); keep the divider at 0 and pace the reads here.
         imu.SampleRateDivider = 0;
+        using FleetLink? fleet = _options.FleetUrl is null ? null : FleetLink.Open(_options, _plan, planParams, learner.Executor.Params, _log);
+        Fleet = fleet;
         _gpio.OpenPin(_options.ButtonPin, PinMode.InputPullUp);
         _gpio.OpenPin(_options.LedPin, PinMode.Output);
         _gpio.Write(_options.LedPin, PinValue.Low);
@@ -95,7 +99,7 @@ public sealed class DeviceHost
         Span<float> last = stackalloc float[6];
         Span<float> reading = stackalloc float[6];
         bool lastButton = false;
-        int sinceSave = 0;
+        int sinceSave = 0, lastPredicted = -1;
 
         for (int w = 0; w < total; w++)
         {
@@ -130,7 +134,13 @@ public sealed class DeviceHost
             // Presses during this window label the previous one (the learner's last): k + 1 presses = gesture k.
             if (presses > 0)
             {
+                if (lastPredicted >= 0)
+                {
+                    Labelled++;
+                    if (lastPredicted == presses - 1) LabelledCorrect++;
+                }
                 bool learned = learner.Learn(presses - 1);
+                if (learned) fleet?.Learned(_options.FleetEvery, learner.Executor.Params, TelemetryOf(learner));
                 if (learned && ++sinceSave >= _options.SaveEvery)
                 {
                     Save(state, learner, w);
@@ -151,7 +161,11 @@ public sealed class DeviceHost
             }
             if (!trusted) UntrustedWindows++;
 
+            // A verified global adapter replaces the shared parameters here, between windows; the state is saved with it.
+            if (fleet is not null && fleet.Poll(learner.Executor.Params)) Save(state, learner, w);
+
             WindowResult result = learner.Classify(window, trusted);
+            lastPredicted = result.Predicted;
             if (result.OutOfDistribution) OodWindows++;
             _gpio.Write(_options.LedPin, result.OutOfDistribution ? PinValue.High : PinValue.Low);
             WindowsRun++;
@@ -166,6 +180,7 @@ public sealed class DeviceHost
             }
         }
 
+        fleet?.Publish(learner.Executor.Params, TelemetryOf(learner));
         Save(state, learner, total);
         Summarize(perWindow, clock.Elapsed.TotalSeconds, learner);
         if (_options.RequireRecovery is double required && _world is not null)
@@ -180,6 +195,17 @@ public sealed class DeviceHost
         }
         return 0;
     }
+
+    /// <summary>Labelled windows and how many of them the host had predicted right (the fleet's accuracy estimate).</summary>
+    public int Labelled { get; private set; }
+    public int LabelledCorrect { get; private set; }
+    public FleetLink? Fleet { get; private set; }
+
+    private Telemetry TelemetryOf(GestureLearner learner) => new(
+        Labelled == 0 ? float.NaN : (float)LabelledCorrect / Labelled,
+        WindowsRun == 0 ? 0f : (float)OodWindows / WindowsRun,
+        learner.Executor.HighWaterMark(),
+        WindowsRun);
 
     private HostState LoadState(GestureLearner learner)
     {

@@ -33,6 +33,15 @@ public sealed class HostOptions
     public long StuckFrom { get; set; } = -1;
     public long StuckTicks { get; set; }
 
+    /// <summary>Fleet link (--fleet mqtt://host:port | embedded[:port]); null: no fleet, nothing sent.</summary>
+    public string? FleetUrl { get; set; }
+    public string FleetId { get; set; } = "default";
+    public string DeviceId { get; set; } = Environment.MachineName.ToLowerInvariant();
+    public string? AggregatorKeyPath { get; set; }
+
+    /// <summary>Publish an update after this many labelled adaptations (and at exit).</summary>
+    public int FleetEvery { get; set; } = 20;
+
     /// <summary>When set: exit 3 unless the accuracy over the last quarter of the last segment reaches this.</summary>
     public double? RequireRecovery { get; set; }
 }

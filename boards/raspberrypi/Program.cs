@@ -18,6 +18,8 @@ public static class Program
         + "                     [--lr X] [--label-every N] [--windows N] [--i2c-bus 1] [--button-pin 17] [--led-pin 27]\n"
         + "       tinytrain-rpi --simulate --plan imu.ttplan [--stream clean*40,rotation@1*160] [--seed S]\n"
         + "                     [--i2c-error-at TICK:N] [--stuck-at TICK:N] [--require-recovery 0.8] (and the options above)\n"
+        + "       fleet (either mode): --fleet mqtt://host:port|embedded[:port] --aggregator-key aggregator.pub.pem [--fleet-id default]\n"
+        + "                     [--device-id NAME] [--fleet-every 20]\n"
         + "       tinytrain-rpi --selftest [--plan imu.ttplan]";
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -156,6 +158,17 @@ public static class Program
                         _ => throw new FormatException($"--adapt {mode}: use both, labels, gravity or none"),
                     };
                     break;
+                case "--fleet":
+                    string url = Value();
+                    if (!(url == "embedded" || (url.StartsWith("embedded:", StringComparison.Ordinal) && int.TryParse(url["embedded:".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is > 0 and < 65536)
+                          || url.StartsWith("mqtt://", StringComparison.Ordinal) || url.StartsWith("mqtts://", StringComparison.Ordinal)))
+                        throw new FormatException($"--fleet {url}: use mqtt://host:port, mqtts://host:port or embedded[:port]");
+                    o.FleetUrl = url;
+                    break;
+                case "--fleet-id": o.FleetId = Value(); break;
+                case "--device-id": o.DeviceId = Value(); break;
+                case "--aggregator-key": o.AggregatorKeyPath = Value(); break;
+                case "--fleet-every": o.FleetEvery = Math.Max(1, NonNegative(a, Value())); break;
                 case "--stream": ParseStream(Value(), o.Segments); break;
                 case "--i2c-error-at": (o.ErrorFrom, o.ErrorTicks) = Fault(a, Value()); break;
                 case "--stuck-at": (o.StuckFrom, o.StuckTicks) = Fault(a, Value()); break;
