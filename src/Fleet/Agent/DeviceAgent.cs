@@ -29,8 +29,8 @@ public enum ReceiptRefusal
 /// <summary>
 /// The fleet side of one device: sends its updates from a persisted outbox and keeps each one until a receipt signed
 /// by the aggregator covers it (a broker's PUBACK is not enough: it can acknowledge and then lose the message); what is
-/// not receipted is sent again after every reconnect and after <see cref="ResendAfter"/>, receives the retained global adapter, verifies it (aggregator's signature, model,
-/// shapes, finite values, newer version) and stages it; <see cref="TryApplyGlobal"/> then copies it into the runtime's
+/// not receipted is sent again after every reconnect and after <see cref="ResendAfter"/>. Receives the retained global
+/// adapter, verifies it (aggregator's signature, model, shapes, finite values, newer version) and stages it; <see cref="TryApplyGlobal"/> then copies it into the runtime's
 /// params at a step boundary, in one piece. A global that fails any check is counted and dropped: the one in use stays.
 /// </summary>
 public sealed class DeviceAgent : IAsyncDisposable
