@@ -114,7 +114,7 @@ internal static class FleetBench
     /// <summary>
     /// 20 devices send updates continuously; mid-run Mosquitto is stopped by its pid with the signal and started again,
     /// and the aggregator is crashed (no ack, no disconnect) and started again from its journal. Then: is every update
-    /// the broker acknowledged aggregated exactly once?
+    /// the broker acknowledged, and the aggregator receipted, aggregated exactly once?
     /// </summary>
     private static async Task<object> Restart(PlanImage plan, Mosquitto mosquitto, string work, string signal, BenchArgs args)
     {
@@ -179,14 +179,16 @@ internal static class FleetBench
         DateTime deadline = DateTime.UtcNow.AddSeconds(90);
         while ((agents.Sum(a => a.Outbox.PendingCount) > 0 || aggregator.State.Accepted < total) && DateTime.UtcNow < deadline) await Task.Delay(50);
         await service.CloseRoundAsync();
-        int acknowledged = total - agents.Sum(a => a.Outbox.PendingCount);
+        int acknowledged = agents.Sum(a => a.Acknowledged);
+        int receipted = agents.Sum(a => a.Receipted);
+        int pending = agents.Sum(a => a.Outbox.PendingCount);
         var aggregated = aggregator.State.Aggregated;
         int distinct = aggregated.Distinct().Count();
         var expected = new HashSet<string>();
         for (int d = 0; d < Devices; d++) for (int s = 1; s <= PerDevice; s++) expected.Add($"r{d}:{s}");
         int lost = expected.Count(e => !aggregated.Contains(e));
         string refused = string.Join(",", aggregator.State.Rejected.Where(p => p.Value > 0).Select(p => p.Key + "=" + p.Value));
-        args.Log($"   {total} updates, {acknowledged} acknowledged, {aggregated.Count} aggregated ({distinct} distinct), not aggregated {lost}, refused {refused}");
+        args.Log($"   {total} updates, {acknowledged} acknowledged by the broker, {receipted} receipted by the aggregator ({pending} still in outboxes), {aggregated.Count} aggregated ({distinct} distinct), not aggregated {lost}, refused {refused}");
         foreach (DeviceAgent a in agents) await a.DisposeAsync();
         await service.DisposeAsync();
         return new
@@ -195,10 +197,12 @@ internal static class FleetBench
             devices = Devices,
             updates = total,
             acknowledged,
+            receipted,
+            still_in_outboxes = pending,
             aggregated = aggregated.Count,
             duplicates = aggregated.Count - distinct,
             lost,
-            redeliveries_refused_as_replays = aggregator.Rejected(RejectReason.Replayed),
+            resends_refused_as_replays = aggregator.Rejected(RejectReason.Replayed),
             broker_restarts = brokerRestarts,
             aggregator_restarts = aggregatorRestarts,
             seconds = clock.Elapsed.TotalSeconds,

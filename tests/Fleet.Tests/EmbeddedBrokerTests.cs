@@ -118,9 +118,54 @@ public sealed class EmbeddedBrokerTests
         await using var rebooted = new DeviceAgent("dev0", fleet.Keys["dev0"], aggregatorPublic, fleet.Model, topics, back.Endpoint, Path.Combine(fleet.Directory, "dev0"));
         await rebooted.StartAsync(Timeout);
         await Until(() => restarted.State.Accepted == 3);
-        Assert.Equal(0, rebooted.Outbox.Count);
+        await Until(() => rebooted.Outbox.Count == 0);  // the restarted aggregator's receipt
         await service2.CloseRoundAsync();
         Assert.Equal(["dev0:1", "dev0:2", "dev0:3"], restarted.State.Aggregated);
+    }
+
+    [Fact]
+    public async Task AnUpdateTheBrokerAcknowledgedAndLostIsSentAgainUntilReceiptedAndAggregatedOnce()
+    {
+        using var fleet = new FleetFixture(1);
+        EmbeddedBroker broker = await EmbeddedBroker.StartAsync();
+        int port = broker.Port;
+        var topics = new FleetTopics("f4", fleet.Model.ModelId, fleet.Model.Task);
+        string aggDir = Path.Combine(fleet.Directory, "agg");
+        var options = new AggregatorOptions { BufferSize = 100 };
+        var store = new AggregatorStore(aggDir);
+        Aggregator aggregator = fleet.NewAggregator(options);
+        store.Recover(aggregator);
+        var service = new AggregatorService(broker.Endpoint, "agg-4", topics, aggregator, store);
+        await service.StartAsync(Timeout);
+        await using var agent = new DeviceAgent("dev0", fleet.Keys["dev0"], FleetKeys.FromPublicKey(FleetKeys.PublicKey(fleet.AggregatorKey)), fleet.Model, topics,
+            broker.Endpoint, Path.Combine(fleet.Directory, "dev0")) { ResendAfter = TimeSpan.FromMilliseconds(300) };
+        await agent.StartAsync(Timeout);
+        await agent.PublishUpdateAsync(FleetFixture.Delta(1), 5);
+        await Until(() => agent.Outbox.Count == 0);
+        Assert.Equal(1, agent.ReceiptedThrough);
+        long bytesOne = agent.BytesSent;
+
+        // The aggregator goes away and the broker restarts with no memory of sessions or retained messages. The device
+        // reconnects and sends update 2: the broker acknowledges it and, with no subscriber, drops it.
+        await service.DisposeAsync();
+        await broker.DisposeAsync();
+        await using EmbeddedBroker back = await EmbeddedBroker.StartAsync(port);
+        await Until(() => agent.IsConnected);
+        await agent.PublishUpdateAsync(FleetFixture.Delta(2), 5);
+        Assert.Equal(2, agent.Acknowledged);
+        Assert.Equal(1, agent.Outbox.Count);  // acknowledged, not receipted: kept
+
+        var restartedStore = new AggregatorStore(aggDir);
+        Aggregator restarted = fleet.NewAggregator(options, restartedStore.LoadSnapshot());
+        restartedStore.Recover(restarted);
+        await using var service2 = new AggregatorService(back.Endpoint, "agg-4", topics, restarted, restartedStore);
+        await service2.StartAsync(Timeout);
+        // Sent again after ResendAfter, aggregated, receipted.
+        await Until(() => agent.Outbox.Count == 0);
+        Assert.Equal(2, agent.ReceiptedThrough);
+        Assert.True(agent.BytesSent >= 3 * bytesOne, $"update 2 was sent {(agent.BytesSent - bytesOne) / (double)bytesOne} times, expected at least twice");
+        await service2.CloseRoundAsync();
+        Assert.Equal(["dev0:1", "dev0:2"], restarted.State.Aggregated);
     }
 
     internal static async Task Until(Func<bool> condition, double seconds = 15)

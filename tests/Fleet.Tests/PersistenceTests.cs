@@ -63,6 +63,45 @@ public sealed class PersistenceTests
     }
 
     [Fact]
+    public async Task ForgedOrMisdirectedReceiptsAreRefusedAndLeaveTheOutboxAlone()
+    {
+        using var fleet = new FleetFixture(2);
+        var topics = new FleetTopics("f", fleet.Model.ModelId, fleet.Model.Task);
+        var agent = new DeviceAgent("dev0", fleet.Keys["dev0"], FleetKeys.FromPublicKey(FleetKeys.PublicKey(fleet.AggregatorKey)), fleet.Model, topics,
+            new BrokerEndpoint("127.0.0.1", 1, false), Path.Combine(fleet.Directory, "dev0"));
+        for (int i = 0; i < 3; i++) await agent.PublishUpdateAsync(FleetFixture.Delta(i), 5);  // no broker: all stay in the outbox
+        Assert.Equal(3, agent.Outbox.Count);
+
+        Aggregator aggregator = fleet.NewAggregator();
+        Assert.Null(aggregator.SignedReceipt("dev0"));  // nothing seen, nothing to receipt
+        foreach (var (sequence, message) in agent.Outbox.Pending()) aggregator.Offer(message);
+        aggregator.Offer(fleet.Signed(FleetFixture.Update("dev1", 7, FleetFixture.Delta(1))));
+
+        // Signed by a key that is not the aggregator's, for all three updates.
+        var impostor = new Aggregator(fleet.Model, aggregator.Options, fleet.Registry, FleetKeys.Create(), aggregator.State);
+        Assert.False(agent.ReceiveReceipt(impostor.SignedReceipt("dev0")!));
+        Assert.Equal(1, agent.Refused(ReceiptRefusal.BadSignature));
+        // The aggregator's genuine receipt, but for another device.
+        Assert.False(agent.ReceiveReceipt(aggregator.SignedReceipt("dev1")!));
+        Assert.Equal(1, agent.Refused(ReceiptRefusal.OtherDevice));
+        // Another model's aggregator, same key.
+        var other = new Aggregator(fleet.Model with { ModelId = "0000000000000000" }, aggregator.Options, fleet.Registry, fleet.AggregatorKey, aggregator.State);
+        Assert.False(agent.ReceiveReceipt(other.SignedReceipt("dev0")!));
+        Assert.Equal(1, agent.Refused(ReceiptRefusal.OtherModel));
+        Assert.False(agent.ReceiveReceipt([0xC1]));
+        Assert.Equal(1, agent.Refused(ReceiptRefusal.Malformed));
+        Assert.Equal(3, agent.Outbox.Count);
+        Assert.Equal(0, agent.ReceiptedThrough);
+
+        // The genuine receipt covers exactly what the aggregator decided.
+        Assert.True(agent.ReceiveReceipt(aggregator.SignedReceipt("dev0")!));
+        Assert.Equal(3, agent.ReceiptedThrough);
+        Assert.Equal(0, agent.Outbox.Count);
+        Assert.Equal(3, agent.Receipted);
+        await agent.DisposeAsync();
+    }
+
+    [Fact]
     public void DeviceRefusesAGlobalThatFailsAnyCheckAndKeepsTheOneInUse()
     {
         using var fleet = new FleetFixture(1);

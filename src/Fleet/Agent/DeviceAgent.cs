@@ -17,10 +17,20 @@ public enum GlobalRefusal
     WrongShape,
 }
 
+/// <summary>Why a receipt was not used (the outbox keeps what it holds).</summary>
+public enum ReceiptRefusal
+{
+    Malformed,
+    BadSignature,
+    OtherDevice,
+    OtherModel,
+}
+
 /// <summary>
-/// The fleet side of one device: sends its updates from a persisted outbox (resent after every reconnect until the
-/// broker acknowledges them), receives the retained global adapter, verifies it (aggregator's signature, model,
-/// shapes, finite values, newer version) and stages it; <see cref="TryApplyGlobal"/> then copies it into the runtime's
+/// The fleet side of one device: sends its updates from a persisted outbox and keeps each one until a receipt signed
+/// by the aggregator covers it (a broker's PUBACK is not enough: it can acknowledge and then lose the message); what is
+/// not receipted is sent again after every reconnect and after <see cref="ResendAfter"/>. Receives the retained global
+/// adapter, verifies it (aggregator's signature, model, shapes, finite values, newer version) and stages it; <see cref="TryApplyGlobal"/> then copies it into the runtime's
 /// params at a step boundary, in one piece. A global that fails any check is counted and dropped: the one in use stays.
 /// </summary>
 public sealed class DeviceAgent : IAsyncDisposable
@@ -34,6 +44,11 @@ public sealed class DeviceAgent : IAsyncDisposable
     private readonly object _staged = new();
     private (long Version, float[] Values)? _pending;
     private readonly Dictionary<GlobalRefusal, int> _refused = [];
+    private readonly Dictionary<ReceiptRefusal, int> _receiptsRefused = [];
+    /// <summary>Sequence -> when the broker last acknowledged it on this connection (cleared at every connect: all goes again).</summary>
+    private readonly Dictionary<long, DateTime> _acknowledgedAt = [];
+    private readonly HashSet<long> _acknowledged = [];
+    private long _receiptedThrough;
 
     /// <param name="clientPrefix">MQTT client ids are "{prefix}-{device}": one persistent session per device and fleet.</param>
     public DeviceAgent(string deviceId, ECDsa key, ECDsa aggregatorPublicKey, FleetModel model, FleetTopics topics, BrokerEndpoint broker, string stateDirectory,
@@ -52,6 +67,9 @@ public sealed class DeviceAgent : IAsyncDisposable
         _connection.OnConnected = async sessionPresent =>
         {
             await _connection.SubscribeAsync(Topics.Global).ConfigureAwait(false);
+            await _connection.SubscribeAsync(Topics.Receipt(DeviceId)).ConfigureAwait(false);
+            // The broker may have restarted and lost what it acknowledged: everything not receipted goes again.
+            lock (_acknowledgedAt) _acknowledgedAt.Clear();
             _ = FlushAsync();
         };
         // The last global this device verified and applied survives a reboot.
@@ -62,6 +80,7 @@ public sealed class DeviceAgent : IAsyncDisposable
     public FleetModel Model { get; }
     public FleetTopics Topics { get; }
     public Outbox Outbox => _outbox;
+    public bool IsConnected => _connection.IsConnected;
 
     /// <summary>The version of the global adapter in use (0: the plan's own parameters).</summary>
     public long GlobalVersion { get; private set; }
@@ -70,6 +89,20 @@ public sealed class DeviceAgent : IAsyncDisposable
     public long BytesSent { get; private set; }
 
     public int Refused(GlobalRefusal reason) { lock (_staged) return _refused.TryGetValue(reason, out int n) ? n : 0; }
+
+    public int Refused(ReceiptRefusal reason) { lock (_acknowledgedAt) return _receiptsRefused.TryGetValue(reason, out int n) ? n : 0; }
+
+    /// <summary>How long an update the broker acknowledged waits for its receipt before it is sent again.</summary>
+    public TimeSpan ResendAfter { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Updates of this process the broker acknowledged (PUBACK) at least once.</summary>
+    public int Acknowledged { get; private set; }
+
+    /// <summary>Updates removed from the outbox by a verified receipt.</summary>
+    public int Receipted { get; private set; }
+
+    /// <summary>The highest sequence number a verified receipt covered.</summary>
+    public long ReceiptedThrough { get { lock (_acknowledgedAt) return _receiptedThrough; } }
 
     public async Task StartAsync(TimeSpan timeout, CancellationToken cancel = default)
     {
@@ -90,7 +123,7 @@ public sealed class DeviceAgent : IAsyncDisposable
             {
                 return;
             }
-            if (_outbox.PendingCount > 0 && _connection.IsConnected) await FlushAsync().ConfigureAwait(false);
+            if (_connection.IsConnected && AnyDue()) await FlushAsync().ConfigureAwait(false);
         }
     }
 
@@ -122,7 +155,20 @@ public sealed class DeviceAgent : IAsyncDisposable
         return sequence;
     }
 
-    /// <summary>Sends every outbox message in order, removing each once the broker acknowledges it; stops at the first that is not.</summary>
+    /// <summary>Whether some outbox message was never acknowledged on this connection, or waited past <see cref="ResendAfter"/> for its receipt.</summary>
+    private bool AnyDue()
+    {
+        DateTime now = DateTime.UtcNow;
+        lock (_acknowledgedAt)
+            foreach (long sequence in _outbox.PendingSequences())
+                if (!_acknowledgedAt.TryGetValue(sequence, out DateTime at) || now - at >= ResendAfter) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// Sends, in order, every outbox message not yet acknowledged on this connection or whose receipt is overdue;
+    /// stops at the first the broker does not take. Messages stay in the outbox until a receipt covers them.
+    /// </summary>
     public async Task<int> FlushAsync()
     {
         await _sending.WaitAsync().ConfigureAwait(false);
@@ -132,8 +178,14 @@ public sealed class DeviceAgent : IAsyncDisposable
             if (!_connection.IsConnected) return 0;
             foreach ((long sequence, byte[] message) in _outbox.Pending())
             {
+                lock (_acknowledgedAt)
+                    if (sequence <= _receiptedThrough || (_acknowledgedAt.TryGetValue(sequence, out DateTime at) && DateTime.UtcNow - at < ResendAfter)) continue;
                 if (!await _connection.PublishAsync(Topics.Update(DeviceId), message).ConfigureAwait(false)) break;
-                _outbox.Remove(sequence);
+                lock (_acknowledgedAt)
+                {
+                    _acknowledgedAt[sequence] = DateTime.UtcNow;
+                    if (sequence > _receiptedThrough && _acknowledged.Add(sequence)) Acknowledged++;
+                }
                 BytesSent += message.Length;
                 sent++;
             }
@@ -163,7 +215,43 @@ public sealed class DeviceAgent : IAsyncDisposable
     private Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
     {
         if (e.ApplicationMessage.Topic == Topics.Global) Receive(e.ApplicationMessage.Payload.ToArray(), persist: true);
+        else if (e.ApplicationMessage.Topic == Topics.Receipt(DeviceId)) ReceiveReceipt(e.ApplicationMessage.Payload.ToArray());
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Verifies a receipt (aggregator's signature, this device, this model) and drops the outbox messages it covers;
+    /// false (counted by reason, outbox untouched) when it must not be trusted.
+    /// </summary>
+    public bool ReceiveReceipt(byte[] message)
+    {
+        ReceiptRefusal? refusal = CheckReceipt(message, out long sequence);
+        lock (_acknowledgedAt)
+        {
+            if (refusal is { } r)
+            {
+                _receiptsRefused[r] = (_receiptsRefused.TryGetValue(r, out int n) ? n : 0) + 1;
+                return false;
+            }
+            if (sequence <= _receiptedThrough) return true;
+            _receiptedThrough = sequence;
+            Receipted += _outbox.RemoveThrough(sequence);
+            foreach (long s in _acknowledgedAt.Keys.Where(s => s <= sequence).ToList()) _acknowledgedAt.Remove(s);
+            _acknowledged.RemoveWhere(s => s <= sequence);
+        }
+        return true;
+    }
+
+    private ReceiptRefusal? CheckReceipt(byte[] message, out long sequence)
+    {
+        sequence = 0;
+        if (!FleetSerializer.TryDeserialize(message, out SignedMessage signed)) return ReceiptRefusal.Malformed;
+        if (signed.Signer != FleetModel.AggregatorSigner || !signed.Verify(_aggregatorKey)) return ReceiptRefusal.BadSignature;
+        if (!FleetSerializer.TryDeserialize(signed.Body, out ReceiptEnvelope receipt) || receipt.SchemaVersion != UpdateEnvelope.CurrentSchema) return ReceiptRefusal.Malformed;
+        if (receipt.DeviceId != DeviceId) return ReceiptRefusal.OtherDevice;
+        if (receipt.ModelId != Model.ModelId || receipt.AdapterKind != Model.AdapterKind || receipt.Task != Model.Task) return ReceiptRefusal.OtherModel;
+        sequence = receipt.Sequence;
+        return null;
     }
 
     /// <summary>Verifies a global adapter message and stages it; false (counted by reason) when it must not be used.</summary>

@@ -3,8 +3,9 @@ namespace TinyTrain.Fleet.Agent;
 using System.Globalization;
 
 /// <summary>
-/// A device's outgoing updates on disk, one file per message, kept until the broker acknowledges it (PUBACK), so a
-/// reboot or a lost connection loses nothing; also the next sequence number, which only ever grows.
+/// A device's outgoing updates on disk, one file per message, kept until the aggregator's signed receipt covers it (the
+/// broker's PUBACK is not enough: a broker can acknowledge and then lose a message), so a reboot, a lost connection or
+/// a broker crash loses nothing; also the next sequence number, which only ever grows.
 /// </summary>
 public sealed class Outbox
 {
@@ -15,7 +16,8 @@ public sealed class Outbox
         _directory = directory ?? throw new ArgumentNullException(nameof(directory));
         Directory.CreateDirectory(directory);
         string path = SequencePath;
-        PendingCount = Directory.GetFiles(directory, "*.msg").Length;
+        foreach (string file in Directory.GetFiles(directory, "*.msg"))
+            if (long.TryParse(Path.GetFileNameWithoutExtension(file), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence)) _sequences.Add(sequence);
         NextSequence = File.Exists(path) && long.TryParse(File.ReadAllText(path), NumberStyles.None, CultureInfo.InvariantCulture, out long next) ? next : 1;
     }
 
@@ -32,34 +34,60 @@ public sealed class Outbox
         return sequence;
     }
 
+    private readonly SortedSet<long> _sequences = [];
+
     public void Add(long sequence, byte[] message)
     {
-        string path = MessagePath(sequence);
-        bool added = !File.Exists(path);
-        WriteAtomically(path, message);
-        if (added) Interlocked.Increment(ref _pendingCount);
+        WriteAtomically(MessagePath(sequence), message);
+        lock (_sequences) _sequences.Add(sequence);
     }
 
     public void Remove(long sequence)
     {
-        string path = MessagePath(sequence);
-        if (!File.Exists(path)) return;
-        File.Delete(path);
-        Interlocked.Decrement(ref _pendingCount);
+        lock (_sequences)
+        {
+            File.Delete(MessagePath(sequence));
+            _sequences.Remove(sequence);
+        }
     }
 
-    private int _pendingCount;
+    /// <summary>Removes every message numbered at or below <paramref name="sequence"/> (a receipt covers them); returns how many.</summary>
+    public int RemoveThrough(long sequence)
+    {
+        lock (_sequences)
+        {
+            long[] covered = [.. _sequences.GetViewBetween(long.MinValue, sequence)];
+            foreach (long s in covered)
+            {
+                File.Delete(MessagePath(s));
+                _sequences.Remove(s);
+            }
+            return covered.Length;
+        }
+    }
 
-    /// <summary>Messages not yet acknowledged (kept in memory; <see cref="Count"/> reads the disk).</summary>
-    public int PendingCount { get => Volatile.Read(ref _pendingCount); private set => _pendingCount = value; }
+    /// <summary>Messages not yet receipted (kept in memory; <see cref="Count"/> reads the disk).</summary>
+    public int PendingCount { get { lock (_sequences) return _sequences.Count; } }
 
-    /// <summary>Messages not yet acknowledged, oldest first.</summary>
+    /// <summary>Sequence numbers not yet receipted, oldest first (from memory).</summary>
+    public long[] PendingSequences() { lock (_sequences) return [.. _sequences]; }
+
+    /// <summary>Messages not yet receipted, oldest first.</summary>
     public IReadOnlyList<(long Sequence, byte[] Message)> Pending()
     {
         var pending = new List<(long, byte[])>();
         foreach (string file in Directory.GetFiles(_directory, "*.msg"))
-            if (long.TryParse(Path.GetFileNameWithoutExtension(file), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence))
+        {
+            if (!long.TryParse(Path.GetFileNameWithoutExtension(file), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence)) continue;
+            try
+            {
                 pending.Add((sequence, File.ReadAllBytes(file)));
+            }
+            catch (FileNotFoundException)
+            {
+                // Receipted (removed) between the listing and the read.
+            }
+        }
         pending.Sort((a, b) => a.Item1.CompareTo(b.Item1));
         return pending;
     }

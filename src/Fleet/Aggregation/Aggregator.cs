@@ -144,6 +144,24 @@ public sealed class Aggregator
         return SignedMessage.Sign(envelope, FleetModel.AggregatorSigner, _signingKey);
     }
 
+    /// <summary>
+    /// A signed receipt for <paramref name="deviceId"/>: the highest of its sequence numbers decided so far (everything
+    /// at or below it is accepted or refused for good), or null when none of its updates has been seen.
+    /// </summary>
+    public byte[]? SignedReceipt(string deviceId)
+    {
+        if (!State.LastSequence.TryGetValue(deviceId, out long sequence)) return null;
+        var envelope = new ReceiptEnvelope
+        {
+            DeviceId = deviceId,
+            ModelId = Model.ModelId,
+            AdapterKind = Model.AdapterKind,
+            Task = Model.Task,
+            Sequence = sequence,
+        };
+        return SignedMessage.Sign(envelope, FleetModel.AggregatorSigner, _signingKey);
+    }
+
     private OfferResult Reject(RejectReason reason, string detail)
     {
         string name = RejectReasons.Name(reason);

@@ -9,7 +9,9 @@ using TinyTrain.Fleet.Transport;
 /// where the broker has none), journals each to disk before acknowledging it, offers it to the aggregator, and
 /// publishes each new global adapter retained. A message is acknowledged only once it is on disk, so a crash at any
 /// point either replays it from the journal or has the broker deliver it again (then refused as replayed): every
-/// acknowledged update is aggregated exactly once.
+/// acknowledged update is aggregated exactly once. After a device's updates are journaled it publishes that device a
+/// signed, retained receipt (the highest sequence number decided), so the device keeps each update until the aggregator,
+/// not just the broker, has it: a broker that acknowledges and then loses a message costs nothing.
 /// </summary>
 public sealed class AggregatorService : IAsyncDisposable
 {
@@ -45,6 +47,7 @@ public sealed class AggregatorService : IAsyncDisposable
     public Task StartAsync(TimeSpan timeout, CancellationToken cancel = default)
     {
         _publisher ??= Task.Run(PublishLoop);
+        _receipts ??= Task.Run(ReceiptLoop);
         return _connection.ConnectAsync(timeout, cancel);
     }
 
@@ -53,6 +56,55 @@ public sealed class AggregatorService : IAsyncDisposable
     private Task? _publisher;
 
     private void SignalGlobal() => _globalChanged.Release();
+
+    private readonly HashSet<string> _receiptsDue = [];
+    private readonly SemaphoreSlim _receiptsChanged = new(0, int.MaxValue);
+    private Task? _receipts;
+
+    private void ReceiptDue(IEnumerable<string> devices)
+    {
+        lock (_receiptsDue) foreach (string device in devices) _receiptsDue.Add(device);
+        _receiptsChanged.Release();
+    }
+
+    /// <summary>Publishes the latest receipt of every device that has new ones (coalesced: one message per device however many updates).</summary>
+    private async Task ReceiptLoop()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _receiptsChanged.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            while (_receiptsChanged.CurrentCount > 0) await _receiptsChanged.WaitAsync().ConfigureAwait(false);
+            string[] due;
+            lock (_receiptsDue)
+            {
+                due = [.. _receiptsDue];
+                _receiptsDue.Clear();
+            }
+            foreach (string device in due)
+            {
+                if (_abandoned) return;
+                byte[]? receipt;
+                await _gate.WaitAsync().ConfigureAwait(false);
+                try
+                {
+                    receipt = Aggregator.SignedReceipt(device);
+                }
+                finally
+                {
+                    _gate.Release();
+                }
+                // Not taken (disconnected): sent again with all the others after the next connect.
+                if (receipt is not null && !await _connection.PublishAsync(Topics.Receipt(device), receipt, retain: true).ConfigureAwait(false)) break;
+            }
+        }
+    }
 
     /// <summary>Publishes the current global whenever it changed; one publisher, so the retained message never goes back a version.</summary>
     private async Task PublishLoop()
@@ -80,6 +132,18 @@ public sealed class AggregatorService : IAsyncDisposable
         if (!Shared && !await _connection.SubscribeAsync(Topics.Updates).ConfigureAwait(false))
             throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {Topics.Updates}");
         SignalGlobal();
+        // A restarted broker may have lost retained receipts (or a restarted aggregator never sent them): all again.
+        string[] devices;
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            devices = [.. Aggregator.State.LastSequence.Keys];
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        ReceiptDue(devices);
     }
 
     private volatile bool _abandoned;
@@ -119,6 +183,9 @@ public sealed class AggregatorService : IAsyncDisposable
         // Published from another task: waiting for a PUBACK inside the receive handler would stall the receive loop.
         if (closed) SignalGlobal();
         await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
+        // The topic names the device; its receipt says only what the aggregator decided for it, whoever sent this.
+        string topic = e.ApplicationMessage.Topic;
+        ReceiptDue([topic[(topic.LastIndexOf('/') + 1)..]]);
     }
 
     /// <summary>Closes the round now with whatever is buffered (a simulation's round end), and publishes the result.</summary>
@@ -173,6 +240,7 @@ public sealed class AggregatorService : IAsyncDisposable
         if (_abandoned) return;
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_publisher is not null) await _publisher.ConfigureAwait(false);
+        if (_receipts is not null) await _receipts.ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
         _store.Dispose();
         _gate.Dispose();

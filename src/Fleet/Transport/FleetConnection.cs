@@ -117,7 +117,12 @@ public sealed class FleetConnection : IAsyncDisposable
                 {
                     return;
                 }
-                catch (Exception) when (!_closing.IsCancellationRequested)
+                catch (Exception) when (_closing.IsCancellationRequested)
+                {
+                    // Closed while connecting (MQTTnet reports that as a failed CONNECT, not a cancellation).
+                    return;
+                }
+                catch (Exception)
                 {
                     try { await Task.Delay(250, _closing.Token).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
                 }

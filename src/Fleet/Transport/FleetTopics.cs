@@ -3,7 +3,7 @@ namespace TinyTrain.Fleet.Transport;
 /// <summary>
 /// The topic layout (README, "Fleet adaptation"): everything of one fleet, model and task lives under
 /// tinytrain/{fleet}/{model}/{task}/, with updates/{device} (QoS 1, device -> aggregators), global (QoS 1, retained,
-/// aggregator -> devices) and telemetry/{device} (QoS 1). Aggregators share updates/+ with $share/{group}/.
+/// aggregator -> devices), receipts/{device} (QoS 1, retained, aggregator -> that device) and telemetry/{device} (QoS 1). Aggregators share updates/+ with $share/{group}/.
 /// </summary>
 public sealed record FleetTopics(string Fleet, string ModelId, string Task)
 {
@@ -12,6 +12,7 @@ public sealed record FleetTopics(string Fleet, string ModelId, string Task)
     public string Updates => $"{Root}/updates/+";
     public string SharedUpdates(string group) => $"$share/{group}/{Root}/updates/+";
     public string Global => $"{Root}/global";
+    public string Receipt(string deviceId) => $"{Root}/receipts/{deviceId}";
     public string Telemetry(string deviceId) => $"{Root}/telemetry/{deviceId}";
     public string AllTelemetry => $"{Root}/telemetry/+";
 
