@@ -188,13 +188,17 @@ public sealed class FleetLink : IDisposable
             var delta = new float[now.Length];
             for (int i = 0; i < now.Length; i++) delta[i] = now[i] - _base[i];
             var metrics = new Dictionary<string, float> { ["accuracy_estimate"] = telemetry.Accuracy, ["ood_rate"] = telemetry.OodRate };
+            long acknowledgedBefore = _agent.Acknowledged;
             long sequence = _agent.PublishUpdateAsync(delta, Pending, metrics).GetAwaiter().GetResult();
+            bool acknowledged = _agent.Acknowledged > acknowledgedBefore;
             // The update is in the outbox (on disk) now: from here the fleet has it, sent or not yet.
             _base = now;
             SaveBase();
             UpdatesPublished++;
             _log.WriteLine($"fleet: update {sequence} ({Pending} labels, built on global version {_agent.GlobalVersion}) "
-                + (_agent.Outbox.PendingCount == 0 ? "acknowledged by the broker" : $"kept in the outbox ({_agent.Outbox.PendingCount} waiting)"));
+                + (acknowledged
+                    ? $"acknowledged by the broker; kept in the outbox until an aggregator's receipt covers it ({_agent.Outbox.PendingCount} waiting)"
+                    : $"kept in the outbox ({_agent.Outbox.PendingCount} waiting)"));
             Pending = 0;
         }
         if (_online)
@@ -207,7 +211,7 @@ public sealed class FleetLink : IDisposable
         if (_online) _agent.FlushAsync().GetAwaiter().GetResult();
         int waiting = _agent.Outbox.PendingCount;
         _log.WriteLine($"fleet: {UpdatesPublished} updates published this run, global version {_agent.GlobalVersion}"
-            + (waiting == 0 ? "" : $", {waiting} waiting in the outbox for the next connect"));
+            + (waiting == 0 ? "" : $", {waiting} waiting in the outbox for an aggregator's receipt (sent again at the next connect)"));
         _agent.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _broker?.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
