@@ -153,7 +153,6 @@ public static class SparseAuto
         public required double[] Bias { get; init; }
         /// <summary>[conv][input channel]: summed over output channels and taps.</summary>
         public required double[][] WeightChannels { get; init; }
-        public required QuantizedModel Model { get; init; }
 
         public double Weights(int conv, double ratio)
         {
@@ -223,7 +222,7 @@ public static class SparseAuto
                     for (int i = 0; i < weights[c].Length; i++) weights[c][i] /= count;
                 }
             }
-            return new LayerScores { Bias = bias, WeightChannels = weights, Model = model };
+            return new LayerScores { Bias = bias, WeightChannels = weights };
         }
     }
 }
