@@ -66,14 +66,29 @@ public sealed class DeviceAgent : IAsyncDisposable
         _connection.Client.ApplicationMessageReceivedAsync += OnMessage;
         _connection.OnConnected = async sessionPresent =>
         {
+            var receiptArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _receiptArrived, receiptArrived);
             await _connection.SubscribeAsync(Topics.Global).ConfigureAwait(false);
             await _connection.SubscribeAsync(Topics.Receipt(DeviceId)).ConfigureAwait(false);
-            // The broker may have restarted and lost what it acknowledged: everything not receipted goes again.
+            // The broker may have restarted and lost what it acknowledged: everything not receipted goes again,
+            // after the retained receipt (delivered right after the subscription) has had its moment to clear
+            // what the aggregator already holds. A resend it misses is refused as replayed, never applied twice.
             lock (_acknowledgedAt) _acknowledgedAt.Clear();
-            _ = FlushAsync();
+            _ = FlushAfterReceiptAsync(receiptArrived.Task);
         };
         // The last global this device verified and applied survives a reboot.
         if (File.Exists(_globalPath)) Receive(File.ReadAllBytes(_globalPath), persist: false);
+    }
+
+    private TaskCompletionSource? _receiptArrived;
+
+    /// <summary>How long a reconnect waits for the retained receipt before it resends the outbox.</summary>
+    public TimeSpan ReceiptGrace { get; set; } = TimeSpan.FromSeconds(1);
+
+    private async Task FlushAfterReceiptAsync(Task receiptArrived)
+    {
+        if (_outbox.PendingSequences().Length > 0) await Task.WhenAny(receiptArrived, Task.Delay(ReceiptGrace)).ConfigureAwait(false);
+        await FlushAsync().ConfigureAwait(false);
     }
 
     public string DeviceId { get; }
@@ -215,7 +230,11 @@ public sealed class DeviceAgent : IAsyncDisposable
     private Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
     {
         if (e.ApplicationMessage.Topic == Topics.Global) Receive(e.ApplicationMessage.Payload.ToArray(), persist: true);
-        else if (e.ApplicationMessage.Topic == Topics.Receipt(DeviceId)) ReceiveReceipt(e.ApplicationMessage.Payload.ToArray());
+        else if (e.ApplicationMessage.Topic == Topics.Receipt(DeviceId))
+        {
+            ReceiveReceipt(e.ApplicationMessage.Payload.ToArray());
+            Volatile.Read(ref _receiptArrived)?.TrySetResult();
+        }
         return Task.CompletedTask;
     }
 
