@@ -64,7 +64,7 @@ public sealed class DeviceHost
     {
         var clock = Stopwatch.StartNew();
         GravityAlignment? alignment = _options.AlignGravity ? new GravityAlignment(GravityAlignment.ReferenceOf(ImuGestures.Load(Split.Train))) : null;
-        var learner = new GestureLearner(_plan, _options.LearningRate, (uint)(_options.Seed * 2654435761UL + 1), 0, alignment, _options.LearnFromLabels);
+        var learner = new GestureLearner(_plan, _options.LearningRate, (uint)(_options.Seed * 2654435761UL + 1), 0, alignment, _options.LearnFromLabels, _options.AdaptWithoutLabels);
         Learner = learner;
         byte[] planParams = (byte[])learner.Executor.Params.Clone();
         HostState state = LoadState(learner);
@@ -164,7 +164,13 @@ public sealed class DeviceHost
             // A verified global adapter replaces the shared parameters here, between windows; the state is saved with it.
             if (fleet is not null && fleet.Poll(learner.Executor.Params)) Save(state, learner, w);
 
+            int adaptations = learner.Adaptations;
             WindowResult result = learner.Classify(window, trusted);
+            if (learner.Adaptations > adaptations && ++sinceSave >= _options.SaveEvery)
+            {
+                Save(state, learner, w + 1);
+                sinceSave = 0;
+            }
             lastPredicted = result.Predicted;
             if (result.OutOfDistribution) OodWindows++;
             _gpio.Write(_options.LedPin, result.OutOfDistribution ? PinValue.High : PinValue.Low);
@@ -284,7 +290,7 @@ public sealed class DeviceHost
             }
         }
         string alignment = learner.Alignment is null ? "off" : $"{learner.Alignment.AngleDegrees:0.0} deg, accel gain x{learner.Alignment.Gain:0.00}";
-        _log.WriteLine($"{WindowsRun} windows in {seconds:0.0} s: {learner.Updates} label updates, gravity alignment {alignment}, "
+        _log.WriteLine($"{WindowsRun} windows in {seconds:0.0} s: {learner.Updates} label updates, {learner.Adaptations} label-free adaptation steps, gravity alignment {alignment}, "
             + $"LED (out of distribution) on {OodWindows} windows, sensor errors {SensorErrors}, stuck {StuckWindows}, adaptation skipped on {UntrustedWindows}");
     }
 }

@@ -11,6 +11,12 @@ public sealed class HostOptions
     public bool Simulate { get; set; }
     public bool LearnFromLabels { get; set; } = true;
     public bool AlignGravity { get; set; } = true;
+
+    /// <summary>Runtime test-time adaptation (a plan compiled with --update tta:...): one label-free step per trusted window.</summary>
+    public bool AdaptWithoutLabels { get; set; }
+
+    /// <summary>False until --adapt is given: the host then picks by the plan (tta+gravity for a tta: plan, both otherwise).</summary>
+    public bool AdaptGiven { get; set; }
     public float LearningRate { get; set; } = 0.02f;
     public ulong Seed { get; set; } = 1;
     public int LabelEvery { get; set; } = 2;

@@ -14,7 +14,7 @@ using PlanImage = TinyTrain.Runtime.Plans.Plan;
 public static class Program
 {
     public const string Usage =
-        "usage: tinytrain-rpi --plan imu.ttplan [--board raspberry-pi-zero-2w] [--state file] [--adapt both|labels|gravity|none]\n"
+        "usage: tinytrain-rpi --plan imu.ttplan [--board raspberry-pi-zero-2w] [--state file] [--adapt both|labels|gravity|tta|tta+gravity|none]\n"
         + "                     [--lr X] [--label-every N] [--windows N] [--i2c-bus 1] [--button-pin 17] [--led-pin 27]\n"
         + "       tinytrain-rpi --simulate --plan imu.ttplan [--stream clean*40,rotation@1*160] [--seed S]\n"
         + "                     [--i2c-error-at TICK:N] [--stuck-at TICK:N] [--require-recovery 0.8] (and the options above)\n"
@@ -56,6 +56,9 @@ public static class Program
                 return 1;
             }
             stdout.WriteLine($"{plan.ModelName} on {board.Id}: {fit.Summary}");
+            // A plan compiled with --update tta:... adapts without labels; one compiled for labels learns from the button.
+            if (!options.AdaptGiven && new TinyTrain.Runtime.Execution.Executor(plan).LearnsWithoutLabels)
+                (options.LearnFromLabels, options.AdaptWithoutLabels) = (false, true);
             return options.Simulate ? Simulate(options, plan, stdout) : RunOnBoard(options, plan, stdout);
         }
         catch (FormatException e)
@@ -95,9 +98,19 @@ public static class Program
         var driver = new SimulatedGpioDriver(world.Button);
         using var gpio = new GpioController(driver);
         log.WriteLine($"simulating: {string.Join(", ", world.Segments.Select(s => $"{s.Name} x {s.Windows}"))} windows; owner labels every {options.LabelEvery}. gesture; "
-            + $"adapt: {(options.LearnFromLabels ? "labels" : "")}{(options.LearnFromLabels && options.AlignGravity ? "+" : "")}{(options.AlignGravity ? "gravity" : "")}{(!options.LearnFromLabels && !options.AlignGravity ? "none" : "")}");
+            + $"adapt: {AdaptName(options)}");
         var host = new DeviceHost(options, plan, sensor, gpio, world.Advance, log, world);
         return host.Run();
+    }
+
+    /// <summary>The --adapt mode in words: labels, tta, gravity, joined by '+', or none.</summary>
+    public static string AdaptName(HostOptions options)
+    {
+        var parts = new List<string>();
+        if (options.LearnFromLabels) parts.Add("labels");
+        if (options.AdaptWithoutLabels) parts.Add("tta");
+        if (options.AlignGravity) parts.Add("gravity");
+        return parts.Count == 0 ? "none" : string.Join('+', parts);
     }
 
     private static int RunOnBoard(HostOptions options, PlanImage plan, TextWriter log)
@@ -149,14 +162,17 @@ public static class Program
                 case "--led-pin": o.LedPin = NonNegative(a, Value()); break;
                 case "--adapt":
                     string mode = Value();
-                    (o.LearnFromLabels, o.AlignGravity) = mode switch
+                    (o.LearnFromLabels, o.AlignGravity, o.AdaptWithoutLabels) = mode switch
                     {
-                        "both" => (true, true),
-                        "labels" => (true, false),
-                        "gravity" => (false, true),
-                        "none" => (false, false),
-                        _ => throw new FormatException($"--adapt {mode}: use both, labels, gravity or none"),
+                        "both" => (true, true, false),
+                        "labels" => (true, false, false),
+                        "gravity" => (false, true, false),
+                        "tta" => (false, false, true),
+                        "tta+gravity" => (false, true, true),
+                        "none" => (false, false, false),
+                        _ => throw new FormatException($"--adapt {mode}: use both, labels, gravity, tta, tta+gravity or none"),
                     };
+                    o.AdaptGiven = true;
                     break;
                 case "--fleet":
                     string url = Value();

@@ -32,6 +32,56 @@ public class DeviceHostTests
     }
 
     [Fact]
+    public void TempoShift_RuntimeTestTimeAdaptation_RecoversWithoutLabels_AndPersistsWhatItLearned()
+    {
+        using var temp = new TempDirectory();
+        string tta = ImuPlan.WriteTta(temp.Path), state = Path.Combine(temp.Path, "t.bin");
+        string[] common = ["--simulate", "--plan", tta, "--stream", "clean*40,tempo@1*160", "--seed", "3"];
+
+        var frozen = Run([.. common, "--adapt", "none", "--state", Path.Combine(temp.Path, "a.bin")]);
+        // No --adapt: a tta: plan adapts without labels (and aligns gravity), never from the button.
+        var adapted = Run([.. common, "--state", state]);
+
+        Assert.True(frozen.Code == 0, frozen.Out + frozen.Err);
+        Assert.True(adapted.Code == 0, adapted.Out + adapted.Err);
+        Assert.Contains("adapt: tta+gravity", adapted.Out);
+        Assert.Contains("0 label updates, 200 label-free adaptation steps", adapted.Out);
+        // Over the 160 shifted windows (not just the last quarter: fewer windows, coarser steps).
+        double before = ShiftedSegment(frozen.Out), after = ShiftedSegment(adapted.Out);
+        Assert.True(after >= before + 0.08, $"runtime TTA should recover the tempo shift without labels: {before:P1} -> {after:P1}\n{frozen.Out}\n{adapted.Out}");
+        Assert.True(LastQuarter(adapted.Out) >= LastQuarter(frozen.Out), adapted.Out);
+
+        // What it adapted (the running statistics, kept with the writable parameters) is on disk and resumed at the next start.
+        HostState saved = HostState.FromBytes(File.ReadAllBytes(state));
+        var source = new TinyTrain.Runtime.Execution.Executor(ImuPlan.LoadTta());
+        Assert.NotEqual(source.Params, saved.Params);
+        var again = Run(["--simulate", "--plan", tta, "--stream", "tempo@1*4", "--seed", "4", "--state", state]);
+        Assert.Contains($"state: resumed from {state} (200 windows, 0 updates)", again.Out);
+    }
+
+    [Fact]
+    public void AdaptModes_ThatThePlanCannotDo_AreRefusedWithOneLine()
+    {
+        using var temp = new TempDirectory();
+        string bias = ImuPlan.Write(temp.Path), tta = ImuPlan.WriteTta(temp.Path);
+
+        var labelsOnTta = Run("--simulate", "--plan", tta, "--stream", "clean*4", "--adapt", "labels", "--state", Path.Combine(temp.Path, "a.bin"));
+        Assert.Equal(1, labelsOnTta.Code);
+        Assert.Equal($"error: {tta}: the plan adapts without labels (compiled with --update tta:...); run with --adapt tta or tta+gravity, "
+            + "or compile with --update bias:2 to learn from the button\n", labelsOnTta.Err.ReplaceLineEndings("\n"));
+
+        var ttaOnBias = Run("--simulate", "--plan", bias, "--stream", "clean*4", "--adapt", "tta", "--state", Path.Combine(temp.Path, "b.bin"));
+        Assert.Equal(1, ttaOnBias.Code);
+        Assert.Equal($"error: {bias}: the plan has no test-time adaptation ops; compile it with --update tta:norm (or tta:tent) for --adapt tta\n",
+            ttaOnBias.Err.ReplaceLineEndings("\n"));
+
+        var unknown = Run("--simulate", "--plan", bias, "--adapt", "tent");
+        Assert.Equal(2, unknown.Code);
+        Assert.StartsWith("error: --adapt tent: use both, labels, gravity, tta, tta+gravity or none", unknown.Err);
+        Assert.False(File.Exists(Path.Combine(temp.Path, "a.bin")) || File.Exists(Path.Combine(temp.Path, "b.bin")), "a refused run writes no state");
+    }
+
+    [Fact]
     public void RequireRecovery_FailsWithExitCode3_WhenTheDeviceDoesNotAdapt()
     {
         using var temp = new TempDirectory();
@@ -134,7 +184,7 @@ public class DeviceHostTests
     [Theory]
     [InlineData("--stream", "clean*0", "--stream segment 'clean*0': write <clean|rotation|gain|tempo|vibration>[@severity]*<windows>")]
     [InlineData("--stream", "tilt*5", "--stream segment 'tilt*5': unknown shift 'tilt'; known: clean, rotation, gain, tempo, vibration")]
-    [InlineData("--adapt", "maybe", "--adapt maybe: use both, labels, gravity or none")]
+    [InlineData("--adapt", "maybe", "--adapt maybe: use both, labels, gravity, tta, tta+gravity or none")]
     [InlineData("--i2c-error-at", "5", "--i2c-error-at 5: write TICK:COUNT (sample ticks at 50 Hz, e.g. 3200:128)")]
     public void BadOptions_AreRefusedWithOneLine(string option, string value, string message)
     {
@@ -181,6 +231,14 @@ public class DeviceHostTests
         Assert.Contains("fast vs reference: identical", r.Out);
         Assert.Contains("logits, arena and parameters identical", r.Out);
         Assert.Contains("selftest passed", r.Out);
+    }
+
+    /// <summary>Accuracy over the whole second (shifted) segment.</summary>
+    private static double ShiftedSegment(string output)
+    {
+        string line = output.Split('\n').Last(l => l.StartsWith("segment 2", StringComparison.Ordinal));
+        int at = line.IndexOf("accuracy ", StringComparison.Ordinal) + "accuracy ".Length;
+        return double.Parse(line[at..line.IndexOf(" %", at, StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture) / 100;
     }
 
     private static double LastQuarter(string output)

@@ -11,8 +11,9 @@ public readonly record struct WindowResult(int Predicted, float OodScore, bool O
 /// <summary>
 /// The learning part of the host, free of I/O: one window in, a gesture and an out-of-distribution flag out; a
 /// label for the previous window in, one int8 training step of the plan's trainable set (the runtime's own
-/// step: biases of the last convs and the classifier for a bias:K plan). The optional label-free
-/// <see cref="GravityAlignment"/> corrects the mounting before the model sees the window.
+/// step: biases of the last convs and the classifier for a bias:K plan). Label-free: the optional
+/// <see cref="GravityAlignment"/> corrects the mounting before the model sees the window, and a plan compiled with
+/// --update tta:norm or tta:tent takes one runtime adaptation step (Executor.AdaptStep) on every trusted window.
 /// </summary>
 public sealed class GestureLearner
 {
@@ -23,7 +24,8 @@ public sealed class GestureLearner
     private readonly float[] _lastInput;
     private bool _lastTrusted;
 
-    public GestureLearner(PlanImage plan, float learningRate, uint seed, float oodThreshold, GravityAlignment? alignment, bool learnFromLabels)
+    public GestureLearner(PlanImage plan, float learningRate, uint seed, float oodThreshold, GravityAlignment? alignment, bool learnFromLabels,
+        bool adaptWithoutLabels = false)
     {
         ArgumentNullException.ThrowIfNull(plan);
         _executor = new Executor(plan) { LearningRate = learningRate };
@@ -32,8 +34,12 @@ public sealed class GestureLearner
                 $"{plan.Source}: the model takes {_executor.InputLength} inputs; the host feeds IMU windows of {ImuGestures.Channels}x{ImuGestures.Window}: compile a model for imu-gestures (imu-cnn)");
         if (plan.NumClasses != ImuGestures.ClassNames.Length)
             throw new TinyTrainException($"{plan.Source}: the model has {plan.NumClasses} classes; imu-gestures has {ImuGestures.ClassNames.Length}");
+        if (learnFromLabels && _executor.LearnsWithoutLabels)
+            throw new TinyTrainException($"{plan.Source}: the plan adapts without labels (compiled with --update tta:...); run with --adapt tta or tta+gravity, or compile with --update bias:2 to learn from the button");
         if (learnFromLabels && !_executor.CanTrain)
             throw new TinyTrainException($"{plan.Source}: the plan cannot train; compile it with --update bias:2 (or run with --adapt none)");
+        if (adaptWithoutLabels && !_executor.LearnsWithoutLabels)
+            throw new TinyTrainException($"{plan.Source}: the plan has no test-time adaptation ops; compile it with --update tta:norm (or tta:tent) for --adapt tta");
         _executor.Seed(seed);
         _scorer = new EnergyScorer(plan);
         _input = new float[_executor.InputLength];
@@ -41,11 +47,16 @@ public sealed class GestureLearner
         OodThreshold = oodThreshold;
         Alignment = alignment;
         LearnFromLabels = learnFromLabels;
+        AdaptWithoutLabels = adaptWithoutLabels;
     }
 
     public Executor Executor => _executor;
     public GravityAlignment? Alignment { get; }
     public bool LearnFromLabels { get; }
+    public bool AdaptWithoutLabels { get; }
+
+    /// <summary>Label-free adaptation steps taken since start (tta plans).</summary>
+    public int Adaptations { get; private set; }
     public float OodThreshold { get; set; }
 
     /// <summary>Training steps taken since start.</summary>
@@ -74,6 +85,13 @@ public sealed class GestureLearner
         float score = _scorer.Score(_executor);
         Array.Copy(_input, _lastInput, _input.Length);
         _lastTrusted = trusted;
+        if (AdaptWithoutLabels && trusted)
+        {
+            // A second forward pass inside the step (the first one's arena is the score's); it predicts the same class.
+            _executor.TrySetInput(_input, 0);
+            _executor.AdaptStep();
+            Adaptations++;
+        }
         return new WindowResult(predicted, score, !(score >= OodThreshold));
     }
 
