@@ -30,6 +30,8 @@ public sealed class NanoExecutor
     private int _label;
     private float _loss;
     private int _prediction;
+    private readonly int _objective;
+    private bool _skipBackward;
 
     /// <summary>Checks the plan image and binds it: allocates the arena, params and state, and fills the params.</summary>
     public NanoExecutor(byte[] image)
@@ -78,6 +80,7 @@ public sealed class NanoExecutor
         _inputLength = input.ByteLength;
         _outputOffset = output.ArenaOffset;
         _outputLength = output.ByteLength;
+        _objective = FindObjective();
         Reset();
     }
 
@@ -90,8 +93,12 @@ public sealed class NanoExecutor
     public int OutputOffset => _outputOffset;
     public int OutputLength => _outputLength;
     public int NumClasses => _numClasses;
-    /// <summary>True when the plan has a backward pass (a trainable set).</summary>
-    public bool CanTrain => _opCount > _forwardOps;
+    /// <summary>True when the plan has a backward pass (a trainable set) or adapts without one (tta:norm).</summary>
+    public bool CanTrain => _opCount > _forwardOps || _objective < 0;
+    /// <summary>True for a plan compiled with --update tta:...: it adapts with <see cref="AdaptStep"/>, without labels.</summary>
+    public bool LearnsWithoutLabels => CanTrain && _objective != 0;
+    /// <summary>False when the last step's sample was filtered out (entropy above the plan's threshold): only statistics were learned.</summary>
+    public bool LastStepLearned => !_skipBackward;
     /// <summary>Step size of the update rule, in real units when the plan uses QAS.</summary>
     public float LearningRate { get; set; } = 0.01f;
     /// <summary>Momentum coefficient; used only when the plan keeps momentum state.</summary>
@@ -205,15 +212,47 @@ public sealed class NanoExecutor
         {
             throw new TinyTrainException("plan: this plan has no trainable set; compile it with --update bias:K, sparse:... or full");
         }
+        if (_objective != 0)
+        {
+            throw new TinyTrainException("plan: this plan learns without labels (compiled with --update tta:...); call AdaptStep, not TrainStep");
+        }
         if (label < 0 || label >= _numClasses)
         {
             throw new TinyTrainException("label " + label + " is outside the model's classes 0.." + (_numClasses - 1) + "; nothing was changed");
         }
         _label = label;
+        Step();
+        return _loss;
+    }
+
+    /// <summary>
+    /// One label-free adaptation step on the input already set (plans compiled with --update tta:...): forward with
+    /// the running statistics, then the entropy gradient, backward and updates unless the sample is filtered out.
+    /// Returns the entropy of the prediction (0 for plans without an entropy objective).
+    /// </summary>
+    public float AdaptStep()
+    {
+        if (!CanTrain)
+        {
+            throw new TinyTrainException("plan: this plan has no adaptation ops; compile it with --update tta:norm or tta:tent");
+        }
+        if (_objective == 0)
+        {
+            throw new TinyTrainException("plan: this plan learns from labels (cross-entropy); call TrainStep with the label");
+        }
+        _label = -1;
+        _loss = 0f;
+        Step();
+        return _loss;
+    }
+
+    private void Step()
+    {
         _training = true;
+        _skipBackward = false;
         try
         {
-            for (int i = 0; i < _opCount; i++)
+            for (int i = 0; i < _forwardOps; i++)
             {
                 OpInfo op = Op(i);
                 if (op.Phase != OpPhase.Init)
@@ -221,12 +260,37 @@ public sealed class NanoExecutor
                     Execute(op);
                 }
             }
+            _prediction = ArgMax();
+            for (int i = _forwardOps; i < _opCount; i++)
+            {
+                // A filtered sample learns nothing more (its running statistics ran in the forward pass).
+                if (_skipBackward)
+                {
+                    break;
+                }
+                Execute(Op(i));
+            }
         }
         finally
         {
             _training = false;
         }
-        return _loss;
+    }
+
+    // The objective of the plan's loss op: -1 none (statistics only), 0 cross-entropy, 1 entropy.
+    private int FindObjective()
+    {
+        bool adapts = false;
+        for (int i = 0; i < _opCount; i++)
+        {
+            OpInfo op = Op(i);
+            if (op.Kind == OpKind.LossGradient)
+            {
+                return op.Arg(0);
+            }
+            adapts |= op.Kind == OpKind.NormStats || op.Phase == OpPhase.Update;
+        }
+        return adapts ? -1 : 0;
     }
 
     /// <summary>Maximum softmax probability of the last forward pass's logits: higher = more in-distribution.</summary>
@@ -314,6 +378,11 @@ public sealed class NanoExecutor
 
     private void Execute(OpInfo op)
     {
+        if ((int)op.Kind >= (int)OpKind.NormAffine && (int)op.Kind <= (int)OpKind.NormStats)
+        {
+            ExecuteNorm(op);
+            return;
+        }
         if ((int)op.Kind >= (int)OpKind.InitParams)
         {
             ExecuteTraining(op);
@@ -440,6 +509,13 @@ public sealed class NanoExecutor
                     }
                 }
                 _prediction = best;
+                if (op.Arg(0) == 1)
+                {
+                    float threshold = FloatBits.FromBits(op.Arg(1));
+                    _loss = Entropy.Gradient(_arena, x.ArenaOffset, x.ElementCount, x.Scale, x.ZeroPoint, threshold, _arena, d.ArenaOffset);
+                    _skipBackward = _loss > threshold || _loss - _loss != 0f;
+                    break;
+                }
                 _loss = Training.LossGradient(_arena, x.ArenaOffset, x.ElementCount, x.Scale, x.ZeroPoint, _label, _arena, d.ArenaOffset);
                 break;
             }
@@ -552,6 +628,66 @@ public sealed class NanoExecutor
             default:
                 throw Unsupported(op);
         }
+    }
+
+    // The per-channel scale/shift ops of test-time adaptation (kinds 40..43), as src/Runtime's Executor.Norm.cs runs them.
+    private void ExecuteNorm(OpInfo op)
+    {
+        OpFlags flags = op.Flags;
+        byte[] wBuffer = (flags & OpFlags.WeightsInParams) != 0 ? _params : _image;
+        byte[] bBuffer = (flags & OpFlags.BiasInParams) != 0 ? _params : _image;
+        int affine = Ref(op.Weights, flags, OpFlags.WeightsInParams), stats = Ref(op.Bias, flags, OpFlags.BiasInParams);
+        TensorInfo x = Tensor(op.Input0);
+        switch (op.Kind)
+        {
+            case OpKind.NormAffine:
+            {
+                TensorInfo y = Tensor(op.Output);
+                NormAffineParams p = NormParams(x, y, op.Arg(0), op.Arg(1));
+                int mask = MaskOffset(op);
+                NormAffine.Forward(p, _arena, x.ArenaOffset, wBuffer, affine, bBuffer, stats, _arena, y.ArenaOffset,
+                    mask < 0 ? null : _arena, mask, mask < 0 ? 0 : op.Arg(2));
+                break;
+            }
+            case OpKind.NormAffineBackwardInput:
+            {
+                TensorInfo du = Tensor(op.Output);
+                NormAffine.BackwardInput(x.C, x.H * x.W, _arena, x.ArenaOffset, wBuffer, affine, bBuffer, stats, _arena, du.ArenaOffset);
+                break;
+            }
+            case OpKind.NormAffineUpdate:
+            {
+                TensorInfo dv = Tensor(op.Input1);
+                NormAffineParams p = NormParams(x, x, -128, 127);
+                NormAffine.Update(p, _arena, x.ArenaOffset, _arena, dv.ArenaOffset, wBuffer, affine, bBuffer, stats,
+                    LearningRate, FloatBits.FromBits(op.Arg(0)), FloatBits.FromBits(op.Arg(1)), FloatBits.FromBits(op.Arg(2)), FloatBits.FromBits(op.Arg(3)));
+                break;
+            }
+            case OpKind.NormStats:
+            {
+                NormAffineParams p = NormParams(x, x, -128, 127);
+                NormAffine.Stats(p, _arena, x.ArenaOffset, wBuffer, affine, _image, Const(op.Multiplier), bBuffer, stats,
+                    FloatBits.FromBits(op.Arg(0)), FloatBits.FromBits(op.Arg(1)));
+                break;
+            }
+            default:
+                throw Unsupported(op);
+        }
+    }
+
+    private static NormAffineParams NormParams(TensorInfo x, TensorInfo y, int actMin, int actMax)
+    {
+        NormAffineParams p = new NormAffineParams();
+        p.C = x.C;
+        p.H = x.H;
+        p.W = x.W;
+        p.InputScale = x.Scale;
+        p.InputZeroPoint = x.ZeroPoint;
+        p.OutputScale = y.Scale;
+        p.OutputZeroPoint = y.ZeroPoint;
+        p.ActMin = actMin;
+        p.ActMax = actMax;
+        return p;
     }
 
     private static bool Overlap(TensorInfo a, TensorInfo b)

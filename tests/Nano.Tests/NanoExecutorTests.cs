@@ -79,6 +79,51 @@ public class NanoExecutorTests
         Assert.Equal(desktop.State, (byte[])nano.State);
     }
 
+    [Theory]
+    [InlineData("cnn-s tta:norm")]
+    [InlineData("cnn-s tta:tent")]
+    [InlineData("mbv2-w0.35 tta:tent:2")]
+    public void Label_free_adaptation_steps_are_bit_identical_to_the_runtime(string name)
+    {
+        PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
+        var desktop = new Executor(plan, paint: 0) { LearningRate = 0.05f };
+        dynamic nano = NanoAssembly.Executor(NanoPlans.Image(name));
+        nano.LearningRate = 0.05f;
+        Assert.True((bool)nano.LearnsWithoutLabels);
+        byte[] initial = (byte[])desktop.Params.Clone();
+        Assert.Equal(initial, (byte[])nano.Params);
+
+        byte[] input = new byte[desktop.InputLength];
+        int learned = 0;
+        for (int step = 0; step < 2 * Steps; step++)
+        {
+            NanoPlans.Sample(name, plan, step, input);
+            // Brighten the image (a shift to adapt to): every int8 value up by 40, clamped.
+            for (int i = 0; i < input.Length; i++) input[i] = (byte)(sbyte)Math.Min(127, (sbyte)input[i] + 40);
+            desktop.SetInput(input, 0);
+            nano.SetInput(input, 0);
+            float entropy = desktop.AdaptStep();
+            Assert.Equal(Bits(entropy), Bits((float)nano.AdaptStep()));
+            Assert.Equal(desktop.LastPrediction, (int)nano.LastPrediction);
+            Assert.Equal(desktop.LastStepLearned, (bool)nano.LastStepLearned);
+            Assert.Equal(desktop.Arena, (byte[])nano.Arena);
+            Assert.Equal(desktop.Params, (byte[])nano.Params);
+            if (desktop.LastStepLearned) learned++;
+
+            desktop.Invoke();
+            nano.Invoke();
+            Assert.Equal(desktop.Arena, (byte[])nano.Arena);
+        }
+        // Statistics (and for tent the scale/shift) moved: the comparison covered real adaptation.
+        Assert.NotEqual(initial, desktop.Params);
+        // (mbv2 has random weights: its predictions are too uncertain to pass the filter, so it compares statistics and the skip.)
+        if (name == "cnn-s tta:tent") Assert.True(learned > 0, "some samples passed the entropy filter");
+
+        Assert.Throws<TinyTrainException>(() => desktop.TrainStep(0));
+        var refused = Assert.ThrowsAny<Exception>(() => nano.TrainStep(0));
+        Assert.Contains("learns without labels", refused.Message);
+    }
+
     [Fact]
     public void The_in_place_plan_compared_has_depthwise_ops_forward_and_backward_that_write_over_their_input()
     {
@@ -98,16 +143,15 @@ public class NanoExecutorTests
     public void The_plans_compared_cover_every_op_kind_the_executor_runs()
     {
         var kinds = new HashSet<OpKind>();
-        foreach (string name in new[] { "cnn-s sparse", "cnn-s bias:2+momentum", "mbv2-w0.35 sparse+momentum", "mbv2-w0.35 bias:6", "every-op full+momentum" })
+        foreach (string name in new[] { "cnn-s sparse", "cnn-s bias:2+momentum", "mbv2-w0.35 sparse+momentum", "mbv2-w0.35 bias:6", "every-op full+momentum",
+                     "cnn-s tta:norm", "cnn-s tta:tent", "mbv2-w0.35 tta:tent:2" })
         {
             PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
             for (int i = 0; i < plan.OpCount; i++) kinds.Add(plan.Op(i).Kind);
         }
         // SaveMask is left to plans written before masks were fused into the forward ops; the compiler no longer emits it.
         // PatchStage (patch-by-patch first stage) is a desktop-runtime memory option the nanoFramework build does not run yet.
-        // The test-time adaptation ops (NormAffine, kinds 40-43) are desktop-runtime only so far: the nano executor refuses them.
-        var expected = Enum.GetValues<OpKind>().Where(k => k != OpKind.SaveMask && k != OpKind.PatchStage
-            && !(k >= OpKind.NormAffine && k <= OpKind.NormStats));
+        var expected = Enum.GetValues<OpKind>().Where(k => k != OpKind.SaveMask && k != OpKind.PatchStage);
         Assert.Empty(expected.Except(kinds));
     }
 
@@ -163,6 +207,27 @@ public class NanoExecutorTests
             msp();
             setInput(input, 0);
             train(label);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void Adaptation_steps_allocate_nothing()
+    {
+        const string name = "cnn-s tta:tent";
+        object nano = NanoAssembly.Executor(NanoPlans.Image(name));
+        var adapt = NanoAssembly.Bind<Func<float>>(nano, "AdaptStep");
+        var setInput = NanoAssembly.Bind<Action<byte[], int>>(nano, "SetInput");
+        byte[] input = new byte[((dynamic)nano).InputLength];
+        NanoPlans.Sample(name, PlanImage.Load(NanoPlans.Image(name), name), 0, input);
+        setInput(input, 0);
+        adapt();
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++)
+        {
+            setInput(input, 0);
+            adapt();
         }
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }

@@ -36,6 +36,10 @@ internal static class NanoPlans
         ["mbv2-w0.35 bias:6"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, "bias:6", momentum: false)),
         ["mbv2-w0.35 bias:6 in-place"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, "bias:6", momentum: false, inPlaceDepthwise: true)),
         ["cnn-s inference"] = new(() => Compile(CnnS.Value, Fashion, "none", momentum: false)),
+        // Test-time adaptation: running statistics only, and entropy minimization on every scale/shift.
+        ["cnn-s tta:norm"] = new(() => Compile(CnnS.Value, Fashion, "tta:norm", momentum: false)),
+        ["cnn-s tta:tent"] = new(() => Compile(CnnS.Value, Fashion, "tta:tent", momentum: false)),
+        ["mbv2-w0.35 tta:tent:2"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, "tta:tent:2", momentum: false)),
         ["every-op full+momentum"] = new(() => Compile(EveryOpGraph(), null, "full", momentum: true)),
     };
 
