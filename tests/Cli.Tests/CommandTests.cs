@@ -124,5 +124,14 @@ public class CommandTests
         Assert.True(tta.Success, r.Stdout);
         double source = double.Parse(tta.Groups[1].Value, CultureInfo.InvariantCulture), adapted = double.Parse(tta.Groups[2].Value, CultureInfo.InvariantCulture);
         Assert.True(adapted > source + 20, $"source {source} %, adapted {adapted} %");
+        // Step 10: two digit tasks as adapter packs on the clothes model, routed without a task label.
+        var adapters = System.Text.RegularExpressions.Regex.Match(r.Stdout,
+            @"routed\s+to\s+the\s+right\s+pack\s+([\d.]+)\s+%,\s+accuracy\s+([\d.]+)\s+%\s+\(task\s+given:\s+([\d.]+)\s+%\);\s+base\s+model\s+unchanged\s+\(plan\s+CRC-32\s+the\s+same\):\s+yes");
+        Assert.True(adapters.Success, r.Stdout);
+        double routing = double.Parse(adapters.Groups[1].Value, CultureInfo.InvariantCulture);
+        double routed = double.Parse(adapters.Groups[2].Value, CultureInfo.InvariantCulture);
+        double given = double.Parse(adapters.Groups[3].Value, CultureInfo.InvariantCulture);
+        Assert.True(routing > 80 && given > 75 && routed > 70 && routed <= given, $"routing {routing} %, routed {routed} %, task given {given} %");
+        Assert.Equal(2, Directory.GetFiles(Path.Combine(dir, "device", "adapters"), "*.ttpack").Length);
     }
 }

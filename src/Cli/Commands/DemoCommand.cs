@@ -1,4 +1,7 @@
 using Spectre.Console;
+using TinyTrain.Adapters.Kinds;
+using TinyTrain.Adapters.Packs;
+using TinyTrain.Adapters.Routing;
 using TinyTrain.Compiler.Analysis;
 using TinyTrain.Compiler.Boards;
 using TinyTrain.Compiler.Compilation;
@@ -13,7 +16,8 @@ namespace TinyTrain.Cli.Commands;
 /// <summary>
 /// `tinytrain demo`: the whole path that exists so far, on the bundled data, with no network:
 /// model -> float training -> ONNX out and back in -> int8 plan -> the runtime's accuracy and memory ->
-/// on-device int8 training of a new task -> the emulator with drift -> test-time adaptation without labels.
+/// on-device int8 training of a new task -> the emulator with drift -> test-time adaptation without labels ->
+/// new tasks as adapter packs beside the frozen base, routed without a task label.
 /// </summary>
 internal static class DemoCommand
 {
@@ -107,6 +111,10 @@ internal static class DemoCommand
         console.MarkupLine($"   same images, in the same order: source plan {sourceAccuracy:P1}, adapting plan [green]{adapted.Segments[0].Accuracy:P1}[/] " +
                            $"(each image predicted before it is adapted on; {adapted.Trained:N0} adapted on, labels used: 0)");
 
+        // 10. New tasks without forgetting: the base stays frozen; each task learns a small adapter (its pack), and a
+        // router picks the pack for each image without being told the task.
+        AdapterSteps tasks = LearnTasksAsAdapters(graph, train, outDir, console);
+
         var summary = new Table().Border(TableBorder.Rounded).AddColumn("step").AddColumn(new TableColumn("result").RightAligned());
         summary.AddRow("test accuracy before training", $"{before:P1}");
         summary.AddRow("test accuracy after float training", $"[green]{result.TestAccuracy:P1}[/]");
@@ -118,12 +126,104 @@ internal static class DemoCommand
         summary.AddRow("on-device learning, new task (digits)", $"{learned.AccuracyBefore:P1} -> [green]{learned.AccuracyAfter:P1}[/]");
         summary.AddRow("emulator: fogged camera, first vs last 100 images", $"{emulation.WindowedAccuracy[3]:P1} -> [green]{emulation.WindowedAccuracy[^1]:P1}[/]");
         summary.AddRow("test-time adaptation, over-exposed camera, no labels", $"{sourceAccuracy:P1} -> [green]{adapted.Segments[0].Accuracy:P1}[/]");
+        summary.AddRow("two new tasks as adapters, task given", $"{tasks.TaskGiven:P1}");
+        summary.AddRow("the same, routed without a task label", $"[green]{tasks.Routed:P1}[/]");
         summary.AddRow("demo wall time", $"{clock.Elapsed.TotalSeconds:F1} s");
         console.Write(summary);
         console.MarkupLine("Next: [bold]tinytrain data fetch fashion-mnist[/] and [bold]tinytrain pretrain --model cnn-s --data fashion-mnist -o models/base.onnx[/] for the full data set.");
         if (importedAccuracy != result.TestAccuracy)
             throw new TinyTrainException("the ONNX round trip changed the model's predictions; this is a bug, please report it");
         return 0;
+    }
+
+    private sealed record AdapterSteps(double TaskGiven, double Routed);
+
+    // Two digit tasks (0-4, 5-9) learned one after the other as adapter:bias packs on the clothes model, then every test
+    // digit routed to a pack by the router (no task label) and answered over that task's classes.
+    private static AdapterSteps LearnTasksAsAdapters(TinyTrain.Compiler.Graphs.Graph graph, Dataset train, string outDir, IAnsiConsole console)
+    {
+        Dataset digits = DataCatalog.Load("mnist-mini", Split.Train), digitsTest = DataCatalog.Load("mnist-mini", Split.Test);
+        CompileResult compiled = AdapterCompiler.Compile(graph, CalibrationSet.FromData(train, graph.InputShape, 256), AdapterSpec.Parse("adapter:bias"));
+        var plan = TinyTrain.Runtime.Plans.Plan.Load(compiled.Image, "cnn-s.adapter-bias.ttplan");
+        AdapterLayout layout = AdapterLayout.Of(plan);
+        uint baseCrc = TinyTrain.Runtime.Plans.Crc32.Compute(plan.Image, 0, plan.Image.Length);
+        var store = new AdapterStore(Path.Combine(outDir, "device"));
+        var router = new TaskRouter(plan);
+        var executor = new TinyTrain.Runtime.Execution.Executor(plan) { LearningRate = 0.01f };
+        var quantizer = InputQuantizer.For(plan);
+        byte[] input = new byte[quantizer.Length];
+        (string Name, int[] Classes)[] taskList = [("digits-0-4", [0, 1, 2, 3, 4]), ("digits-5-9", [5, 6, 7, 8, 9])];
+        console.MarkupLine($"10. new tasks without forgetting: {taskList.Length} tasks (digits 0-4, then 5-9), each learned as an [bold]adapter:bias[/] pack " +
+                           $"({layout.ParameterCount:N0} parameters) beside the frozen clothes model; a router (class prototypes of the base features) picks the pack per image");
+        var packs = new List<AdapterPack>();
+        double taskGivenSum = 0;
+        foreach ((string name, int[] classes) in taskList)
+        {
+            int[] own = Enumerable.Range(0, digits.Count).Where(i => classes.Contains(digits.Labels[i])).ToArray();
+            executor.Reset();
+            executor.Seed(1);
+            const int steps = 600;
+            for (int s = 0; s < steps; s++)
+            {
+                int i = own[s % own.Length];
+                quantizer.Fill(digits, i, input, 0);
+                executor.SetInput(input, 0);
+                executor.TrainStep(digits.Labels[i]);
+            }
+            AdapterPack pack = layout.Capture(executor, name, steps);
+            store.Save(pack);
+            packs.Add(pack);
+            router.AddTask(name, digits, own);
+            double accuracy = TaskAccuracy(executor, quantizer, input, digitsTest, classes, plan);
+            taskGivenSum += accuracy;
+            console.MarkupLine($"   {name}: {steps} steps at batch 1, accuracy on its test digits {accuracy:P1}; pack {pack.Serialize().Length:N0} B in {Markup.Escape(store.PathOf(name))}");
+        }
+
+        int correct = 0, routedRight = 0, total = 0;
+        for (int i = 0; i < digitsTest.Count; i++)
+        {
+            int task = router.Route(digitsTest, i);
+            if (task == TaskRouter.NoTask) task = router.Best();
+            int truth = Array.FindIndex(taskList, t => t.Classes.Contains(digitsTest.Labels[i]));
+            if (task == truth) routedRight++;
+            layout.Apply(executor, packs[task]);
+            quantizer.Fill(digitsTest, i, input, 0);
+            executor.SetInput(input, 0);
+            executor.Invoke();
+            if (ArgMaxAmong(executor, plan, taskList[task].Classes) == digitsTest.Labels[i]) correct++;
+            total++;
+        }
+        double routed = (double)correct / total, routing = (double)routedRight / total;
+        bool baseUnchanged = TinyTrain.Runtime.Plans.Crc32.Compute(plan.Image, 0, plan.Image.Length) == baseCrc;
+        console.MarkupLine($"   all {total:N0} test digits, no task label: routed to the right pack {routing:P1}, accuracy [green]{routed:P1}[/] " +
+                           $"(task given: {taskGivenSum / taskList.Length:P1}); base model unchanged (plan CRC-32 the same): {(baseUnchanged ? "yes" : "[red]no[/]")}");
+        if (!baseUnchanged) throw new TinyTrainException("learning an adapter changed the base plan's bytes; this is a bug, please report it");
+        return new AdapterSteps(taskGivenSum / taskList.Length, routed);
+    }
+
+    private static double TaskAccuracy(TinyTrain.Runtime.Execution.Executor executor, InputQuantizer quantizer, byte[] input, Dataset test, int[] classes,
+        TinyTrain.Runtime.Plans.Plan plan)
+    {
+        int correct = 0, total = 0;
+        for (int i = 0; i < test.Count; i++)
+        {
+            if (!classes.Contains(test.Labels[i])) continue;
+            quantizer.Fill(test, i, input, 0);
+            executor.SetInput(input, 0);
+            executor.Invoke();
+            if (ArgMaxAmong(executor, plan, classes) == test.Labels[i]) correct++;
+            total++;
+        }
+        return total == 0 ? 0 : (double)correct / total;
+    }
+
+    // The class among <classes> with the largest int8 logit (a task's pack answers over its own classes).
+    private static int ArgMaxAmong(TinyTrain.Runtime.Execution.Executor executor, TinyTrain.Runtime.Plans.Plan plan, int[] classes)
+    {
+        int offset = plan.Tensor(plan.OutputTensor).ArenaOffset, best = classes[0];
+        foreach (int c in classes)
+            if ((sbyte)executor.Arena[offset + c] > (sbyte)executor.Arena[offset + best]) best = c;
+        return best;
     }
 
     // Accuracy of an inference-only plan on a stream (no learning), on the same board the other steps use.
