@@ -57,8 +57,12 @@ public static class Program
             }
             stdout.WriteLine($"{plan.ModelName} on {board.Id}: {fit.Summary}");
             // A plan compiled with --update tta:... adapts without labels; one compiled for labels learns from the button.
-            if (!options.AdaptGiven && new TinyTrain.Runtime.Execution.Executor(plan).LearnsWithoutLabels)
+            bool labelFree = new TinyTrain.Runtime.Execution.Executor(plan).LearnsWithoutLabels;
+            if (!options.AdaptGiven && labelFree)
                 (options.LearnFromLabels, options.AdaptWithoutLabels) = (false, true);
+            if (labelFree && options.FleetUrl is not null)
+                throw new TinyTrainException($"{options.PlanPath} adapts without labels (tta:); its statistics stay on this device and are not shared: "
+                    + "run it without --fleet, or join the fleet with a plan compiled --update bias:2");
             return options.Simulate ? Simulate(options, plan, stdout) : RunOnBoard(options, plan, stdout);
         }
         catch (FormatException e)

@@ -75,6 +75,13 @@ public class DeviceHostTests
         Assert.Equal($"error: {bias}: the plan has no test-time adaptation ops; compile it with --update tta:norm (or tta:tent) for --adapt tta\n",
             ttaOnBias.Err.ReplaceLineEndings("\n"));
 
+        var fleet = Run("--simulate", "--plan", tta, "--stream", "clean*4", "--state", Path.Combine(temp.Path, "c.bin"), "--fleet", "embedded",
+            "--aggregator-key", Path.Combine(temp.Path, "none.pem"));
+        Assert.Equal(1, fleet.Code);
+        Assert.Equal($"error: {tta} adapts without labels (tta:); its statistics stay on this device and are not shared: run it without --fleet, "
+            + "or join the fleet with a plan compiled --update bias:2\n", fleet.Err.ReplaceLineEndings("\n"));
+        Assert.False(File.Exists(Path.Combine(temp.Path, "c.bin")));
+
         var unknown = Run("--simulate", "--plan", bias, "--adapt", "tent");
         Assert.Equal(2, unknown.Code);
         Assert.StartsWith("error: --adapt tent: use both, labels, gravity, tta, tta+gravity or none", unknown.Err);
