@@ -42,10 +42,11 @@ public static class PatchStages
     }
 
     /// <summary>Plans memory and emits the program, patching its first stage as <paramref name="patch"/> says.</summary>
-    public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false)
+    public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
+        bool channelBackward = false)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
-        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise);
+        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward);
         if (!auto && rows == 0) return plain;
         int longest = LongestStage(program);
         if (longest < 1)
@@ -62,7 +63,7 @@ public static class PatchStages
                 int r = auto ? grid : rows, c = auto ? grid : cols;
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
-                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise);
+                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise, channelBackward);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }
         if (best is null && auto) return plain;   // no grid fits the stage (e.g. a 1-pixel-wide sensor window)

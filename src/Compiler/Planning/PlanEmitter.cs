@@ -32,9 +32,13 @@ public static class PlanEmitter
 {
     /// <param name="inPlaceDepthwise">A depthwise conv (forward without a mask, or its input gradient) whose input dies at
     /// it writes its output one channel plane below the input, over the planes already read (see Executor.InPlace.cs).</param>
-    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null, bool inPlaceDepthwise = false)
+    /// <param name="channelBackward">Run the backward of expansion -> depthwise -> projection chains one expanded channel
+    /// at a time (<see cref="ChannelStages"/>), so that their float32 gradients never exist whole.</param>
+    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null, bool inPlaceDepthwise = false,
+        bool channelBackward = false)
     {
         if (inPlaceDepthwise) program = BiasUpdatesFirst(program);
+        if (channelBackward) program = ChannelStages.Apply(program);
         List<PTensor> tensors = program.Tensors;
         List<POp> ops = program.Ops;
         int tensorCount = tensors.Count, opCount = ops.Count;
