@@ -22,8 +22,10 @@ public sealed record PatchInfo(string FirstOp, string LastOp, int Ops, int Rows,
 /// </summary>
 public static class PatchStages
 {
-    /// <summary>Grids <c>auto</c> tries (square, as in MCUNetV2).</summary>
-    private static readonly int[] AutoGrids = [2, 3, 4];
+    /// <summary>Grids <c>auto</c> tries (square, as in MCUNetV2), coarsest first: a finer grid is kept only when its arena is
+    /// smaller (its halos cost recomputation). Once the backward pass runs channel by channel the stage is often the
+    /// step's peak, and grids finer than 4x4 pay.</summary>
+    private static readonly int[] AutoGrids = [2, 3, 4, 5, 6, 8];
 
     /// <summary>Checks a --patch value: off, auto or RxC (rows x columns of tiles, 1..64 each).</summary>
     public static void Parse(string text, out bool auto, out int rows, out int cols)
