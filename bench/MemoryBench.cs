@@ -25,7 +25,7 @@ namespace TinyTrain.Bench;
 /// published full-update peak; the other schemes have no published figure and show the analytic
 /// extra memory (the scheme's name) for reference. KB = 1024 bytes.
 /// Options: --reference FILE (default data/reference/tte-models.json, found upwards), --models a,b, --patch auto|off|RxC,
-/// --inplace-dw on|off, --channel-backward on|off (the defaults are the CLI's: auto, on, on),
+/// --inplace-dw on|off, --channel-backward on|off, --inplace-pw on|off (the defaults are the CLI's: auto, on, on, on),
 /// --detail (the largest live tensors at each compared row's peak, on stderr).
 /// </summary>
 internal static class MemoryBench
@@ -42,6 +42,7 @@ internal static class MemoryBench
         string patch = args.Text("patch", "auto");
         bool inPlaceDepthwise = args.Text("inplace-dw", "on") == "on";
         bool channelBackward = args.Text("channel-backward", "on") == "on";
+        bool inPlacePointwise = args.Text("inplace-pw", "on") == "on";
         using JsonDocument reference = JsonDocument.Parse(File.ReadAllBytes(referencePath));
         args.Log($"memory: peak SRAM of one training step, {Resolution}x{Resolution}, {Classes} classes, batch 1, default options " +
             $"(greedy planner, QAS, no momentum); random weights (seed 0), calibrated on 4 random inputs; KB = 1024 B; reference {referencePath}");
@@ -69,22 +70,22 @@ internal static class MemoryBench
                     s.GetProperty("manual_weight_idx").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                     s.GetProperty("weight_update_ratio").EnumerateArray().Select(e => e.GetDouble()).ToArray());
                 var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch, InPlaceDepthwise = inPlaceDepthwise,
-                    ChannelBackward = channelBackward };
+                    ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise };
                 bool isLargest = schemeName == largest;
                 rows.Add(Measure(args, name, schemeName, graph, calibration, options, training: true,
                     isLargest ? publishedSparseKb : null, isLargest ? "sparse+reorder" : null,
                     s.GetProperty("analytic_extra_memory_kb_recomputed").GetDouble(), detail && isLargest));
                 if (isLargest)
-                    foreach ((string p, bool dw, bool cb) in EffectOptions)
+                    foreach ((string p, bool dw, bool cb, bool pw) in EffectOptions)
                     {
-                        Row r = Measure(args, name, schemeName, graph, calibration, options with { Patch = p, InPlaceDepthwise = dw, ChannelBackward = cb },
-                            training: true, null, null, null, false);
-                        effects.Add(new Effect(name, schemeName, p, dw, cb, r));
+                        Row r = Measure(args, name, schemeName, graph, calibration,
+                            options with { Patch = p, InPlaceDepthwise = dw, ChannelBackward = cb, InPlacePointwise = pw }, training: true, null, null, null, false);
+                        effects.Add(new Effect(name, schemeName, p, dw, cb, pw, r));
                     }
             }
-            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward }, training: true,
+            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise }, training: true,
                 publishedFullKb, "full update", null, detail));
-            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward }, training: false,
+            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise }, training: false,
                 null, null, null, false));
         }
 
@@ -99,9 +100,10 @@ internal static class MemoryBench
             patch,
             inplace_depthwise = inPlaceDepthwise,
             channel_backward = channelBackward,
+            inplace_pointwise = inPlacePointwise,
             optimizations = effects.Select(e => new
             {
-                name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise, channel_backward = e.ChannelBackward,
+                name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise, channel_backward = e.ChannelBackward, inplace_pointwise = e.InPlacePointwise,
                 peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
             }).ToList(),
             models = rows.Select(r => new
@@ -127,22 +129,29 @@ internal static class MemoryBench
         };
     }
 
-    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, Row Row);
+    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, Row Row);
 
-    // What each optimization buys: none, each alone, all three (patch, in-place depthwise, channel backward).
-    private static readonly (string Patch, bool InPlaceDepthwise, bool ChannelBackward)[] EffectOptions =
-        [("off", false, false), ("auto", false, false), ("off", true, false), ("off", false, true), ("auto", true, true)];
+    // What each optimization buys: none, each alone, all but one, all four (patch, in-place depthwise, channel backward,
+    // in-place pointwise).
+    private static readonly (string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise)[] EffectOptions =
+    [
+        ("off", false, false, false), ("auto", false, false, false), ("off", true, false, false), ("off", false, true, false), ("off", false, false, true),
+        ("off", true, true, true), ("auto", false, true, true), ("auto", true, false, true), ("auto", true, true, false), ("auto", true, true, true),
+    ];
+
+    private static readonly string[] EffectNames =
+        ["none", "patch", "in-place dw", "channel bw", "in-place pw", "all - patch", "all - dw", "all - channel", "all - pw", "all four"];
 
     /// <summary>The largest scheme of each model with each memory optimization off and on: what each one buys.</summary>
     private static void PrintEffects(BenchArgs args, List<Effect> effects)
     {
         args.Log("");
         args.Log("effect of each optimization on the largest scheme (planned peak SRAM, KB; arena in brackets; measured == planned):");
-        args.Log($"{"model",-15}{"scheme",-8}{"none",16}{"patch auto",16}{"in-place dw",16}{"channel bw",16}{"all three",16}  peak op with all three");
+        args.Log($"{"model",-15}{"scheme",-8}" + string.Concat(EffectNames.Select(n => $"{n,15}")) + "  peak op with all four");
         foreach (var g in effects.GroupBy(e => (e.Model, e.Scheme)))
         {
             var cells = g.Select(e => $"{Kb(e.Row.PeakSram)} ({Kb(e.Row.Arena)})" + (e.Row.ArenaHighWater == e.Row.Arena ? "" : "!")).ToList();
-            args.Log($"{g.Key.Model,-15}{g.Key.Scheme,-8}{cells[0],16}{cells[1],16}{cells[2],16}{cells[3],16}{cells[4],16}  {g.Last().Row.Peak.OpName}");
+            args.Log($"{g.Key.Model,-15}{g.Key.Scheme,-8}" + string.Concat(cells.Select(c => $"{c,15}")) + $"  {g.Last().Row.Peak.OpName}");
         }
     }
 
@@ -169,6 +178,7 @@ internal static class MemoryBench
             clock.Elapsed.TotalSeconds);
         args.Log($"  {model} {scheme}: planned {Kb(row.PeakSram)} KB, measured {Kb(row.MeasuredSram)} KB ({row.Seconds:F1} s)");
         if (detail) LogPeakTensors(args, result, plan);
+        if (detail && Environment.GetEnvironmentVariable("TT_PROFILE") == "1") LogProfile(args, result);
         return row;
     }
 
@@ -195,6 +205,18 @@ internal static class MemoryBench
             TensorInfo info = plan.Tensor(t);
             PTensor pt = result.Program.Tensors[t];
             args.Log($"      {Kb(bytes),8} KB  {info.Name(),-40} {pt.Role,-16} {pt.Type,-6} {pt.Shape,-14} ops {(info.FirstOp == PlanImage.NoOp ? "input" : info.FirstOp.ToString(CultureInfo.InvariantCulture))}..{info.LastOp}");
+        }
+    }
+
+    private static void LogProfile(BenchArgs args, CompileResult result)
+    {
+        var reqs = result.Plan.Memory.Requests;
+        var ops = result.Program.Ops;
+        for (int j = 0; j < ops.Count; j++)
+        {
+            long live = 0; var names = new List<(string, int)>();
+            foreach (var r in reqs) if (r.FirstUse <= j && j <= r.LastUse) { live += r.Size; if (r.Size >= 2048) names.Add((r.Name, r.Size)); }
+            args.Log($"PROF {j,4} {ops[j].Name,-40} {ops[j].Phase,-8} {Kb(live),8}  " + string.Join(" ", names.OrderByDescending(n => n.Item2).Take(6).Select(n => $"{n.Item1}:{Kb(n.Item2)}")));
         }
     }
 

@@ -34,6 +34,9 @@ public sealed record CompileOptions
     /// <summary>The backward of each expansion -> depthwise -> projection chain runs one expanded channel at a time (a
     /// ChannelStage), so that its float32 gradients exist one plane at a time. Bit for bit the same results.</summary>
     public bool ChannelBackward { get; init; }
+    /// <summary>A 1x1 conv without a mask whose input dies at it writes its output over that input, pixel by pixel
+    /// (a PointwiseInPlace op with an IC + OC byte pixel buffer). Bit for bit the same results.</summary>
+    public bool InPlacePointwise { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -91,7 +94,8 @@ public static class PlanCompiler
     public static CompileResult Emit(Quantized quantized, TrainableSet trainable, CompileOptions options)
     {
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
-        EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward);
+        EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
+            options.InPlacePointwise);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

@@ -45,10 +45,10 @@ public static class PatchStages
 
     /// <summary>Plans memory and emits the program, patching its first stage as <paramref name="patch"/> says.</summary>
     public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
-        bool channelBackward = false)
+        bool channelBackward = false, bool inPlacePointwise = false)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
-        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward);
+        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
         if (!auto && rows == 0) return plain;
         int longest = LongestStage(program);
         if (longest < 1)
@@ -65,7 +65,7 @@ public static class PatchStages
                 int r = auto ? grid : rows, c = auto ? grid : cols;
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
-                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise, channelBackward);
+                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }
         if (best is null && auto) return plain;   // no grid fits the stage (e.g. a 1-pixel-wide sensor window)

@@ -269,6 +269,11 @@ public sealed partial class Executor
             RunChannelStage(op, index);
             return;
         }
+        if (op.Kind == OpKind.PointwiseInPlace)
+        {
+            PointwiseInPlace(op);
+            return;
+        }
         if ((int)op.Kind >= (int)OpKind.NormAffine)
         {
             ExecuteNorm(op, index);

@@ -206,6 +206,8 @@ public sealed partial class Plan
             ValidateNormOp(j, r, kind, flags);
         else if (kind <= (int)OpKind.GlobalAvgPool)
             ValidateForwardOp(j, r, kind, flags);
+        else if (kind == (int)OpKind.PointwiseInPlace)
+            ValidatePointwiseInPlace(j, r, flags);
         else if (kind is (int)OpKind.PatchStage or (int)OpKind.ChannelStage)
             return; // checked by ValidatePatchStages, once its inner ops have been
         else if (kind == (int)OpKind.InitParams)
@@ -758,7 +760,7 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || IsNormKind(kind);
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || IsNormKind(kind);
 
     private static int PhaseOf(int kind) => kind switch
     {
@@ -767,6 +769,7 @@ public sealed partial class Plan
         (int)OpKind.InitParams => (int)OpPhase.Init,
         (int)OpKind.PatchStage => (int)OpPhase.Forward,
         (int)OpKind.ChannelStage => (int)OpPhase.Backward,
+        (int)OpKind.PointwiseInPlace => (int)OpPhase.Forward,
         (int)OpKind.SaveMask => (int)OpPhase.Save,
         (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate or (int)OpKind.BiasUpdate => (int)OpPhase.Update,
         _ => (int)OpPhase.Backward,
@@ -775,7 +778,7 @@ public sealed partial class Plan
     // The flag bits an op kind gives meaning to (Executor reads the others' flags but they change nothing).
     private static int AllowedFlags(int kind) => kind switch
     {
-        (int)OpKind.Conv2D or (int)OpKind.DepthwiseConv2D or (int)OpKind.FullyConnected
+        (int)OpKind.Conv2D or (int)OpKind.DepthwiseConv2D or (int)OpKind.FullyConnected or (int)OpKind.PointwiseInPlace
             or (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate
             => (int)(OpFlags.WeightsInParams | OpFlags.BiasInParams),
         (int)OpKind.Conv2DBackwardInput or (int)OpKind.DepthwiseBackwardInput or (int)OpKind.FullyConnectedBackwardInput

@@ -243,6 +243,13 @@ public enum OpKind : ushort
     /// where the ops run whole would (a cursor per op), and every sum keeps the whole kernels' order, so the results are
     /// bit for bit those of the inner ops run whole, one after another. args: ops, channels, planeFloats.</summary>
     ChannelStage = 61,
+    /// <summary>Phase Forward. A 1x1 Conv2D (stride 1, no padding, one group, no mask, OC &lt;= IC) over an input that dies
+    /// here, its output starting at whole plane m of the input (0 &lt;= m &lt;= IC - OC): for each pixel i, the input's
+    /// channels x[:, i] are gathered into the Scratch tensor (int8, at least IC + OC bytes), the Conv2D kernel runs on that
+    /// (IC,1,1) pixel into the bytes after them, and the result is scattered to y[:, i]. y[o, i] lies over x[m + o, i], a
+    /// byte of the same pixel, already read, so the output needs no buffer of its own. Bit for bit the Conv2D op. Fields
+    /// and args as Conv2D (kernel 1, stride 1, pad 0, groups 1, actMin, actMax, maskMode 0).</summary>
+    PointwiseInPlace = 62,
     // ---- Per-channel scale/shift beside a folded conv (test-time adaptation, channel-wise adapters): 40..49.
     // An affine block is float32 in the params region: scale[C] then shift[C] (Weights, flag WeightsInParams);
     // an optional statistics correction statScale[C] then statShift[C] (Bias, flag BiasInParams, or NoConstant),
