@@ -178,7 +178,6 @@ internal static class MemoryBench
             clock.Elapsed.TotalSeconds);
         args.Log($"  {model} {scheme}: planned {Kb(row.PeakSram)} KB, measured {Kb(row.MeasuredSram)} KB ({row.Seconds:F1} s)");
         if (detail) LogPeakTensors(args, result, plan);
-        if (detail && Environment.GetEnvironmentVariable("TT_PROFILE") == "1") LogProfile(args, result);
         return row;
     }
 
@@ -205,18 +204,6 @@ internal static class MemoryBench
             TensorInfo info = plan.Tensor(t);
             PTensor pt = result.Program.Tensors[t];
             args.Log($"      {Kb(bytes),8} KB  {info.Name(),-40} {pt.Role,-16} {pt.Type,-6} {pt.Shape,-14} ops {(info.FirstOp == PlanImage.NoOp ? "input" : info.FirstOp.ToString(CultureInfo.InvariantCulture))}..{info.LastOp}");
-        }
-    }
-
-    private static void LogProfile(BenchArgs args, CompileResult result)
-    {
-        var reqs = result.Plan.Memory.Requests;
-        var ops = result.Program.Ops;
-        for (int j = 0; j < ops.Count; j++)
-        {
-            long live = 0; var names = new List<(string, int)>();
-            foreach (var r in reqs) if (r.FirstUse <= j && j <= r.LastUse) { live += r.Size; if (r.Size >= 2048) names.Add((r.Name, r.Size)); }
-            args.Log($"PROF {j,4} {ops[j].Name,-40} {ops[j].Phase,-8} {Kb(live),8}  " + string.Join(" ", names.OrderByDescending(n => n.Item2).Take(6).Select(n => $"{n.Item1}:{Kb(n.Item2)}")));
         }
     }
 
