@@ -222,7 +222,8 @@ internal static class MemoryBench
                 $"{Kb(r.MeasuredSram),10}{published,11}{ratio,9}{analytic,10}  {r.Peak.OpName}");
         }
         args.Log("KB = 1024 B. PEAK = arena + params (writable, SRAM) + state (optimizer); act/saved/grad/scratch = arena bytes live at the " +
-            "busiest op (their sum can be below the arena: the greedy layout leaves gaps); measured = runtime arena high-water of one " +
+            "busiest op (their sum can be below the arena: the greedy layout leaves gaps; or above it: an in-place 1x1 conv's output is " +
+            "counted beside the input planes it overwrites); measured = runtime arena high-water of one " +
             "real step + params + state; analytic = the scheme's published analytic extra memory (no measured figure published).");
 
         var mismatched = rows.Where(r => r.ArenaHighWater != r.Arena).ToList();
