@@ -24,7 +24,8 @@ namespace TinyTrain.Bench;
 /// scheme against the published sparse-update-with-reordering peak, full update against the
 /// published full-update peak; the other schemes have no published figure and show the analytic
 /// extra memory (the scheme's name) for reference. KB = 1024 bytes.
-/// Options: --reference FILE (default data/reference/tte-models.json, found upwards), --models a,b,
+/// Options: --reference FILE (default data/reference/tte-models.json, found upwards), --models a,b, --patch auto|off|RxC,
+/// --inplace-dw on|off, --channel-backward on|off, --inplace-pw on|off (the defaults are the CLI's: auto, on, on, on),
 /// --detail (the largest live tensors at each compared row's peak, on stderr).
 /// </summary>
 internal static class MemoryBench
@@ -40,6 +41,8 @@ internal static class MemoryBench
         bool detail = TransferBench.HasFlag("detail");
         string patch = args.Text("patch", "auto");
         bool inPlaceDepthwise = args.Text("inplace-dw", "on") == "on";
+        bool channelBackward = args.Text("channel-backward", "on") == "on";
+        bool inPlacePointwise = args.Text("inplace-pw", "on") == "on";
         using JsonDocument reference = JsonDocument.Parse(File.ReadAllBytes(referencePath));
         args.Log($"memory: peak SRAM of one training step, {Resolution}x{Resolution}, {Classes} classes, batch 1, default options " +
             $"(greedy planner, QAS, no momentum); random weights (seed 0), calibrated on 4 random inputs; KB = 1024 B; reference {referencePath}");
@@ -66,22 +69,23 @@ internal static class MemoryBench
                 var scheme = new SparseScheme(s.GetProperty("n_bias_update").GetInt32(),
                     s.GetProperty("manual_weight_idx").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                     s.GetProperty("weight_update_ratio").EnumerateArray().Select(e => e.GetDouble()).ToArray());
-                var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch, InPlaceDepthwise = inPlaceDepthwise };
+                var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch, InPlaceDepthwise = inPlaceDepthwise,
+                    ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise };
                 bool isLargest = schemeName == largest;
                 rows.Add(Measure(args, name, schemeName, graph, calibration, options, training: true,
                     isLargest ? publishedSparseKb : null, isLargest ? "sparse+reorder" : null,
                     s.GetProperty("analytic_extra_memory_kb_recomputed").GetDouble(), detail && isLargest));
                 if (isLargest)
-                    foreach ((string p, bool dw) in new[] { ("off", false), ("auto", false), ("off", true), ("auto", true) })
+                    foreach ((string p, bool dw, bool cb, bool pw) in EffectOptions)
                     {
-                        Row r = Measure(args, name, schemeName, graph, calibration, options with { Patch = p, InPlaceDepthwise = dw }, training: true,
-                            null, null, null, false);
-                        effects.Add(new Effect(name, schemeName, p, dw, r));
+                        Row r = Measure(args, name, schemeName, graph, calibration,
+                            options with { Patch = p, InPlaceDepthwise = dw, ChannelBackward = cb, InPlacePointwise = pw }, training: true, null, null, null, false);
+                        effects.Add(new Effect(name, schemeName, p, dw, cb, pw, r));
                     }
             }
-            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise }, training: true,
+            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise }, training: true,
                 publishedFullKb, "full update", null, detail));
-            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise }, training: false,
+            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise }, training: false,
                 null, null, null, false));
         }
 
@@ -95,9 +99,11 @@ internal static class MemoryBench
             kb = 1024,
             patch,
             inplace_depthwise = inPlaceDepthwise,
+            channel_backward = channelBackward,
+            inplace_pointwise = inPlacePointwise,
             optimizations = effects.Select(e => new
             {
-                name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise,
+                name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise, channel_backward = e.ChannelBackward, inplace_pointwise = e.InPlacePointwise,
                 peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
             }).ToList(),
             models = rows.Select(r => new
@@ -123,18 +129,29 @@ internal static class MemoryBench
         };
     }
 
-    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, Row Row);
+    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, Row Row);
+
+    // What each optimization buys: none, each alone, all but one, all four (patch, in-place depthwise, channel backward,
+    // in-place pointwise).
+    private static readonly (string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise)[] EffectOptions =
+    [
+        ("off", false, false, false), ("auto", false, false, false), ("off", true, false, false), ("off", false, true, false), ("off", false, false, true),
+        ("off", true, true, true), ("auto", false, true, true), ("auto", true, false, true), ("auto", true, true, false), ("auto", true, true, true),
+    ];
+
+    private static readonly string[] EffectNames =
+        ["none", "patch", "in-place dw", "channel bw", "in-place pw", "all - patch", "all - dw", "all - channel", "all - pw", "all four"];
 
     /// <summary>The largest scheme of each model with each memory optimization off and on: what each one buys.</summary>
     private static void PrintEffects(BenchArgs args, List<Effect> effects)
     {
         args.Log("");
         args.Log("effect of each optimization on the largest scheme (planned peak SRAM, KB; arena in brackets; measured == planned):");
-        args.Log($"{"model",-15}{"scheme",-8}{"neither",16}{"patch auto",16}{"in-place dw",16}{"both",16}  peak op with both");
+        args.Log($"{"model",-15}{"scheme",-8}" + string.Concat(EffectNames.Select(n => $"{n,15}")) + "  peak op with all four");
         foreach (var g in effects.GroupBy(e => (e.Model, e.Scheme)))
         {
             var cells = g.Select(e => $"{Kb(e.Row.PeakSram)} ({Kb(e.Row.Arena)})" + (e.Row.ArenaHighWater == e.Row.Arena ? "" : "!")).ToList();
-            args.Log($"{g.Key.Model,-15}{g.Key.Scheme,-8}{cells[0],16}{cells[1],16}{cells[2],16}{cells[3],16}  {g.Last().Row.Peak.OpName}");
+            args.Log($"{g.Key.Model,-15}{g.Key.Scheme,-8}" + string.Concat(cells.Select(c => $"{c,15}")) + $"  {g.Last().Row.Peak.OpName}");
         }
     }
 
@@ -205,7 +222,8 @@ internal static class MemoryBench
                 $"{Kb(r.MeasuredSram),10}{published,11}{ratio,9}{analytic,10}  {r.Peak.OpName}");
         }
         args.Log("KB = 1024 B. PEAK = arena + params (writable, SRAM) + state (optimizer); act/saved/grad/scratch = arena bytes live at the " +
-            "busiest op (their sum can be below the arena: the greedy layout leaves gaps); measured = runtime arena high-water of one " +
+            "busiest op (their sum can be below the arena: the greedy layout leaves gaps; or above it: an in-place 1x1 conv's output is " +
+            "counted beside the input planes it overwrites); measured = runtime arena high-water of one " +
             "real step + params + state; analytic = the scheme's published analytic extra memory (no measured figure published).");
 
         var mismatched = rows.Where(r => r.ArenaHighWater != r.Arena).ToList();

@@ -88,6 +88,7 @@ public static class CostEstimator
         switch (op.Kind)
         {
             case RtOpKind.Conv2D:
+            case RtOpKind.PointwiseInPlace: // a 1x1 Conv2D run pixel by pixel over its input: the same work
             {
                 // x (IC,H,W), w (OC,IC/G,K,K), y (OC,OH,OW)
                 TensorInfo x = plan.Tensor(op.Input0), y = plan.Tensor(op.Output);
@@ -183,6 +184,10 @@ public static class CostEstimator
                 }
                 return (MacKind.Conv, extra, moved);
             }
+            case RtOpKind.ChannelStage:
+                // Its inner ops follow and are costed whole (their tiled tensors have their whole shapes); each channel's
+                // first op re-reads the stage input, which the first inner op's cost counts once.
+                return (MacKind.None, 0, (long)(op.Arg(1) - 1) * plan.Tensor(op.Input0).ByteLength);
             case RtOpKind.InitParams:
                 // Runs at bind and reset, never in a step: copies args[0] bytes from Flash to SRAM.
                 return (MacKind.None, 0, 2L * op.Arg(0));

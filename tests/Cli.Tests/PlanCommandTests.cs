@@ -90,6 +90,8 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
     [Theory]
     [InlineData(new[] { "--update", "none", "--patch", "2by2" }, "--patch must be auto, off or RxC")]
     [InlineData(new[] { "--update", "none", "--inplace-dw", "yes" }, "--inplace-dw must be on or off, got 'yes'")]
+    [InlineData(new[] { "--update", "none", "--channel-backward", "1" }, "--channel-backward must be on or off, got '1'")]
+    [InlineData(new[] { "--update", "none", "--inplace-pw", "no" }, "--inplace-pw must be on or off, got 'no'")]
     [InlineData(new[] { "--update", "full", "--patch", "2x2" }, "--patch 2x2: nothing to run patch by patch")]
     [InlineData(new[] { "--update", "sparse:auto" }, "needs a memory budget")]
     [InlineData(new[] { "--update", "sparse:auto", "--budget", "lots" }, "not a byte count")]

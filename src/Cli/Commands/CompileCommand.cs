@@ -25,6 +25,8 @@ internal static class CompileCommand
         string plannerName = a.Option("planner") ?? "greedy";
         string patch = a.Option("patch") ?? "auto";
         string inPlaceDepthwise = a.Option("inplace-dw") ?? "on";
+        string channelBackward = a.Option("channel-backward") ?? "on";
+        string inPlacePointwise = a.Option("inplace-pw") ?? "on";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -39,6 +41,8 @@ internal static class CompileCommand
         };
         if (qas is not ("on" or "off")) throw new UsageException($"--qas must be on or off, got '{qas}'");
         if (inPlaceDepthwise is not ("on" or "off")) throw new UsageException($"--inplace-dw must be on or off, got '{inPlaceDepthwise}'");
+        if (channelBackward is not ("on" or "off")) throw new UsageException($"--channel-backward must be on or off, got '{channelBackward}'");
+        if (inPlacePointwise is not ("on" or "off")) throw new UsageException($"--inplace-pw must be on or off, got '{inPlacePointwise}'");
         try
         {
             PatchStages.Parse(patch, out _, out _, out _);
@@ -65,6 +69,8 @@ internal static class CompileCommand
             Planner = planner,
             Patch = patch,
             InPlaceDepthwise = inPlaceDepthwise == "on",
+            ChannelBackward = channelBackward == "on",
+            InPlacePointwise = inPlacePointwise == "on",
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },

@@ -31,6 +31,12 @@ public sealed record CompileOptions
     public string Patch { get; init; } = "off";
     /// <summary>Depthwise convs (and their input gradients) write their output over their dying input, channel by channel.</summary>
     public bool InPlaceDepthwise { get; init; }
+    /// <summary>The backward of each expansion -> depthwise -> projection chain runs one expanded channel at a time (a
+    /// ChannelStage), so that its float32 gradients exist one plane at a time. Bit for bit the same results.</summary>
+    public bool ChannelBackward { get; init; }
+    /// <summary>A 1x1 conv without a mask whose input dies at it writes its output over that input, pixel by pixel
+    /// (a PointwiseInPlace op with an IC + OC byte pixel buffer). Bit for bit the same results.</summary>
+    public bool InPlacePointwise { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -88,7 +94,8 @@ public static class PlanCompiler
     public static CompileResult Emit(Quantized quantized, TrainableSet trainable, CompileOptions options)
     {
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
-        EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise);
+        EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
+            options.InPlacePointwise);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

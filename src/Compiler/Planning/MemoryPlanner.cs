@@ -4,6 +4,17 @@ namespace TinyTrain.Compiler.Planning;
 public sealed record BufferRequest(string Name, int Size, int FirstUse, int LastUse)
 {
     public bool OverlapsInTime(BufferRequest other) => FirstUse <= other.LastUse && other.FirstUse <= LastUse;
+
+    /// <summary>
+    /// Another request (-1: none) this one may overlap, at offsets anchor + <see cref="AnchorDelta"/> + m * <see cref="AnchorStep"/>
+    /// for m in 0..<see cref="AnchorSteps"/>, although their lifetimes touch: the output of an op that runs in place over its
+    /// dying input in a layout the op allows (a 1x1 conv: whole planes). The greedy planner takes such an offset when it is
+    /// the lowest one free of every other buffer; the anchor must be placed first (it is at least as large).
+    /// </summary>
+    public int Anchor { get; init; } = -1;
+    public int AnchorDelta { get; init; }
+    public int AnchorStep { get; init; }
+    public int AnchorSteps { get; init; }
 }
 
 public enum PlannerMode
@@ -44,8 +55,22 @@ public static class MemoryPlanner
             return new MemoryPlan(requests, offsets, Peak(requests, offsets), naive, mode);
         }
 
-        int[] order = Enumerable.Range(0, requests.Count)
+        int[] bySize = Enumerable.Range(0, requests.Count)
             .OrderByDescending(i => requests[i].Size).ThenBy(i => requests[i].FirstUse).ThenBy(i => i).ToArray();
+        // A request anchored to another is placed right after it, before larger buffers can take the anchor's space.
+        var order = new List<int>();
+        var queued = new bool[requests.Count];
+        void Queue(int i)
+        {
+            if (queued[i]) return;
+            queued[i] = true;
+            order.Add(i);
+            foreach (int k in bySize)
+                if (requests[k].Anchor == i) Queue(k);
+        }
+        foreach (int i in bySize)
+            if (requests[i].Anchor < 0 || requests[i].Anchor >= requests.Count) Queue(i);
+        foreach (int i in bySize) Queue(i);
         var placed = new List<int>();
         foreach (int i in order)
         {
@@ -59,6 +84,17 @@ public static class MemoryPlanner
                 if (candidate + r.Size <= offsets[j]) break;
                 candidate = Math.Max(candidate, Align(offsets[j] + requests[j].Size));
             }
+            if (r.Anchor >= 0 && placed.Contains(r.Anchor))
+                for (int m = 0; m <= r.AnchorSteps; m++)
+                {
+                    int at = offsets[r.Anchor] + r.AnchorDelta + m * r.AnchorStep;
+                    if (at < 0 || at >= candidate) continue;
+                    if (live.All(j => j == r.Anchor || at + r.Size <= offsets[j] || offsets[j] + requests[j].Size <= at))
+                    {
+                        candidate = at;
+                        break;
+                    }
+                }
             offsets[i] = candidate;
             placed.Add(i);
         }

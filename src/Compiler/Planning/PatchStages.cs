@@ -22,8 +22,10 @@ public sealed record PatchInfo(string FirstOp, string LastOp, int Ops, int Rows,
 /// </summary>
 public static class PatchStages
 {
-    /// <summary>Grids <c>auto</c> tries (square, as in MCUNetV2).</summary>
-    private static readonly int[] AutoGrids = [2, 3, 4];
+    /// <summary>Grids <c>auto</c> tries (square, as in MCUNetV2), coarsest first: a finer grid is kept only when its arena is
+    /// smaller (its halos cost recomputation). Once the backward pass runs channel by channel the stage is often the
+    /// step's peak, and grids finer than 4x4 pay.</summary>
+    private static readonly int[] AutoGrids = [2, 3, 4, 5, 6, 8];
 
     /// <summary>Checks a --patch value: off, auto or RxC (rows x columns of tiles, 1..64 each).</summary>
     public static void Parse(string text, out bool auto, out int rows, out int cols)
@@ -42,10 +44,11 @@ public static class PatchStages
     }
 
     /// <summary>Plans memory and emits the program, patching its first stage as <paramref name="patch"/> says.</summary>
-    public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false)
+    public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
+        bool channelBackward = false, bool inPlacePointwise = false)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
-        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise);
+        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
         if (!auto && rows == 0) return plain;
         int longest = LongestStage(program);
         if (longest < 1)
@@ -62,7 +65,7 @@ public static class PatchStages
                 int r = auto ? grid : rows, c = auto ? grid : cols;
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
-                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise);
+                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }
         if (best is null && auto) return plain;   // no grid fits the stage (e.g. a 1-pixel-wide sensor window)

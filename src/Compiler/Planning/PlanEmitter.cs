@@ -32,9 +32,27 @@ public static class PlanEmitter
 {
     /// <param name="inPlaceDepthwise">A depthwise conv (forward without a mask, or its input gradient) whose input dies at
     /// it writes its output one channel plane below the input, over the planes already read (see Executor.InPlace.cs).</param>
-    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null, bool inPlaceDepthwise = false)
+    /// <param name="channelBackward">Run the backward of expansion -> depthwise -> projection chains one expanded channel
+    /// at a time (<see cref="ChannelStages"/>), so that their float32 gradients never exist whole.</param>
+    /// <param name="inPlacePointwise">A 1x1 conv without a mask whose input dies at it writes its output over that input,
+    /// pixel by pixel (<see cref="RtOpKind.PointwiseInPlace"/>).</param>
+    public static EmittedPlan Emit(PlanProgram program, PlannerMode mode = PlannerMode.Greedy, string? board = null, bool inPlaceDepthwise = false,
+        bool channelBackward = false, bool inPlacePointwise = false)
     {
         if (inPlaceDepthwise) program = BiasUpdatesFirst(program);
+        if (channelBackward) program = ChannelStages.Apply(program);
+        if (!inPlacePointwise) return EmitProgram(program, mode, board, inPlaceDepthwise);
+        // Placing a 1x1 conv's output over its input's planes constrains the greedy layout; it usually pays, but not always:
+        // keep the smaller arena (the plan without it on a tie).
+        EmittedPlan without = EmitProgram(program, mode, board, inPlaceDepthwise);
+        PlanProgram pointwise = PointwiseInPlace(program);
+        if (ReferenceEquals(pointwise, program)) return without;
+        EmittedPlan with = EmitProgram(pointwise, mode, board, inPlaceDepthwise);
+        return with.ArenaBytes < without.ArenaBytes ? with : without;
+    }
+
+    private static EmittedPlan EmitProgram(PlanProgram program, PlannerMode mode, string? board, bool inPlaceDepthwise)
+    {
         List<PTensor> tensors = program.Tensors;
         List<POp> ops = program.Ops;
         int tensorCount = tensors.Count, opCount = ops.Count;
@@ -126,6 +144,18 @@ public static class PlanEmitter
             // A tiled tensor (inside a patch stage) takes no arena: the stage's tile buffer holds its tiles.
             requests.Add(new BufferRequest(tensors[t].Name, groupBytes[t], first[t], groupLast[t]));
         }
+        // A 1x1 conv's output may start at any whole plane of its dying input (PointwiseInPlace) where that plane is free.
+        foreach (POp op in ops)
+        {
+            if (op.Kind != RtOpKind.PointwiseInPlace) continue;
+            int x = op.Input0, y = op.Output, r = requestOf[root[y]];
+            int plane = tensors[x].Shape.H * tensors[x].Shape.W;
+            requests[r] = requests[r] with
+            {
+                Anchor = requestOf[root[x]], AnchorDelta = delta[x] - delta[y], AnchorStep = plane,
+                AnchorSteps = Math.Max(0, tensors[x].Shape.C - tensors[y].Shape.C),
+            };
+        }
         MemoryPlan memory = MemoryPlanner.Plan(requests, mode);
         MemoryPlan naive = MemoryPlanner.Plan(requests, PlannerMode.Naive);
         PeakBreakdown peak = Breakdown(program, requests, requestOf, root, first, groupLast);
@@ -186,9 +216,17 @@ public static class PlanEmitter
             uint bias = Ref(op.Bias, OpFlags.BiasInParams);
             uint multiplier = Ref(op.Multiplier, OpFlags.None);
             uint shift = Ref(op.Shift, OpFlags.None);
-            b.AddOp(op.Kind, op.Phase, U16(op.Input0), U16(op.Input1), U16(op.Output), U16(op.Scratch), weights, bias, multiplier, shift, args, flags);
+            RtOpKind kind = op.Kind;
+            int scratch = op.Scratch;
+            if (kind == RtOpKind.PointwiseInPlace)
+            {
+                // The planner put the output over a whole plane of the input, or (where no such plane was free) apart from it.
+                inPlace[j] = OverPlane(tensors[op.Input0], offsets[op.Input0], tensors[op.Output], offsets[op.Output]);
+                if (!inPlace[j]) (kind, scratch) = (RtOpKind.Conv2D, -1);
+            }
+            b.AddOp(kind, op.Phase, U16(op.Input0), U16(op.Input1), U16(op.Output), U16(scratch), weights, bias, multiplier, shift, args, flags);
             PTensor? output = op.Output >= 0 ? tensors[op.Output] : null;
-            reports.Add(new OpReport(PlanIndex(j), op.Name, op.Kind.ToString(), op.Phase.ToString(), output?.Shape.ToString() ?? "",
+            reports.Add(new OpReport(PlanIndex(j), op.Name, kind.ToString(), op.Phase.ToString(), output?.Shape.ToString() ?? "",
                 output is null ? -1 : offsets[op.Output], output?.Bytes ?? 0, op.Macs, constantBytes - before, inPlace[j]));
         }
         b.ForwardOpCount = PlanIndex(lastForward + 1);
@@ -220,6 +258,56 @@ public static class PlanEmitter
             Name = program.Name, Tensors = program.Tensors, Ops = ops, Input = program.Input, Output = program.Output,
             Trainable = program.Trainable, Patch = program.Patch,
         };
+    }
+
+    // Each forward 1x1 conv without a mask whose input (not the model's) is read last by it becomes a PointwiseInPlace op
+    // with a pixel buffer (IC + OC bytes) as its scratch; the planner then puts its output at its input's offset.
+    private static PlanProgram PointwiseInPlace(PlanProgram program)
+    {
+        var lastReader = new int[program.Tensors.Count];
+        Array.Fill(lastReader, -1);
+        for (int j = 0; j < program.Ops.Count; j++)
+        {
+            POp op = program.Ops[j];
+            if (op.Input0 >= 0) lastReader[op.Input0] = j;
+            if (op.Input1 >= 0) lastReader[op.Input1] = j;
+        }
+        var tensors = new List<PTensor>(program.Tensors);
+        var ops = new List<POp>(program.Ops);
+        for (int j = 0; j < ops.Count; j++)
+        {
+            POp op = ops[j];
+            bool pointwise = op.Kind == RtOpKind.Conv2D && op.Phase == OpPhase.Forward && op.Scratch < 0 && op.Input1 < 0
+                && op.Args[0] == 1 && op.Args[1] == 1 && op.Args[2] == 0 && op.Args[3] == 1;
+            int x = op.Input0;
+            if (!pointwise || x == program.Input || op.Output == program.Output || lastReader[x] != j || tensors[x].Tiled || tensors[op.Output].Tiled)
+                continue;
+            if (tensors[op.Output].Bytes > tensors[x].Bytes) continue;   // an expansion would need its input placed inside it
+            int scratch = tensors.Count;
+            tensors.Add(new PTensor
+            {
+                Id = scratch, Name = $"{op.Name}.pixel", Type = ElementType.Int8, Role = TensorRole.Scratch, Scale = 1f,
+                Shape = new Graphs.Shape(tensors[x].Shape.C + tensors[op.Output].Shape.C, 1, 1),
+            });
+            ops[j] = new POp
+            {
+                Kind = RtOpKind.PointwiseInPlace, Phase = op.Phase, Name = op.Name, Input0 = op.Input0, Input1 = op.Input1, Output = op.Output,
+                Scratch = scratch, Weights = op.Weights, Bias = op.Bias, Multiplier = op.Multiplier, Shift = op.Shift, Args = op.Args,
+                Macs = op.Macs, Layer = op.Layer,
+            };
+        }
+        return tensors.Count == program.Tensors.Count ? program : new PlanProgram
+        {
+            Name = program.Name, Tensors = tensors, Ops = ops, Input = program.Input, Output = program.Output,
+            Trainable = program.Trainable, Patch = program.Patch,
+        };
+    }
+
+    // The output of a 1x1 conv starts at whole plane m of its input, 0 <= m <= IC - OC (Plan.Validate checks the same).
+    private static bool OverPlane(PTensor x, int xOffset, PTensor y, int yOffset)
+    {
+        int plane = x.Shape.H * x.Shape.W, d = yOffset - xOffset;
+        return d >= 0 && d % plane == 0 && d / plane <= x.Shape.C - y.Shape.C;
     }
 
     // A depthwise op that may write its output over its input channel by channel: same shape and type, no mask,

@@ -9,8 +9,8 @@ using TinyTrain.Runtime.Plans;
 // kernels' own padding means, so the result is bit for bit that of the whole ops.
 public sealed partial class Executor
 {
-    // The ops a patch stage runs itself: the loops skip them.
-    private static int InnerOps(OpInfo op) => op.Kind == OpKind.PatchStage ? op.Arg(0) : 0;
+    // The ops a patch stage or a channel stage runs itself: the loops skip them.
+    private static int InnerOps(OpInfo op) => op.Kind is OpKind.PatchStage or OpKind.ChannelStage ? op.Arg(0) : 0;
 
     private void RunPatchStage(OpInfo op, int index)
     {

@@ -224,6 +224,7 @@ public sealed partial class Executor
                 // A filtered sample learns nothing more (running statistics ran in the forward pass).
                 if (_skipBackward) break;
                 Execute(op, i);
+                i += InnerOps(op);
             }
         }
         finally
@@ -261,6 +262,16 @@ public sealed partial class Executor
         if (op.Kind == OpKind.PatchStage)
         {
             RunPatchStage(op, index);
+            return;
+        }
+        if (op.Kind == OpKind.ChannelStage)
+        {
+            RunChannelStage(op, index);
+            return;
+        }
+        if (op.Kind == OpKind.PointwiseInPlace)
+        {
+            PointwiseInPlace(op);
             return;
         }
         if ((int)op.Kind >= (int)OpKind.NormAffine)

@@ -62,18 +62,21 @@ public sealed partial class Plan
                 $"tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
     }
 
-    // Only the inner ops of a patch stage may name a tiled tensor: an op outside every stage that names
+    // Only the inner ops of a patch stage or a channel stage may name a tiled tensor: an op outside every stage that names
     // one is refused. Returns the last inner op of the stage op j starts, or j - 1.
     private int CheckTiledNames(int j)
     {
         int r = _ops + j * PlanFormat.OpRecordSize;
-        if (U16(_image, r + PlanFormat.OpKindField) == (int)OpKind.PatchStage)
+        int kind = U16(_image, r + PlanFormat.OpKindField);
+        if (kind == (int)OpKind.ChannelStage)
+            CheckChannelStageCount(j, r);
+        if (kind is (int)OpKind.PatchStage or (int)OpKind.ChannelStage)
             return j + Math.Max(0, Arg(r, 0));
         for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
         {
             int t = U16(_image, r + f);
             if (t < _tensorCount && Tensor(t).Tiled)
-                throw Invalid(_source, $"{OpLabel(j)}: its {TensorFieldName(f)} {TensorLabel(t)} is tiled, but only the ops of a patch stage may name a tiled tensor");
+                throw Invalid(_source, $"{OpLabel(j)}: its {TensorFieldName(f)} {TensorLabel(t)} is tiled, but only the ops of a patch stage or a channel stage may name a tiled tensor");
         }
         return j - 1;
     }
@@ -86,8 +89,11 @@ public sealed partial class Plan
         for (int j = 0; j < _opCount; j++)
         {
             int r = _ops + j * PlanFormat.OpRecordSize;
-            if (U16(_image, r + PlanFormat.OpKindField) == (int)OpKind.PatchStage)
+            int kind = U16(_image, r + PlanFormat.OpKindField);
+            if (kind == (int)OpKind.PatchStage)
                 ValidatePatchStage(j, r);
+            else if (kind == (int)OpKind.ChannelStage)
+                ValidateChannelStage(j, r);
         }
     }
 

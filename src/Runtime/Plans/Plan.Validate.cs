@@ -131,9 +131,10 @@ public sealed partial class Plan
             throw Invalid(_source, $"{TensorLabel(i)}: flags {tensorFlags} set bits this runtime does not know (only {PlanFormat.TensorFlagTiled}, tiled)");
         if (tensorFlags != 0)
         {
-            // A tiled tensor exists only inside a patch stage's tile buffer; ValidatePatchStages checks who names it.
-            if (type != (int)ElementType.Int8 || offset != 0)
-                throw Invalid(_source, $"{TensorLabel(i)}: a tiled tensor must be int8 at arena offset 0 (it never exists whole), not {ElementTypeName(type)} at {offset}");
+            // A tiled tensor exists only inside a patch stage's tile buffer (int8) or a channel stage's plane buffer
+            // (float32); ValidatePatchStages checks who names it.
+            if ((type != (int)ElementType.Int8 && type != (int)ElementType.Float32) || offset != 0)
+                throw Invalid(_source, $"{TensorLabel(i)}: a tiled tensor must be int8 or float32 at arena offset 0 (it never exists whole), not {ElementTypeName(type)} at {offset}");
         }
         else if (offset + bytes > arena)
             throw Invalid(_source, $"{TensorLabel(i)}: occupies arena bytes [{offset}, {offset + bytes}), outside the {arena}-byte arena");
@@ -205,7 +206,9 @@ public sealed partial class Plan
             ValidateNormOp(j, r, kind, flags);
         else if (kind <= (int)OpKind.GlobalAvgPool)
             ValidateForwardOp(j, r, kind, flags);
-        else if (kind == (int)OpKind.PatchStage)
+        else if (kind == (int)OpKind.PointwiseInPlace)
+            ValidatePointwiseInPlace(j, r, flags);
+        else if (kind is (int)OpKind.PatchStage or (int)OpKind.ChannelStage)
             return; // checked by ValidatePatchStages, once its inner ops have been
         else if (kind == (int)OpKind.InitParams)
             ValidateInitParams(j, r);
@@ -757,7 +760,7 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || IsNormKind(kind);
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || IsNormKind(kind);
 
     private static int PhaseOf(int kind) => kind switch
     {
@@ -765,6 +768,8 @@ public sealed partial class Plan
         <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
         (int)OpKind.InitParams => (int)OpPhase.Init,
         (int)OpKind.PatchStage => (int)OpPhase.Forward,
+        (int)OpKind.ChannelStage => (int)OpPhase.Backward,
+        (int)OpKind.PointwiseInPlace => (int)OpPhase.Forward,
         (int)OpKind.SaveMask => (int)OpPhase.Save,
         (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate or (int)OpKind.BiasUpdate => (int)OpPhase.Update,
         _ => (int)OpPhase.Backward,
@@ -773,7 +778,7 @@ public sealed partial class Plan
     // The flag bits an op kind gives meaning to (Executor reads the others' flags but they change nothing).
     private static int AllowedFlags(int kind) => kind switch
     {
-        (int)OpKind.Conv2D or (int)OpKind.DepthwiseConv2D or (int)OpKind.FullyConnected
+        (int)OpKind.Conv2D or (int)OpKind.DepthwiseConv2D or (int)OpKind.FullyConnected or (int)OpKind.PointwiseInPlace
             or (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate
             => (int)(OpFlags.WeightsInParams | OpFlags.BiasInParams),
         (int)OpKind.Conv2DBackwardInput or (int)OpKind.DepthwiseBackwardInput or (int)OpKind.FullyConnectedBackwardInput

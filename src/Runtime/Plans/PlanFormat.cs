@@ -78,7 +78,8 @@ public static partial class PlanFormat
     // 44..47 reserved
 
     /// <summary>Tensor flag: the tensor never exists whole; it lives only as tiles inside a <see cref="OpKind.PatchStage"/>'s
-    /// tile buffer (its arena offset is 0 and unused; only the stage's inner ops may name it).</summary>
+    /// tile buffer (its arena offset is 0 and unused; only the stage's inner ops may name it). A float32 tensor may be
+    /// tiled too: it then lives one channel plane at a time in a <see cref="OpKind.ChannelStage"/>'s plane buffer.</summary>
     public const ushort TensorFlagTiled = 1;
 
     // Op record (64 bytes).
@@ -230,6 +231,25 @@ public enum OpKind : ushort
     /// on it without padding; the last op's tile is copied into y. Outputs are bit for bit those of the ops run whole.
     /// args: ops, tileRows, tileCols, paddedBytes, outputBytes.</summary>
     PatchStage = 60,
+    /// <summary>Phase Backward. Runs the next args[0] ops (at most 8) one channel at a time, for args[1] channels, so that
+    /// the float32 gradients between them (tiled tensors of args[1] channels) never exist whole: each exists as one plane
+    /// of at most args[2] floats in one of two slots of the Scratch tensor (2 x args[2] floats). The inner ops are the
+    /// backward of a 1x1 expansion conv -> depthwise conv -> 1x1 projection conv, taken apart per expanded channel c:
+    /// first a Conv2DBackwardInput (1x1, stride 1, no padding, one group) from the whole x (dy of the projection) to a
+    /// tiled plane (column c of the projection's weights, into slot 0); then any of MaskGradient (in its input's slot),
+    /// DepthwiseBackwardInput (into the other slot), BiasUpdate and Conv2DUpdate (one group, no momentum) on channel c,
+    /// each reading a tiled plane held in a slot; at most one Conv2DBackwardInput (1x1) from a tiled plane to the whole
+    /// output y, which adds row c's contribution (channel 0 writes it). Each update op draws its random numbers from
+    /// where the ops run whole would (a cursor per op), and every sum keeps the whole kernels' order, so the results are
+    /// bit for bit those of the inner ops run whole, one after another. args: ops, channels, planeFloats.</summary>
+    ChannelStage = 61,
+    /// <summary>Phase Forward. A 1x1 Conv2D (stride 1, no padding, one group, no mask, OC &lt;= IC) over an input that dies
+    /// here, its output starting at whole plane m of the input (0 &lt;= m &lt;= IC - OC): for each pixel i, the input's
+    /// channels x[:, i] are gathered into the Scratch tensor (int8, at least IC + OC bytes), the Conv2D kernel runs on that
+    /// (IC,1,1) pixel into the bytes after them, and the result is scattered to y[:, i]. y[o, i] lies over x[m + o, i], a
+    /// byte of the same pixel, already read, so the output needs no buffer of its own. Bit for bit the Conv2D op. Fields
+    /// and args as Conv2D (kernel 1, stride 1, pad 0, groups 1, actMin, actMax, maskMode 0).</summary>
+    PointwiseInPlace = 62,
     // ---- Per-channel scale/shift beside a folded conv (test-time adaptation, channel-wise adapters): 40..49.
     // An affine block is float32 in the params region: scale[C] then shift[C] (Weights, flag WeightsInParams);
     // an optional statistics correction statScale[C] then statShift[C] (Bias, flag BiasInParams, or NoConstant),

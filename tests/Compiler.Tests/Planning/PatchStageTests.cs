@@ -173,10 +173,10 @@ public class PatchStageTests
         { "grid", "grid (args 1, 2) does not tile" },
         { "padded", "its tiles need" },
         { "count", "only" },
-        { "short", "is tiled, but only the ops of a patch stage may name a tiled tensor" },
+        { "short", "is tiled, but only the ops of a patch stage or a channel stage may name a tiled tensor" },
         { "untiled", "which is not tiled" },
         { "flags", "set bits this runtime does not know" },
-        { "outside", "only the ops of a patch stage may name a tiled tensor" },
+        { "outside", "only the ops of a patch stage or a channel stage may name a tiled tensor" },
     };
 
     [Theory]
