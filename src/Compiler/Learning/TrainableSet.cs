@@ -114,7 +114,7 @@ public sealed class TrainableSet
             return new TrainableSet(spec, perOp, Objective.Entropy, normStatistics: true);
         }
         if (Passes.MetaNetworks.IsSpec(spec)) return ParseEco(spec, model, perOp);
-        throw new TinyTrainException($"--update {spec}: not a test-time adaptation; use tta:norm, tta:tent[:K] or tta:eco[:K]");
+        throw new TinyTrainException($"--update {spec}: not a test-time adaptation; use tta:norm, tta:tent[:K] or tta:eco[:K][:dw]");
     }
 
     /// <summary>
@@ -129,7 +129,7 @@ public sealed class TrainableSet
         for (int i = 0; i < model.Ops.Count; i++)
         {
             QOp op = model.Ops[i];
-            if (op.Kind == QOpKind.Conv && op.Name.EndsWith(Passes.MetaNetworks.ConvSuffix, StringComparison.Ordinal))
+            if (op.Kind is QOpKind.Conv or QOpKind.DepthwiseConv && op.Name.EndsWith(Passes.MetaNetworks.ConvSuffix, StringComparison.Ordinal))
             {
                 perOp[i] = new OpTraining(InputChannels(op, model), true);
                 if (first < 0) first = i;

@@ -3,10 +3,10 @@ namespace TinyTrain.Compiler.Passes;
 using TinyTrain.Compiler.Graphs;
 
 /// <summary>
-/// EcoTTA (Song et al. 2023) as a rewrite of the float model, before the compiler's passes (`--update tta:eco[:K]`).
+/// EcoTTA (Song et al. 2023) as a rewrite of the float model, before the compiler's passes (`--update tta:eco[:K][:dw]`).
 /// The encoder is split into K parts at places no skip connection crosses; beside each part sits a meta network: a
-/// 1x1 conv (C -> C, its per-channel norm/affine folded into its weights and bias, as every BatchNorm is in TinyTrain)
-/// reading the part's output x, whose output m is added to it: x~ = x + m. The conv starts at zero, so the rewritten
+/// 1x1 conv (C -> C; with :dw a depthwise 3x3 conv; its per-channel norm/affine folded into its weights and bias, as
+/// every BatchNorm is in TinyTrain) reading the part's output x, whose output m is added to it: x~ = x + m. The conv starts at zero, so the rewritten
 /// model computes exactly what the source did. TrainableSet trains the meta networks (and the scale/shift of the
 /// folded convs after the first one); the objective adds lambda x the L1 distance |x~ - x| = |m| at each join.
 /// </summary>
@@ -62,18 +62,29 @@ public static class MetaNetworks
         List<Node> places = Places(graph);
         if (places.Count == 0)
             throw new TinyTrainException($"--update {spec}: model '{graph.Name}' has no place for a meta network (a conv block with a spatial output that no skip connection crosses); use tta:norm or tta:tent");
-        int k = DefaultParts;
-        if (spec != Prefix && (!int.TryParse(spec.AsSpan(Prefix.Length + 1), out k) || k < 1 || k > places.Count))
-            throw new TinyTrainException($"--update {spec}: K must be a whole number from 1 to {places.Count} (model '{graph.Name}' has {places.Count} places for a meta network)");
+        (int k, _) = Parse(spec, places.Count, graph.Name);
         var parts = new List<Node>();
         for (int p = 0; p < k; p++) parts.Add(places[(int)Math.Ceiling((p + 1) * (double)places.Count / k) - 1]);
         return parts;
+    }
+
+    /// <summary>K (DefaultParts when not given) and whether the meta convs are depthwise 3x3 (`:dw`) instead of 1x1.</summary>
+    private static (int Parts, bool Depthwise) Parse(string spec, int places, string model)
+    {
+        string[] fields = spec[Prefix.Length..].Split(':');   // "", then K and/or "dw"
+        int k = DefaultParts;
+        bool depthwise = fields[^1] == "dw" && fields.Length > 1;
+        int count = fields.Length - (depthwise ? 1 : 0);
+        if (count > 2 || (count == 2 && (!int.TryParse(fields[1], out k) || k < 1 || k > places)))
+            throw new TinyTrainException($"--update {spec}: K must be a whole number from 1 to {places} (model '{model}' has {places} places for a meta network); write tta:eco[:K][:dw]");
+        return (k, depthwise);
     }
 
     /// <summary>The rewritten model: a zero-started meta network and its join after each part end.</summary>
     public static Graph Apply(Graph graph, string spec)
     {
         var ends = new HashSet<int>(PartEnds(graph, spec).ConvertAll(n => n.Id));
+        bool depthwise = Parse(spec, int.MaxValue, graph.Name).Depthwise;   // the spec is valid: PartEnds checked it
         var nodes = new List<Node>();
         var newId = new int[graph.Nodes.Count];
         foreach (Node node in graph.Nodes)
@@ -86,9 +97,10 @@ public static class MetaNetworks
             int c = x.Shape.C;
             var meta = new Node
             {
-                Id = nodes.Count, Name = name + ConvSuffix, Kind = OpKind.Conv2d, Inputs = [x.Id], Shape = x.Shape, Kernel = 1,
+                Id = nodes.Count, Name = name + ConvSuffix, Kind = OpKind.Conv2d, Inputs = [x.Id], Shape = x.Shape,
+                Kernel = depthwise ? 3 : 1, Padding = depthwise ? 1 : 0, Groups = depthwise ? c : 1,
                 WeightScaleFloor = WeightScale, RangeLike = name, RangeFraction = -BranchRange,
-                Weight = new Tensor(c, c, 1, 1), Bias = new Tensor(c),
+                Weight = depthwise ? new Tensor(c, 1, 3, 3) : new Tensor(c, c, 1, 1), Bias = new Tensor(c),
             };
             nodes.Add(meta);
             nodes.Add(new Node { Id = nodes.Count, Name = name + JoinSuffix, Kind = OpKind.Add, Inputs = [x.Id, meta.Id], Shape = x.Shape });

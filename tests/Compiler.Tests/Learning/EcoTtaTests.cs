@@ -67,6 +67,9 @@ public class EcoTtaTests : IClassFixture<TtaFixture>
         Node join = rewritten.Nodes.Single(n => n.Name == "conv3" + MetaNetworks.JoinSuffix);
         Assert.Equal(OpKind.Add, join.Kind);
         Assert.Contains(rewritten.Nodes, n => n.Kind == OpKind.Flatten && n.Inputs[0] == join.Id);
+        Node dw = MetaNetworks.Apply(_f.Graph, "tta:eco:dw").Nodes.Single(n => n.Name == "conv3" + MetaNetworks.ConvSuffix);
+        Assert.True(dw.IsDepthwise);
+        Assert.Equal(3, dw.Kernel);
     }
 
     [Fact]
@@ -90,7 +93,7 @@ public class EcoTtaTests : IClassFixture<TtaFixture>
     {
         // The meta convs start at zero: each join adds exactly nothing, so the logits match bit for bit.
         var tent = new Executor(_f.Tent);
-        foreach (string spec in new[] { "tta:eco", "tta:eco:3" })
+        foreach (string spec in new[] { "tta:eco", "tta:eco:3", "tta:eco:2:dw" })
         {
             var eco = new Executor(spec == "tta:eco" ? Eco : _f.Compile(spec));
             for (int i = 0; i < 100; i++) Assert.Equal(Logits(tent, _f.Test, i), Logits(eco, _f.Test, i));
@@ -192,6 +195,8 @@ public class EcoTtaTests : IClassFixture<TtaFixture>
     [InlineData("tta:eco:0", "K must be a whole number from 1 to 3")]
     [InlineData("tta:eco:4", "K must be a whole number from 1 to 3")]
     [InlineData("tta:eco:x", "K must be a whole number from 1 to 3")]
+    [InlineData("tta:eco:dw:2", "write tta:eco[:K][:dw]")]
+    [InlineData("tta:eco:", "K must be a whole number from 1 to 3")]
     [InlineData("tta:eco2", "not a test-time adaptation")]
     public void Bad_eco_specs_are_refused_with_what_to_use(string spec, string message)
     {
