@@ -16,7 +16,7 @@ public sealed record TrainingOptions
     /// <summary>tta:eco: lambda, the weight of the mean L1 distance between each meta network's join and its frozen part's output.</summary>
     public float DistillWeight { get; init; } = DefaultDistillWeight;
 
-    public const float DefaultDistillWeight = 2f;
+    public const float DefaultDistillWeight = 20f;
 }
 
 /// <summary>
