@@ -59,6 +59,8 @@ internal static class TtaBench
         {
             var clock = Stopwatch.StartNew();
             Dataset train = DataCatalog.Load(name, Split.Train), test = DataCatalog.Load(name, Split.Test);
+            if (first < 0 || first >= test.Count)
+                throw new ArgumentException($"--first {first}: {name} has test images 0..{test.Count - 1}");
             int held = 1000, trainCount = Math.Min(train.Count - held, name.StartsWith("fashion", StringComparison.Ordinal) ? fashionTrain : train.Count);
             // --model-cache DIR keeps the trained float model between runs (same seed and data give the same model).
             string cache = args.Text("model-cache", "");
