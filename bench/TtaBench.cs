@@ -35,6 +35,9 @@ internal static class TtaBench
     public static object Run(BenchArgs args)
     {
         int samples = args.Int("samples", 500);
+        // --first N streams test images [N, N + samples) instead: a slice the README's table does not use, for choosing settings.
+        int first = args.Int("first", 0);
+        float distill = args.Int("distill-milli", (int)(Compiler.Learning.TrainingOptions.DefaultDistillWeight * 1000)) / 1000f;
         int rounds = args.Int("rounds", 10);
         int roundSamples = args.Int("round-samples", 50);
         int fashionTrain = args.Int("fashion-train", 20000);
@@ -48,7 +51,7 @@ internal static class TtaBench
         string[] methods = args.Text("methods", "tta:norm,tta:tent:2").Split(',');
         string[] sets = args.Text("data", "mnist,fashion-mnist").Split(',');
         args.Log($"tta: cnn-s, int8 runtime, batch 1, {samples} test images per corruption (severity {severity}, seed {corruptionSeed}), " +
-            $"methods {string.Join(", ", methods)}, lr {lr}; stability {rounds} rounds x {roundSamples} images per corruption");
+            $"test images from {first}, methods {string.Join(", ", methods)}, lr {lr}, distill {distill}; stability {rounds} rounds x {roundSamples} images per corruption");
 
         var results = new List<object>();
         object? firstSource = null, firstMethods = null;
@@ -56,6 +59,8 @@ internal static class TtaBench
         {
             var clock = Stopwatch.StartNew();
             Dataset train = DataCatalog.Load(name, Split.Train), test = DataCatalog.Load(name, Split.Test);
+            if (first < 0 || first >= test.Count)
+                throw new ArgumentException($"--first {first}: {name} has test images 0..{test.Count - 1}");
             int held = 1000, trainCount = Math.Min(train.Count - held, name.StartsWith("fashion", StringComparison.Ordinal) ? fashionTrain : train.Count);
             // --model-cache DIR keeps the trained float model between runs (same seed and data give the same model).
             string cache = args.Text("model-cache", "");
@@ -87,7 +92,7 @@ internal static class TtaBench
             var corruptions = new List<string> { "clean" };
             corruptions.AddRange(CorruptionCatalog.Names);
             var streams = new Dictionary<string, Dataset>();
-            foreach (string c in corruptions) streams[c] = Corrupt(test, samples, c, severity, corruptionSeed);
+            foreach (string c in corruptions) streams[c] = Corrupt(test, first, samples, c, severity, corruptionSeed);
 
             var sourceAccuracy = new Dictionary<string, double>();
             foreach (string c in corruptions) sourceAccuracy[c] = PlanEvaluator.Evaluate(sourcePlan, streams[c]).Accuracy;
@@ -99,7 +104,7 @@ internal static class TtaBench
                 {
                     bool gate = gateMode == "on";
                     string label = gate ? method + "+ood-gate" : method;
-                    CompileResult compiled = PlanCompiler.Compile(graph, calibration, new CompileOptions { Update = method, Training = new Compiler.Learning.TrainingOptions { NormAnchor = anchor } });
+                    CompileResult compiled = PlanCompiler.Compile(graph, calibration, new CompileOptions { Update = method, Training = new Compiler.Learning.TrainingOptions { NormAnchor = anchor, DistillWeight = distill } });
                     var plan = PlanImage.Load(compiled.Image, $"cnn-s-{name}-{method}.ttplan");
                     long extra = Sram(plan) - Sram(sourcePlan);
                     var accuracy = new Dictionary<string, double>();
@@ -149,7 +154,7 @@ internal static class TtaBench
             });
         }
         // The issue's keys at the top level are those of the first data set (MNIST); every set is under "models".
-        return new { benchmark = "tta", severity, corruption_seed = corruptionSeed, learning_rate = lr, anchor, source = firstSource, methods = firstMethods, models = results };
+        return new { benchmark = "tta", severity, corruption_seed = corruptionSeed, first_test_image = first, learning_rate = lr, anchor, distill_weight = distill, source = firstSource, methods = firstMethods, models = results };
     }
 
     // Online accuracy of images [start, start + count): each is predicted, then (if trusted) learned from.
@@ -165,17 +170,17 @@ internal static class TtaBench
         return count == 0 ? 0 : (double)correct / count;
     }
 
-    private static Dataset Corrupt(Dataset test, int count, string corruption, double severity, ulong seed)
+    private static Dataset Corrupt(Dataset test, int first, int count, string corruption, double severity, ulong seed)
     {
-        count = Math.Min(count, test.Count);
+        count = Math.Min(count, test.Count - first);
         int pixels = test.PixelsPerImage;
         var images = new byte[count * pixels];
         var labels = new byte[count];
         ICorruption c = CorruptionCatalog.Get(corruption);
         for (int i = 0; i < count; i++)
         {
-            c.Apply(test.Image(i), images.AsSpan(i * pixels, pixels), test.Cols, test.Rows, severity, seed + (ulong)i);
-            labels[i] = test.Labels[i];
+            c.Apply(test.Image(first + i), images.AsSpan(i * pixels, pixels), test.Cols, test.Rows, severity, seed + (ulong)(first + i));
+            labels[i] = test.Labels[first + i];
         }
         return new Dataset($"{test.Name}-{corruption}", Split.Test, images, labels, test.ClassNames, test.Rows, test.Cols);
     }

@@ -22,8 +22,21 @@ public class TtaCommandTests
         Assert.True(File.Exists(plan));
     }
 
+    [Fact]
+    public void Compile_builds_eco_meta_networks_and_reports_their_sram()
+    {
+        string plan = Path.Combine(Directory.CreateTempSubdirectory("tinytrain-eco").FullName, "eco.ttplan");
+        var r = CliRunner.Run("compile", "cnn-s", "--update", "tta:eco:1", "--board", "stm32f746-disco", "--patch", "off", "-o", plan, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using JsonDocument doc = JsonDocument.Parse(r.Stdout);
+        JsonElement root = doc.RootElement;
+        Assert.InRange(root.GetProperty("adaptation_extra_sram_bytes").GetInt64(), 1, 32 * 1024);
+        Assert.Contains(root.GetProperty("ops").EnumerateArray(), o => o.GetProperty("kind").GetString() == "DistillGradient");
+        Assert.True(File.Exists(plan));
+    }
+
     [Theory]
-    [InlineData("tta:eco", "not implemented")]
+    [InlineData("tta:eco:0", "K must be a whole number from 1 to 3")]
     [InlineData("tta:tent:7", "K must be a whole number from 1 to 3")]
     public void A_bad_adaptation_spec_is_one_line_with_what_to_use(string spec, string message)
     {

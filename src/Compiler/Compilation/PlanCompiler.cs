@@ -70,6 +70,8 @@ public static class PlanCompiler
     public static Quantized Quantize(Graphs.Graph graph, CalibrationSet calibration, CompileOptions options,
         Func<QuantizedModel, TrainableSet>? choose = null, bool training = false)
     {
+        // tta:eco: meta networks beside the frozen parts, inserted into the float model (they start at zero).
+        if (MetaNetworks.IsSpec(options.Update)) graph = MetaNetworks.Apply(graph, options.Update);
         FoldBatchNorm.Folded folded = FoldBatchNorm.Run(graph);
         // Test-time adaptation keeps each folded BatchNorm's per-channel scale/shift as a NormAffine op beside its conv.
         IReadOnlySet<string>? normAffine = TrainableSet.IsTestTime(options.Update) || options.NormAffine

@@ -28,7 +28,8 @@ public sealed class Node
     // rewrite): calibration and quantization cannot see the range they will need once trained.
     /// <summary>Smallest per-channel int8 weight scale (0 = from the weights alone).</summary>
     public float WeightScaleFloor { get; init; }
-    /// <summary>When set, the output's calibrated range is widened to RangeFraction x the range of the tensor of this name.</summary>
+    /// <summary>When set, the output's calibrated range is widened to RangeFraction x the range of the tensor of this name
+    /// (a negative RangeFraction: to +-|RangeFraction| x the larger side of that range, symmetric around zero).</summary>
     public string? RangeLike { get; init; }
     public float RangeFraction { get; init; } = 1f;
 

@@ -13,6 +13,10 @@ public sealed record TrainingOptions
     public bool Momentum { get; init; }
     /// <summary>Test-time adaptation: weight of the L2 pull of each scale/shift towards the source values (1, 0).</summary>
     public float NormAnchor { get; init; } = NormRefs.Anchor;
+    /// <summary>tta:eco: lambda, the weight of the mean L1 distance between each meta network's join and its frozen part's output.</summary>
+    public float DistillWeight { get; init; } = DefaultDistillWeight;
+
+    public const float DefaultDistillWeight = 20f;
 }
 
 /// <summary>
@@ -133,7 +137,8 @@ public static class Autodiff
                 case QOpKind.Add:
                     // d(x0 + x1) = dy for both inputs: no op, the gradient tensor is shared.
                     if (needDx) contributions[op.Inputs[0]].Add(dy);
-                    if (reach[op.Inputs[1]]) contributions[op.Inputs[1]].Add(dy);
+                    if (reach[op.Inputs[1]])
+                        contributions[op.Inputs[1]].Add(trainable.Distilled.Contains(i) ? Distill(op, i, dy, tensors, ops, options.DistillWeight) : dy);
                     continue;
                 case QOpKind.AvgPool:
                     if (needDx)
@@ -217,6 +222,17 @@ public static class Autodiff
                 Weights = w, Bias = b, Multiplier = scales, Args = [k, qas, -1], StateFloats = state, StateArg = 2, Macs = macs, Layer = i },
             _ => throw new TinyTrainException($"op '{op.Name}': {op.Kind} has no parameters to train"),
         };
+    }
+
+    // EcoTTA's self-distillation at a join y = x + m: |y - x| = |m|, so m's gradient gains lambda / count x sign(m).
+    private static int Distill(QOp op, int i, int dy, List<PTensor> tensors, List<POp> ops, float lambda)
+    {
+        Shape shape = tensors[op.Inputs[1]].Shape;
+        int dm = Add(tensors, $"{op.Name}.distill_grad", ElementType.Float32, shape, TensorRole.Gradient);
+        float weight = lambda / shape.Size;
+        ops.Add(new POp { Kind = RtOpKind.DistillGradient, Phase = OpPhase.Backward, Name = $"{op.Name}.distill", Input0 = op.Inputs[1], Input1 = dy, Output = dm,
+            Args = [BitConverter.SingleToInt32Bits(weight)], MayRunInPlace = true, Layer = i });
+        return dm;
     }
 
     // Sums the gradient contributions of a tensor read by several ops (a residual input).

@@ -24,18 +24,25 @@ public enum Objective { CrossEntropy, Entropy }
 /// </summary>
 public sealed class TrainableSet
 {
-    private TrainableSet(string spec, OpTraining[] perOp, Objective objective = Objective.CrossEntropy, bool normStatistics = false)
+    private TrainableSet(string spec, OpTraining[] perOp, Objective objective = Objective.CrossEntropy, bool normStatistics = false,
+        IReadOnlySet<int>? distilled = null)
     {
         Spec = spec;
         PerOp = perOp;
         Objective = objective;
         NormStatistics = normStatistics;
+        Distilled = distilled ?? new HashSet<int>();
     }
 
     public string Spec { get; }
     public Objective Objective { get; }
     /// <summary>Every NormAffine op re-estimates its input's statistics on the stream (tta:norm and tta:tent).</summary>
     public bool NormStatistics { get; }
+    /// <summary>
+    /// tta:eco: the Add ops that join a meta network's output (input 1) to its frozen part's output (input 0); the loss
+    /// adds lambda x the mean L1 distance between the join's output and the part's output at each (TrainingOptions.DistillWeight).
+    /// </summary>
+    public IReadOnlySet<int> Distilled { get; }
     /// <summary>The spec asks for test-time adaptation (tta:...): the model must be lowered with NormAffine ops.</summary>
     public static bool IsTestTime(string spec) => spec.StartsWith("tta:", StringComparison.Ordinal);
     /// <summary>One entry per forward op of the lowered model.</summary>
@@ -81,7 +88,7 @@ public sealed class TrainableSet
             return new TrainableSet(spec, perOp);
         }
         if (IsTestTime(spec)) return ParseTestTime(spec, model);
-        throw new TinyTrainException($"--update {spec}: not a trainable set; use none, full, bias:K, sparse:scheme.json, tta:norm, tta:tent[:K] or tta:eco");
+        throw new TinyTrainException($"--update {spec}: not a trainable set; use none, full, bias:K, sparse:scheme.json, tta:norm, tta:tent[:K] or tta:eco[:K]");
     }
 
     /// <summary>
@@ -106,9 +113,33 @@ public sealed class TrainableSet
             for (int i = norms.Count - k; i < norms.Count; i++) perOp[norms[i]] = new OpTraining(0, false, Affine: true);
             return new TrainableSet(spec, perOp, Objective.Entropy, normStatistics: true);
         }
-        if (spec == "tta:eco")
-            throw new TinyTrainException($"--update {spec}: EcoTTA meta networks are not implemented yet; use tta:norm or tta:tent");
-        throw new TinyTrainException($"--update {spec}: not a test-time adaptation; use tta:norm, tta:tent[:K] or tta:eco");
+        if (Passes.MetaNetworks.IsSpec(spec)) return ParseEco(spec, model, perOp);
+        throw new TinyTrainException($"--update {spec}: not a test-time adaptation; use tta:norm, tta:tent[:K] or tta:eco[:K][:dw]");
+    }
+
+    /// <summary>
+    /// tta:eco[:K] on a model the compiler rewrote with meta networks (Passes.MetaNetworks): the meta networks' weights
+    /// and biases, the scale/shift of every NormAffine op after the first meta network (so that the backward pass stops
+    /// there), running statistics everywhere, and the L1 self-distillation at each join.
+    /// </summary>
+    private static TrainableSet ParseEco(string spec, QuantizedModel model, OpTraining[] perOp)
+    {
+        var distilled = new HashSet<int>();
+        int first = -1;
+        for (int i = 0; i < model.Ops.Count; i++)
+        {
+            QOp op = model.Ops[i];
+            if (op.Kind is QOpKind.Conv or QOpKind.DepthwiseConv && op.Name.EndsWith(Passes.MetaNetworks.ConvSuffix, StringComparison.Ordinal))
+            {
+                perOp[i] = new OpTraining(InputChannels(op, model), true);
+                if (first < 0) first = i;
+            }
+            else if (op.Kind == QOpKind.Add && op.Name.EndsWith(Passes.MetaNetworks.JoinSuffix, StringComparison.Ordinal)) distilled.Add(i);
+            else if (op.Kind == QOpKind.NormAffine && first >= 0) perOp[i] = new OpTraining(0, false, Affine: true);
+        }
+        if (first < 0)
+            throw new TinyTrainException($"--update {spec}: model '{model.Name}' has no meta networks; compile it with PlanCompiler, which inserts them (Passes.MetaNetworks)");
+        return new TrainableSet(spec, perOp, Objective.Entropy, normStatistics: true, distilled);
     }
 
     /// <summary>

@@ -49,6 +49,14 @@ public static class Calibrator
             if (node.RangeLike is null) continue;
             QTensor like = model.Tensors.Find(x => x.Name == node.RangeLike)
                 ?? throw new TinyTrainException($"node '{node.Name}': its range hint names tensor '{node.RangeLike}', which the model does not have");
+            if (node.RangeFraction < 0)
+            {
+                // Symmetric: a branch added to a ReLU output (all >= 0) must also be able to lower it.
+                float side = -node.RangeFraction * Math.Max(-like.Min, like.Max);
+                t.Min = Math.Min(t.Min, -side);
+                t.Max = Math.Max(t.Max, side);
+                continue;
+            }
             t.Min = Math.Min(t.Min, node.RangeFraction * like.Min);
             t.Max = Math.Max(t.Max, node.RangeFraction * like.Max);
         }

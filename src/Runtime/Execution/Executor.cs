@@ -274,6 +274,12 @@ public sealed partial class Executor
             PointwiseInPlace(op);
             return;
         }
+        if (op.Kind == OpKind.DistillGradient)
+        {
+            TensorInfo m = _plan.Tensor(op.Input0), dy = _plan.Tensor(op.Input1), dm = _plan.Tensor(op.Output);
+            Distill.Gradient(_arena, m.ArenaOffset, m.ZeroPoint, _arena, dy.ArenaOffset, m.ElementCount, F(op.Arg(0)), _arena, dm.ArenaOffset);
+            return;
+        }
         if ((int)op.Kind >= (int)OpKind.NormAffine)
         {
             ExecuteNorm(op, index);

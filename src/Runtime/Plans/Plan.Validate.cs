@@ -204,6 +204,8 @@ public sealed partial class Plan
 
         if (IsNormKind(kind))
             ValidateNormOp(j, r, kind, flags);
+        else if (kind == (int)OpKind.DistillGradient)
+            ValidateDistillOp(j, r);
         else if (kind <= (int)OpKind.GlobalAvgPool)
             ValidateForwardOp(j, r, kind, flags);
         else if (kind == (int)OpKind.PointwiseInPlace)
@@ -760,7 +762,8 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || IsNormKind(kind);
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || IsNormKind(kind)
+        || kind == (int)OpKind.DistillGradient;
 
     private static int PhaseOf(int kind) => kind switch
     {

@@ -94,5 +94,28 @@ public sealed partial class Plan
         }
     }
 
+    // DistillGradient (kind 44): m int8 and dy float32 of one count -> dm float32, a finite weight at or above 0.
+    private void ValidateDistillOp(int j, int r)
+    {
+        byte[] b = _image;
+        int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
+        int output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
+        CheckScratch(j, scratch);
+        RequireTensor(j, "input 0", in0, ElementType.Int8);
+        RequireTensor(j, "input 1", in1, ElementType.Float32);
+        RequireTensor(j, "output", output, ElementType.Float32);
+        int count = Tensor(in0).ElementCount;
+        if (Tensor(in1).ElementCount != count || Tensor(output).ElementCount != count)
+            throw Invalid(_source, $"{OpLabel(j)}: m of {count} values, dy of {Tensor(in1).ElementCount} and dm of {Tensor(output).ElementCount} are not all equal");
+        CheckNoConstants(j, r);
+        float weight = F32Arg(r, 0);
+        if (!(weight >= 0 && weight <= float.MaxValue))
+            throw Invalid(_source, $"{OpLabel(j)}: distillation weight (arg 0) {weight} is not a finite number at or above 0");
+        CheckPlacement(j, in0, "input 0", output, false, DistillInPlaceRule);
+        CheckPlacement(j, in1, "input 1", output, true, DistillInPlaceRule);
+    }
+
+    private const string DistillInPlaceRule = "a DistillGradient may write over its dy only, and exactly";
+
     private float F32Arg(int r, int k) => BitConverter.Int32BitsToSingle(Arg(r, k));
 }

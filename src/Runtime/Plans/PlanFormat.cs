@@ -273,4 +273,9 @@ public enum OpKind : ushort
     /// (Multiplier: Constants, float32 mean[C] then var[C]): statScale = sqrt(varSrc / var), statShift = meanSrc -
     /// statScale * mean. args: momentum (float32 bits), maxStatScale (float32 bits; statScale is kept in [1/max, max]).</summary>
     NormStats = 43,
+    /// <summary>Phase Backward. EcoTTA's self-distilled regularization at a meta network's join y = x + m (an Add whose
+    /// input 1 is the meta network's output m): x0 = m int8 (saved), x1 = dy float32 (the loss's gradient at the join's
+    /// output), out = dm float32 = dy + weight * sign(m) (out may be x1), the gradient of loss + weight * sum |y - x|.
+    /// args: weight (float32 bits; lambda / element count for a mean L1 distance).</summary>
+    DistillGradient = 44,
 }

@@ -215,7 +215,6 @@ public class TestTimeAdaptationTests : IClassFixture<TtaFixture>
     [InlineData("tta:tent:4", "K must be a whole number from 1 to 3")]
     [InlineData("tta:tent:x", "K must be a whole number from 1 to 3")]
     [InlineData("tta:bogus", "not a test-time adaptation")]
-    [InlineData("tta:eco", "not implemented")]
     public void Bad_adaptation_specs_are_refused_with_what_to_use(string spec, string message)
     {
         var e = Assert.Throws<TinyTrainException>(() => _f.Compile(spec));
