@@ -48,16 +48,16 @@ internal static class ContinualBench
     private sealed record Setting(string Name, Graph Base, CalibrationSet Calibration, List<TaskData> Tasks, bool Domain);
 
     public sealed record Row(string Method, string Scenario, double AvgAccuracy, double Forgetting, double BackwardTransfer,
-        long ParamsPerTask, int SramBytes, string Router, long RouterBytesPerTask, int RouterPasses, double? RoutingAccuracy, float LearningRate, double[][] Accuracy);
+        long ParamsPerTask, int SramBytes, string Router, long RouterBytesPerTask, long RouterSharedBytes, double? RoutingAccuracy, float LearningRate, double[][] Accuracy);
 
     public static object Run(BenchArgs args)
     {
         int steps = args.Int("steps", 1000), test = args.Int("test", 500), seed = args.Int("seed", 0), protos = args.Int("prototypes", 4);
         string[] methods = args.Text("methods", string.Join(',', AllMethods)).Split(',');
         string[] settings = args.Text("settings", "split-fashion,rotated-mnist").Split(',');
-        string[] routers = args.Text("routers", "adapted,base").Split(',');
+        string[] routers = args.Text("routers", "gauss,base").Split(',');
         foreach (string r in routers)
-            if (!Router.IsKnown(r)) throw new TinyTrainException($"continual: unknown router '{r}'; known: {string.Join(", ", Router.Known)}");
+            if (!Router.IsKnown(r)) throw new TinyTrainException($"continual: unknown router '{r}'; use gauss[:D[:shrinkage[:claim shrinkage]]] or base");
         foreach (string m in methods)
             if (!Rates.ContainsKey(m)) throw new TinyTrainException($"continual: unknown method '{m}'; known: {string.Join(", ", AllMethods)}");
         var clock = Stopwatch.StartNew();
@@ -240,7 +240,7 @@ internal static class ContinualBench
         var given = new double[T][];   // task-il (or domain-il for shared methods)
         var inferred = new double[T][];   // class-il / domain-il over all classes (shared methods)
         double? jointRouting = null;
-        var routed = new List<(string Router, double[][] R, double Accuracy, long Bytes, int Passes)>();   // adapters, per router
+        var routed = new List<(string Router, double[][] R, double Accuracy, long Bytes, long Shared)>();   // adapters, per router
         string givenScenario = s.Domain ? "domain-il" : "task-il", inferredScenario = s.Domain ? "domain-il" : "class-il";
 
         if (method == "joint")
@@ -286,7 +286,7 @@ internal static class ContinualBench
         {
             // correct[r][j][k]: does task r's pack answer test image k of task j right over task r's classes?
             var correct = new bool[T][][];
-            var routers = routerNames.Select(name => Router.Create(name, s, plan, protos)).ToArray();
+            var routers = routerNames.Select(name => Router.Create(name, s, protos)).ToArray();
             var routedRight = new int[routers.Length];
             var routedAll = new int[routers.Length];
             var inferredBy = routers.Select(_ => new double[T][]).ToArray();
@@ -303,7 +303,7 @@ internal static class ContinualBench
                 int[] indices = Enumerable.Range(0, Math.Min(task.Train.Count, 1000)).ToArray();
                 for (int v = 0; v < routers.Length; v++)
                 {
-                    routers[v].Add(task, pack, indices);
+                    routers[v].Add(task, indices);
                     inferredBy[v][i] = new double[T];
                     Array.Fill(inferredBy[v][i], double.NaN);
                     routedRight[v] = routedAll[v] = 0;
@@ -324,7 +324,7 @@ internal static class ContinualBench
                 }
             }
             for (int v = 0; v < routers.Length; v++)
-                routed.Add((routers[v].Name, inferredBy[v], (double)routedRight[v] / routedAll[v], routers[v].BytesPerTask, routers[v].Passes));
+                routed.Add((routers[v].Name, inferredBy[v], (double)routedRight[v] / routedAll[v], routers[v].BytesPerTask, routers[v].SharedBytes));
         }
 
         long parameters = layout.ParameterCount;
@@ -332,12 +332,12 @@ internal static class ContinualBench
         var rows = new List<Row>();
         if (!s.Domain) rows.Add(Summarize(method, givenScenario, given, parameters, sram, "", 0, 0, null, lr));
         if (!adapter) rows.Add(Summarize(method, inferredScenario, s.Domain ? given : inferred, parameters, sram, "", 0, 0, s.Domain ? null : jointRouting, lr));
-        foreach ((string name, double[][] r, double accuracy, long bytes, int passes) in routed)
-            rows.Add(Summarize(method, inferredScenario, r, parameters, sram, name, bytes, passes, accuracy, lr));
+        foreach ((string name, double[][] r, double accuracy, long bytes, long shared) in routed)
+            rows.Add(Summarize(method, inferredScenario, r, parameters, sram, name, bytes, shared, accuracy, lr));
         return rows.ToArray();
     }
 
-    private static Row Summarize(string method, string scenario, double[][] r, long parameters, int sram, string router, long routerBytes, int passes, double? routing, float lr)
+    private static Row Summarize(string method, string scenario, double[][] r, long parameters, int sram, string router, long routerBytes, long routerShared, double? routing, float lr)
     {
         int T = r.Length;
         double avg = 0, forgetting = 0, bwt = 0;
@@ -350,7 +350,7 @@ internal static class ContinualBench
             bwt += (r[T - 1][j] - r[j][j]) / (T - 1);
         }
         if (method == "joint") { forgetting = 0; bwt = 0; }
-        return new Row(method, scenario, Math.Round(avg, 4), Math.Round(forgetting, 4), Math.Round(bwt, 4), parameters, sram, router, routerBytes, passes,
+        return new Row(method, scenario, Math.Round(avg, 4), Math.Round(forgetting, 4), Math.Round(bwt, 4), parameters, sram, router, routerBytes, routerShared,
             routing is null ? null : Math.Round(routing.Value, 4), lr, r.Select(row => row.Select(v => double.IsNaN(v) ? -1 : Math.Round(v, 4)).ToArray()).ToArray());
     }
 
@@ -358,57 +358,52 @@ internal static class ContinualBench
     {
         var c = CultureInfo.InvariantCulture;
         args.Log("");
-        args.Log($"{"scenario",-10} {"method",-17} {"router",-16} {"avg acc",8} {"forget",7} {"BWT",7} {"params/task",11} {"SRAM B",8} {"router B",8} {"passes",6} {"routing",8}");
+        args.Log($"{"scenario",-10} {"method",-17} {"router",-16} {"avg acc",8} {"forget",7} {"BWT",7} {"params/task",11} {"SRAM B",8} {"router B",8} {"shared B",8} {"routing",8}");
         foreach (string scenario in new[] { "task-il", "class-il", "domain-il" })
         {
             double joint = rows.FirstOrDefault(r => r.Scenario == scenario && r.Method == "joint")?.AvgAccuracy ?? double.NaN;
             foreach (Row r in rows.Where(r => r.Scenario == scenario))
-                args.Log(string.Format(c, "{0,-10} {1,-17} {2,-16} {3,7:P1} {4,7:P1} {5,7:P1} {6,11:N0} {7,8:N0} {8,8:N0} {9,6} {10,8} {11}", r.Scenario, r.Method, r.Router, r.AvgAccuracy,
-                    r.Forgetting, r.BackwardTransfer, r.ParamsPerTask, r.SramBytes, r.RouterBytesPerTask, r.RouterPasses == 0 ? "" : r.RouterPasses.ToString(c),
+                args.Log(string.Format(c, "{0,-10} {1,-17} {2,-16} {3,7:P1} {4,7:P1} {5,7:P1} {6,11:N0} {7,8:N0} {8,8:N0} {9,8:N0} {10,8} {11}", r.Scenario, r.Method, r.Router, r.AvgAccuracy,
+                    r.Forgetting, r.BackwardTransfer, r.ParamsPerTask, r.SramBytes, r.RouterBytesPerTask, r.RouterSharedBytes,
                     r.RoutingAccuracy is null ? "" : r.RoutingAccuracy.Value.ToString("P1", c),
                     double.IsNaN(joint) || r.Method == "joint" ? "" : string.Format(c, "({0:P0} of joint)", r.AvgAccuracy / joint)));
         }
     }
     /// <summary>
-    /// A router under test: `base` (TaskRouter: prototypes of the frozen base model's features, one pass), or
-    /// `adapted` / `adapted-proto` / `adapted-energy` (AdaptedRouter: each task scored in its own adapted model, one
-    /// pass per task, by prototypes and head energy / prototypes / energy).
+    /// A router under test: `gauss[:D[:shrinkage[:claim shrinkage]]]` (GaussianRouter: streaming LDA on the base model's
+    /// features projected to D, defaults 256, 0.01, 0.5) or `base` (TaskRouter: int8 prototypes of the base model's features). Both run the base model once.
     /// </summary>
     private sealed class Router
     {
-        public static readonly string[] Known = ["gauss", "adapted", "adapted-proto", "adapted-energy", "base"];
-
-        public static bool IsKnown(string name) => Known.Contains(name) || name.StartsWith("gauss:", StringComparison.Ordinal);
+        public static bool IsKnown(string name) => name is "base" or "gauss" || name.StartsWith("gauss:", StringComparison.Ordinal);
 
         private TaskRouter? _base;
         private GaussianRouter? _gauss;
-        private AdaptedRouter? _adapted;
         private int _protos;
 
         public string Name { get; private init; } = "";
 
-        public static Router Create(string name, Setting s, PlanImage adapterPlan, int protos)
+        public static Router Create(string name, Setting s, int protos)
         {
             var r = new Router { Name = name, _protos = protos };
-            if (name.StartsWith("gauss", StringComparison.Ordinal))
+            var basePlan = PlanImage.Load(PlanCompiler.Compile(s.Base, s.Calibration, new CompileOptions()).Image, "base");
+            if (name == "base")
             {
-                // gauss[:D[:shrinkage[:power]]]
-                string[] parts = name.Split(':');
-                int dims = parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : 256;
-                float shrink = parts.Length > 2 ? float.Parse(parts[2], CultureInfo.InvariantCulture) : 0.1f;
-                float power = parts.Length > 3 ? float.Parse(parts[3], CultureInfo.InvariantCulture) : 1f;
-                r._gauss = new GaussianRouter(PlanImage.Load(PlanCompiler.Compile(s.Base, s.Calibration, new CompileOptions()).Image, "base"), dims, shrink, power);
+                r._base = new TaskRouter(basePlan);
+                return r;
             }
-            else if (name == "base") r._base = new TaskRouter(PlanImage.Load(PlanCompiler.Compile(s.Base, s.Calibration, new CompileOptions()).Image, "base"));
-            else r._adapted = new AdaptedRouter(adapterPlan, name switch { "adapted-proto" => RouteScore.Prototype, "adapted-energy" => RouteScore.Energy, _ => RouteScore.Both });
+            string[] parts = name.Split(':');
+            int dims = parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : GaussianRouter.DefaultDimensions;
+            float shrink = parts.Length > 2 ? float.Parse(parts[2], CultureInfo.InvariantCulture) : GaussianRouter.DefaultShrinkage;
+            float claim = parts.Length > 3 ? float.Parse(parts[3], CultureInfo.InvariantCulture) : GaussianRouter.DefaultClaimShrinkage;
+            r._gauss = new GaussianRouter(basePlan, dims, shrink, claim);
             return r;
         }
 
-        public void Add(TaskData task, AdapterPack pack, int[] indices)
+        public void Add(TaskData task, int[] indices)
         {
             if (_gauss is not null) _gauss.AddTask(task.Name, task.Train, indices);
-            else if (_base is not null) _base.AddTask(task.Name, task.Train, indices, prototypesPerClass: _protos);
-            else _adapted!.AddTask(task.Name, pack, task.Classes, task.Train, indices, prototypesPerClass: _protos);
+            else _base!.AddTask(task.Name, task.Train, indices, prototypesPerClass: _protos);
         }
 
         /// <summary>The best-scoring task for a test image (a task must be chosen to answer).</summary>
@@ -419,17 +414,11 @@ internal static class ContinualBench
                 _gauss.Route(data, index);
                 return _gauss.Best();
             }
-            if (_base is not null)
-            {
-                _base.Route(data, index);
-                return _base.Best();
-            }
-            _adapted!.Route(data, index);
-            return _adapted.Best();
+            _base!.Route(data, index);
+            return _base.Best();
         }
 
-        public long BytesPerTask => _gauss?.StateBytes(0) ?? _base?.StateBytes(0) ?? _adapted!.StateBytes(0);
+        public long BytesPerTask => _gauss?.StateBytes(0) ?? _base!.StateBytes(0);
         public long SharedBytes => _gauss?.SharedBytes ?? 0;
-        public int Passes => _adapted?.PassesPerInput ?? 1;
     }
 }

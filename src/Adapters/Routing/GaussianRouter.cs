@@ -10,47 +10,53 @@ using PlanImage = TinyTrain.Runtime.Plans.Plan;
 
 /// <summary>
 /// Picks the adapter for an input when no task label is given, with a Gaussian model of every class seen so far
-/// in one shared space (streaming linear discriminant analysis, exemplar-free): the frozen base model's
-/// classifier-input features, divided by their length and projected to <see cref="Dimensions"/> by the seeded
-/// random bipolar projection of the hyperdimensional OOD score (its signs are computed, never stored). Each class
-/// keeps its mean; all classes share one covariance (the within-class scatter of every sample seen, plus shrinkage
-/// towards its mean variance), updated when a task is added. A task's score is minus the smallest Mahalanobis
-/// distance of the input to its classes' means; it claims the input when the score reaches its threshold (set, when
-/// the task is added, at a true-positive rate on held-out samples of the task). The router answers the claiming task
-/// with the highest score, or <see cref="TaskRouter.NoTask"/>. Keeps statistics, never an image. Routing costs one
-/// base inference, the projection and one D x D product per class mean; it allocates nothing.
+/// in one shared space (streaming linear discriminant analysis; exemplar-free: statistics, never an image): the frozen
+/// base model's classifier-input features, divided by their length and projected to D dimensions by the seeded random
+/// bipolar projection of the hyperdimensional OOD score (its signs are computed, never stored). Each class keeps its
+/// mean; all classes share one covariance, the within-class scatter of every sample seen, updated when a task is added.
+/// Two shrinkages of it (towards its mean variance) give two Mahalanobis distances: a light one chooses the task
+/// (minus the smallest distance to its classes' means), a heavy one decides whether the task claims the input at all
+/// (the threshold at a true-positive rate on held-out samples of the task, set when it is added) — a covariance
+/// estimated from a few hundred images per class is too sure of its smallest directions to tell inputs of no task
+/// from held-out ones of its own. The router answers the claiming task with the best choice score, or
+/// <see cref="TaskRouter.NoTask"/>. Routing costs one base inference, the projection (8 adds per feature and 32
+/// dimensions) and two triangular solves of D x D; it allocates nothing.
 /// </summary>
 public sealed class GaussianRouter
 {
     public const uint ProjectionSeed = 0x5EED_0A11;
+    public const int DefaultDimensions = 256;
+    public const float DefaultShrinkage = 0.01f;
+    public const float DefaultClaimShrinkage = 0.5f;
 
     private readonly PlanImage _plan;
     private readonly Executor _executor;
     private readonly InputQuantizer _quantizer;
     private readonly byte[] _input;
     private readonly int _featureOffset, _features, _zeroPoint, _dims;
-    private readonly float _shrinkage, _power;
-    private readonly float[] _transformed;   // |x - zp| ^ power, by |x - zp|
+
     private readonly int[] _buckets = new int[HdProjection.BucketCount], _projected;
-    private readonly double[] _h, _diff, _solved;
-    // Shared statistics: sum of h h^T over every sample seen (upper triangle used), and the Cholesky factor of the covariance.
-    private readonly double[] _moments, _cholesky;
+    private readonly double[] _h;
+    // Shared statistics: sum of h h^T over every sample seen (upper triangle used), the covariance, and the two metrics.
+    private readonly double[] _moments, _covariance;
+    private readonly Metric _choose, _claim;
     private long _samples;
     private readonly List<GaussianTask> _tasks = new();
     private readonly List<GaussianClass> _classes = new();
     private readonly float[] _scores;
 
-    public GaussianRouter(PlanImage basePlan, int dimensions = 256, float shrinkage = 0.1f, float power = 1f, int maxTasks = 64)
+    /// <param name="basePlan">A plan of the base model (its writable parameters at their compiled values give the base features).</param>
+    /// <param name="dimensions">D, the projected features' length: a multiple of 32 (the router keeps 2 D x D triangles).</param>
+    /// <param name="shrinkage">Share of the covariance replaced by its mean variance on the diagonal, for choosing the task.</param>
+    /// <param name="claimShrinkage">The same, for deciding whether a task claims the input.</param>
+    public GaussianRouter(PlanImage basePlan, int dimensions = DefaultDimensions, float shrinkage = DefaultShrinkage,
+        float claimShrinkage = DefaultClaimShrinkage, int maxTasks = 64)
     {
-        if (!(power > 0 && power <= 1))
-            throw new TinyTrainException($"router: power {power} must lie in (0, 1] (1 leaves the features as they are, 0.5 takes their square root)");
-        _power = power;
-        _transformed = new float[256];
-        for (int v = 0; v < 256; v++) _transformed[v] = (float)Math.Pow(v, power);
         if (dimensions < 32 || dimensions % 32 != 0 || dimensions > 2048)
-            throw new TinyTrainException($"router: {dimensions} dimensions; use a multiple of 32 from 32 to 2048 (256 is the default)");
-        if (!(shrinkage >= 0 && shrinkage <= 1))
-            throw new TinyTrainException($"router: shrinkage {shrinkage} must lie in [0, 1] (0.1 is the default)");
+            throw new TinyTrainException($"router: {dimensions} dimensions; use a multiple of 32 from 32 to 2048 ({DefaultDimensions} is the default)");
+        foreach (float share in new[] { shrinkage, claimShrinkage })
+            if (!(share > 0 && share <= 1))
+                throw new TinyTrainException($"router: shrinkage {share} must lie in (0, 1] (the defaults are {DefaultShrinkage} to choose, {DefaultClaimShrinkage} to claim)");
         _plan = basePlan;
         _executor = new Executor(basePlan);
         _quantizer = InputQuantizer.For(basePlan);
@@ -60,13 +66,12 @@ public sealed class GaussianRouter
         _features = features.ElementCount;
         _zeroPoint = features.ZeroPoint;
         _dims = dimensions;
-        _shrinkage = shrinkage;
         _projected = new int[dimensions];
         _h = new double[dimensions];
-        _diff = new double[dimensions];
-        _solved = new double[dimensions];
         _moments = new double[dimensions * dimensions];
-        _cholesky = new double[dimensions * dimensions];
+        _covariance = new double[dimensions * dimensions];
+        _choose = new Metric(shrinkage, dimensions);
+        _claim = new Metric(claimShrinkage, dimensions);
         _scores = new float[maxTasks];
     }
 
@@ -78,11 +83,11 @@ public sealed class GaussianRouter
     public ReadOnlySpan<float> Scores => _scores.AsSpan(0, _tasks.Count);
     public int InputLength => _executor.InputLength;
 
-    /// <summary>Bytes per task on a device: a float32 mean per class, its sample count, and a float threshold.</summary>
-    public long StateBytes(int task) => _tasks[task].Classes.Length * (4L * _dims + 4) + 4;
+    /// <summary>Bytes per task on a device: per class a float32 mean, its two whitened copies and its sample count; a float threshold.</summary>
+    public long StateBytes(int task) => _tasks[task].Classes.Length * (3 * 4L * _dims + 4) + 4;
 
-    /// <summary>Bytes shared by all tasks: the second moments and the Cholesky factor of the covariance (float32, one triangle each).</summary>
-    public long SharedBytes => 2L * 4 * _dims * (_dims + 1) / 2;
+    /// <summary>Bytes shared by all tasks: the second moments and the two Cholesky factors (float32, one D x D triangle each).</summary>
+    public long SharedBytes => 3L * 4 * _dims * (_dims + 1) / 2;
 
     /// <summary>
     /// Adds a task from its labelled training samples: <paramref name="indices"/> of <paramref name="data"/>; the last
@@ -126,7 +131,11 @@ public sealed class GaussianRouter
         _tasks.Add(task);
         var heldScores = new List<float>(held);
         for (int i = 0; i < held; i++)
-            if (Observe(data, indices[build + i])) heldScores.Add(Score(task));
+            if (Observe(data, indices[build + i]))
+            {
+                _claim.Whiten(_h, _claim.Input);
+                heldScores.Add(Score(task, _claim));
+            }
         if (heldScores.Count == 0) throw new TinyTrainException($"router: task '{name}': every held-out sample gave all-zero features");
         _tasks[^1] = task with { Threshold = OodCalibration.Threshold(heldScores.ToArray(), truePositiveRate).Value };
         return _tasks.Count - 1;
@@ -165,11 +174,16 @@ public sealed class GaussianRouter
         _executor.SetInput(input, 0);
         _executor.Invoke();
         bool any = Project();
+        if (any)
+        {
+            _choose.Whiten(_h, _choose.Input);
+            _claim.Whiten(_h, _claim.Input);
+        }
         int best = TaskRouter.NoTask;
         for (int t = 0; t < _tasks.Count; t++)
         {
-            _scores[t] = any ? Score(_tasks[t]) : float.NegativeInfinity;
-            if (_scores[t] >= _tasks[t].Threshold && (best == TaskRouter.NoTask || _scores[t] > _scores[best])) best = t;
+            _scores[t] = any ? Score(_tasks[t], _choose) : float.NegativeInfinity;
+            if (any && Score(_tasks[t], _claim) >= _tasks[t].Threshold && (best == TaskRouter.NoTask || _scores[t] > _scores[best])) best = t;
         }
         return best;
     }
@@ -179,23 +193,18 @@ public sealed class GaussianRouter
         if (_tasks.Count == 0) throw new TinyTrainException("router: no task has been added yet, so there is nothing to route to; add a task (AddTask) first");
     }
 
-    // Minus the smallest Mahalanobis distance (squared) of the projected input to the task's class means.
-    private float Score(GaussianTask task)
+    // Minus the smallest squared Mahalanobis distance of the input to the task's class means under a metric:
+    // |L^-1 h - L^-1 mean|^2, with L^-1 h in metric.Input and each class's L^-1 mean kept since the last factorization.
+    private float Score(GaussianTask task, Metric metric)
     {
         double best = double.PositiveInfinity;
         foreach (int c in task.Classes)
         {
-            double[] mean = _classes[c].Mean;
-            for (int d = 0; d < _dims; d++) _diff[d] = _h[d] - mean[d];
-            // Solve L y = diff; the distance is |y|^2.
+            double[] mean = metric.Means[c];
             double distance = 0;
-            for (int i = 0; i < _dims; i++)
+            for (int d = 0; d < _dims; d++)
             {
-                double v = _diff[i];
-                int row = i * _dims;
-                for (int k = 0; k < i; k++) v -= _cholesky[row + k] * _solved[k];
-                v /= _cholesky[row + i];
-                _solved[i] = v;
+                double v = metric.Input[d] - mean[d];
                 distance += v * v;
             }
             if (distance < best) best = distance;
@@ -203,75 +212,39 @@ public sealed class GaussianRouter
         return (float)-best;
     }
 
-    // Within-class covariance of every sample seen, shrunk towards its mean variance, as a Cholesky factor (lower).
+    // The within-class covariance of every sample seen, then both metrics.
     private void Factor()
     {
         int n = _dims;
-        var cov = _cholesky;
         for (int a = 0; a < n; a++)
             for (int b = a; b < n; b++)
             {
                 double s = _moments[a * n + b];
                 foreach (GaussianClass c in _classes) s -= c.Count * c.Mean[a] * c.Mean[b];
-                cov[b * n + a] = cov[a * n + b] = s / Math.Max(1, _samples - _classes.Count);
+                _covariance[b * n + a] = _covariance[a * n + b] = s / Math.Max(1, _samples - _classes.Count);
             }
-        double trace = 0;
-        for (int a = 0; a < n; a++) trace += cov[a * n + a];
-        double floor = trace / n;
-        for (int a = 0; a < n; a++)
-            for (int b = 0; b < n; b++)
-                cov[a * n + b] = (1 - _shrinkage) * cov[a * n + b] + (a == b ? _shrinkage * floor + 1e-9 : 0);
-        for (int j = 0; j < n; j++)
+        foreach (Metric metric in new[] { _choose, _claim })
         {
-            double s = cov[j * n + j];
-            for (int k = 0; k < j; k++) s -= cov[j * n + k] * cov[j * n + k];
-            cov[j * n + j] = Math.Sqrt(Math.Max(s, 1e-12));
-            for (int i = j + 1; i < n; i++)
-            {
-                double v = cov[i * n + j];
-                for (int k = 0; k < j; k++) v -= cov[i * n + k] * cov[j * n + k];
-                cov[i * n + j] = v / cov[j * n + j];
-            }
+            metric.Factor(_covariance);
+            while (metric.Means.Count < _classes.Count) metric.Means.Add(new double[n]);
+            for (int c = 0; c < _classes.Count; c++) metric.Whiten(_classes[c].Mean, metric.Means[c]);
         }
     }
 
-    // Projects the observed features (each |x - zp| raised to the power, keeping its sign), divided by their length,
-    // into _h; false when they are all zero.
+    // Projects the observed features, divided by their length, into _h; false when they are all zero.
     private bool Project()
     {
         byte[] arena = _executor.Arena;
-        double xx = 0;
+        long xx = 0;
         for (int i = 0; i < _features; i++)
         {
             int x = (sbyte)arena[_featureOffset + i] - _zeroPoint;
-            float f = _transformed[Math.Abs(x)];
-            xx += f * f;
+            xx += x * x;
         }
         if (xx == 0) return false;
-        if (_power == 1f)
-        {
-            HdProjection.Project(ProjectionSeed, _dims, arena, _featureOffset, _features, _zeroPoint, _buckets, _projected, 0);
-            for (int d = 0; d < _dims; d++) _h[d] = _projected[d];
-        }
-        else
-        {
-            Array.Clear(_h);
-            int words = _dims / 32;
-            for (int j = 0; j < _features; j++)
-            {
-                int x = (sbyte)arena[_featureOffset + j] - _zeroPoint;
-                if (x == 0) continue;
-                double f = x > 0 ? _transformed[x] : -_transformed[-x];
-                for (int w = 0; w < words; w++)
-                {
-                    uint signs = HdProjection.Signs(ProjectionSeed, w, j, _features);
-                    int at = w * 32;
-                    for (int b = 0; b < 32; b++) _h[at + b] += ((signs >> b) & 1) != 0 ? f : -f;
-                }
-            }
-        }
+        HdProjection.Project(ProjectionSeed, _dims, arena, _featureOffset, _features, _zeroPoint, _buckets, _projected, 0);
         double inverse = 1 / Math.Sqrt(xx);
-        for (int d = 0; d < _dims; d++) _h[d] *= inverse;
+        for (int d = 0; d < _dims; d++) _h[d] = _projected[d] * inverse;
         return true;
     }
 
@@ -284,6 +257,51 @@ public sealed class GaussianRouter
     }
 
     private sealed record GaussianClass(int Label, double[] Mean, long Count);
+
+    /// <summary>The covariance shrunk by one share towards its mean variance, as a Cholesky factor L, with the class means whitened by it.</summary>
+    private sealed class Metric(float shrinkage, int dims)
+    {
+        private readonly double[] _factor = new double[dims * dims];
+
+        public double[] Input { get; } = new double[dims];
+        public List<double[]> Means { get; } = new();
+
+        public void Factor(double[] covariance)
+        {
+            int n = dims;
+            double trace = 0;
+            for (int a = 0; a < n; a++) trace += covariance[a * n + a];
+            double floor = trace / n;
+            double[] l = _factor;
+            for (int a = 0; a < n; a++)
+                for (int b = 0; b < n; b++)
+                    l[a * n + b] = (1 - shrinkage) * covariance[a * n + b] + (a == b ? shrinkage * floor + 1e-9 : 0);
+            for (int j = 0; j < n; j++)
+            {
+                double s = l[j * n + j];
+                for (int k = 0; k < j; k++) s -= l[j * n + k] * l[j * n + k];
+                l[j * n + j] = Math.Sqrt(Math.Max(s, 1e-12));
+                for (int i = j + 1; i < n; i++)
+                {
+                    double v = l[i * n + j];
+                    for (int k = 0; k < j; k++) v -= l[i * n + k] * l[j * n + k];
+                    l[i * n + j] = v / l[j * n + j];
+                }
+            }
+        }
+
+        // destination = L^-1 source (forward substitution).
+        public void Whiten(double[] source, double[] destination)
+        {
+            for (int i = 0; i < dims; i++)
+            {
+                double v = source[i];
+                int row = i * dims;
+                for (int k = 0; k < i; k++) v -= _factor[row + k] * destination[k];
+                destination[i] = v / _factor[row + i];
+            }
+        }
+    }
 
     private sealed record GaussianTask(string Name, int[] Classes, float Threshold);
 }

@@ -125,26 +125,24 @@ public sealed class TaskRouter
 
     // Best cosine of the observed features with the task's prototypes.
     private float ScoreTask(RouterTask task)
-        => BestCosine(_executor.Arena, _featureOffset, _features, _zeroPoint, task.Prototypes, task.Count);
-
-    /// <summary>Best cosine of the int8 features at <paramref name="offset"/> with <paramref name="count"/> int8 prototypes; -1 for all-zero features.</summary>
-    internal static float BestCosine(byte[] arena, int offset, int features, int zeroPoint, sbyte[] p, int count)
     {
+        byte[] arena = _executor.Arena;
         long xx = 0;
-        for (int i = 0; i < features; i++)
+        for (int i = 0; i < _features; i++)
         {
-            int x = (sbyte)arena[offset + i] - zeroPoint;
+            int x = (sbyte)arena[_featureOffset + i] - _zeroPoint;
             xx += x * x;
         }
         if (xx == 0) return -1f;
         float best = -1f;
-        for (int k = 0; k < count; k++)
+        sbyte[] p = task.Prototypes;
+        for (int k = 0; k < task.Count; k++)
         {
             long dot = 0, pp = 0;
-            int at = k * features;
-            for (int i = 0; i < features; i++)
+            int at = k * _features;
+            for (int i = 0; i < _features; i++)
             {
-                int x = (sbyte)arena[offset + i] - zeroPoint, w = p[at + i];
+                int x = (sbyte)arena[_featureOffset + i] - _zeroPoint, w = p[at + i];
                 dot += x * w;
                 pp += w * w;
             }
@@ -171,7 +169,7 @@ public sealed class TaskRouter
         return v;
     }
 
-    internal static sbyte[] ToInt8(float[] v)
+    private static sbyte[] ToInt8(float[] v)
     {
         float max = 0;
         foreach (float x in v) max = Math.Max(max, Math.Abs(x));
@@ -181,7 +179,7 @@ public sealed class TaskRouter
         return q;
     }
 
-    internal static sbyte[] Flatten(List<sbyte[]> rows)
+    private static sbyte[] Flatten(List<sbyte[]> rows)
     {
         int n = rows.Count == 0 ? 0 : rows[0].Length;
         var all = new sbyte[rows.Count * n];
