@@ -20,8 +20,9 @@ namespace TinyTrain.Bench;
 ///   split-fashion: cnn-s pretrained in float on MNIST (the device ships knowing digits), then Fashion-MNIST in
 ///     5 tasks of 2 classes (class order --order, default 0..9, or shuffled by --order-seed), --steps samples per
 ///     task seen once each. Scenarios task-il (the task is given: the answer is the larger of its two logits) and
-///     class-il (no task given: shared methods answer over all 10 classes; adapter methods ask the TaskRouter, swap
-///     in the routed task's pack and answer over that task's classes).
+///     class-il (no task given: shared methods answer over all 10 classes; adapter methods ask a router, swap
+///     in the routed task's pack and answer over that task's classes; one row per router of --routers, default
+///     gauss,base: GaussianRouter and the prototype TaskRouter; joint reports how often its answer falls in the right task).
 ///   rotated-mnist (domain-il): cnn-s pretrained on Fashion-MNIST, then MNIST rotated by 0/45/90/135/180 degrees,
 ///     one rotation per task, all 10 classes each; adapter methods route to the rotation.
 /// Methods: finetune (every weight and bias shared, --update full), bias-only (shared biases + classifier,
@@ -30,7 +31,7 @@ namespace TinyTrain.Bench;
 /// R[i][j] = accuracy on task j's test images after learning task i. Reported: average accuracy after the last
 /// task, forgetting (mean over old tasks of best earlier accuracy minus last), backward transfer (mean of
 /// R[T-1][j] - R[j][j]), parameters per task (what a task changes: its pack, or every trained parameter of a
-/// shared method), SRAM to train (arena + writable parameters + state), router bytes per task.
+/// shared method), SRAM to train (arena + writable parameters + state), router bytes per task and shared by all tasks.
 /// </summary>
 internal static class ContinualBench
 {
