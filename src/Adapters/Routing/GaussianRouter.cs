@@ -16,7 +16,8 @@ using PlanImage = TinyTrain.Runtime.Plans.Plan;
 /// mean; all classes share one covariance, the within-class scatter of every sample seen, updated when a task is added.
 /// Two shrinkages of it (towards its mean variance) give two Mahalanobis distances: a light one chooses the task
 /// (minus the smallest distance to its classes' means), a heavy one decides whether the task claims the input at all
-/// (the threshold at a true-positive rate on held-out samples of the task, set when it is added) — a covariance
+/// (the threshold at a true-positive rate on held-out samples of the task, set when it is added and not moved when
+/// later tasks change the covariance) — a covariance
 /// estimated from a few hundred images per class is too sure of its smallest directions to tell inputs of no task
 /// from held-out ones of its own. The router answers the claiming task with the best choice score, or
 /// <see cref="TaskRouter.NoTask"/>. Routing costs one base inference, the projection (8 adds per feature and 32
@@ -46,7 +47,7 @@ public sealed class GaussianRouter
     private readonly float[] _scores;
 
     /// <param name="basePlan">A plan of the base model (its writable parameters at their compiled values give the base features).</param>
-    /// <param name="dimensions">D, the projected features' length: a multiple of 32 (the router keeps 2 D x D triangles).</param>
+    /// <param name="dimensions">D, the projected features' length: a multiple of 32 (the router keeps 3 D x D triangles).</param>
     /// <param name="shrinkage">Share of the covariance replaced by its mean variance on the diagonal, for choosing the task.</param>
     /// <param name="claimShrinkage">The same, for deciding whether a task claims the input.</param>
     public GaussianRouter(PlanImage basePlan, int dimensions = DefaultDimensions, float shrinkage = DefaultShrinkage,
@@ -97,10 +98,17 @@ public sealed class GaussianRouter
         double truePositiveRate = OodCalibration.DefaultTruePositiveRate)
     {
         if (_tasks.Count == _scores.Length) throw new TinyTrainException($"router: all {_scores.Length} task slots are taken");
+        if (!(truePositiveRate > 0 && truePositiveRate <= 1))
+            throw new TinyTrainException($"router: true-positive rate {truePositiveRate} must lie in (0, 1]; 0.95 is the convention");
         int held = (int)(indices.Count * heldOut);
         int build = indices.Count - held;
         if (build < 2 || held < 1)
             throw new TinyTrainException($"router: task '{name}' needs samples both to model its classes and to set the threshold; got {indices.Count}");
+        // The held-out features first: nothing changes unless the task can be added whole.
+        var heldFeatures = new List<double[]>(held);
+        for (int i = 0; i < held; i++)
+            if (Observe(data, indices[build + i])) heldFeatures.Add((double[])_h.Clone());
+        if (heldFeatures.Count == 0) throw new TinyTrainException($"router: task '{name}': every held-out sample gave all-zero features; nothing to set the threshold on");
         var sums = new SortedDictionary<int, (double[] Sum, long Count)>();
         var moments = new double[_moments.Length];
         for (int i = 0; i < build; i++)
@@ -129,15 +137,13 @@ public sealed class GaussianRouter
         Factor();
         var task = new GaussianTask(name, Enumerable.Range(first, sums.Count).ToArray(), float.NegativeInfinity);
         _tasks.Add(task);
-        var heldScores = new List<float>(held);
-        for (int i = 0; i < held; i++)
-            if (Observe(data, indices[build + i]))
-            {
-                _claim.Whiten(_h, _claim.Input);
-                heldScores.Add(Score(task, _claim));
-            }
-        if (heldScores.Count == 0) throw new TinyTrainException($"router: task '{name}': every held-out sample gave all-zero features");
-        _tasks[^1] = task with { Threshold = OodCalibration.Threshold(heldScores.ToArray(), truePositiveRate).Value };
+        float[] heldScores = new float[heldFeatures.Count];
+        for (int i = 0; i < heldScores.Length; i++)
+        {
+            _claim.Whiten(heldFeatures[i], _claim.Input);
+            heldScores[i] = Score(task, _claim);
+        }
+        _tasks[^1] = task with { Threshold = OodCalibration.Threshold(heldScores, truePositiveRate).Value };
         return _tasks.Count - 1;
     }
 

@@ -34,8 +34,10 @@ public class GaussianRouterTests : IClassFixture<MiniModel>
                 total++;
             }
         int unclaimed = 0;
+        long allocated = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 300; i++)
             if (router.Route(_mini.Test, i) == TaskRouter.NoTask) unclaimed++;
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - allocated);
         float accuracy = (float)right / total, keep = (float)claimed / total, reject = unclaimed / 300f;
         Console.WriteLine($"routing {accuracy:P1}, in-task claimed {keep:P1}, digits unclaimed {reject:P1}");
         Assert.True(accuracy >= 0.7f, $"routing accuracy {accuracy:P1} over 2 tasks (chance 50 %)");
@@ -83,6 +85,8 @@ public class GaussianRouterTests : IClassFixture<MiniModel>
         int[] indices = OfClasses(_mini.FashionTrain, 0, 1);
         Assert.Contains("needs samples both to model its classes and to set the threshold; got 3",
             Assert.Throws<TinyTrainException>(() => router.AddTask("t", _mini.FashionTrain, indices.Take(3).ToArray())).Message);
+        Assert.Contains("true-positive rate 0 must lie in (0, 1]",
+            Assert.Throws<TinyTrainException>(() => router.AddTask("t", _mini.FashionTrain, indices, truePositiveRate: 0)).Message);
         Assert.Equal(0, router.TaskCount);
         router.AddTask("t", _mini.FashionTrain, indices);
         Assert.Equal("router: the input has 100 values but plan 'base.ttplan' reads 784 (its int8 input tensor); quantize the image for this plan",
