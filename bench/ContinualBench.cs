@@ -20,8 +20,9 @@ namespace TinyTrain.Bench;
 ///   split-fashion: cnn-s pretrained in float on MNIST (the device ships knowing digits), then Fashion-MNIST in
 ///     5 tasks of 2 classes (class order --order, default 0..9, or shuffled by --order-seed), --steps samples per
 ///     task seen once each. Scenarios task-il (the task is given: the answer is the larger of its two logits) and
-///     class-il (no task given: shared methods answer over all 10 classes; adapter methods ask the TaskRouter, swap
-///     in the routed task's pack and answer over that task's classes).
+///     class-il (no task given: shared methods answer over all 10 classes; adapter methods ask a router, swap
+///     in the routed task's pack and answer over that task's classes; one row per router of --routers, default
+///     gauss,base: GaussianRouter and the prototype TaskRouter; joint reports how often its answer falls in the right task).
 ///   rotated-mnist (domain-il): cnn-s pretrained on Fashion-MNIST, then MNIST rotated by 0/45/90/135/180 degrees,
 ///     one rotation per task, all 10 classes each; adapter methods route to the rotation.
 /// Methods: finetune (every weight and bias shared, --update full), bias-only (shared biases + classifier,
@@ -30,7 +31,7 @@ namespace TinyTrain.Bench;
 /// R[i][j] = accuracy on task j's test images after learning task i. Reported: average accuracy after the last
 /// task, forgetting (mean over old tasks of best earlier accuracy minus last), backward transfer (mean of
 /// R[T-1][j] - R[j][j]), parameters per task (what a task changes: its pack, or every trained parameter of a
-/// shared method), SRAM to train (arena + writable parameters + state), router bytes per task.
+/// shared method), SRAM to train (arena + writable parameters + state), router bytes per task and shared by all tasks.
 /// </summary>
 internal static class ContinualBench
 {
@@ -48,13 +49,16 @@ internal static class ContinualBench
     private sealed record Setting(string Name, Graph Base, CalibrationSet Calibration, List<TaskData> Tasks, bool Domain);
 
     public sealed record Row(string Method, string Scenario, double AvgAccuracy, double Forgetting, double BackwardTransfer,
-        long ParamsPerTask, int SramBytes, long RouterBytesPerTask, double? RoutingAccuracy, float LearningRate, double[][] Accuracy);
+        long ParamsPerTask, int SramBytes, string Router, long RouterBytesPerTask, long RouterSharedBytes, double? RoutingAccuracy, float LearningRate, double[][] Accuracy);
 
     public static object Run(BenchArgs args)
     {
         int steps = args.Int("steps", 1000), test = args.Int("test", 500), seed = args.Int("seed", 0), protos = args.Int("prototypes", 4);
         string[] methods = args.Text("methods", string.Join(',', AllMethods)).Split(',');
         string[] settings = args.Text("settings", "split-fashion,rotated-mnist").Split(',');
+        string[] routers = args.Text("routers", "gauss,base").Split(',');
+        foreach (string r in routers)
+            if (!Router.IsKnown(r)) throw new TinyTrainException($"continual: unknown router '{r}'; use gauss[:D[:shrinkage[:claim shrinkage]]] or base");
         foreach (string m in methods)
             if (!Rates.ContainsKey(m)) throw new TinyTrainException($"continual: unknown method '{m}'; known: {string.Join(", ", AllMethods)}");
         var clock = Stopwatch.StartNew();
@@ -71,7 +75,7 @@ internal static class ContinualBench
             Parallel.For(0, methods.Length, new ParallelOptions { MaxDegreeOfParallelism = 2 }, m =>
             {
                 var watch = Stopwatch.StartNew();
-                results[m] = RunMethod(setting, methods[m], steps, seed, protos);
+                results[m] = RunMethod(setting, methods[m], steps, seed, protos, routers);
                 args.Log($"{setting.Name} {methods[m]}: {string.Join(", ", results[m].Select(r => $"{r.Scenario} {r.AvgAccuracy:P1} (forgetting {r.Forgetting:P1})"))} in {watch.Elapsed.TotalSeconds:F0} s");
             });
             foreach (Row[] r in results) rows.AddRange(r);
@@ -169,7 +173,7 @@ internal static class ContinualBench
         return new Dataset($"{data.Name}@{degrees}", data.Split, images, (byte[])data.Labels.Clone(), data.ClassNames, rows, cols);
     }
 
-    private static Row[] RunMethod(Setting s, string method, int steps, int seed, int protos)
+    private static Row[] RunMethod(Setting s, string method, int steps, int seed, int protos, string[] routerNames)
     {
         float lr = Rates[method];
         bool adapter = AdapterSpec.IsAdapter(method);
@@ -216,11 +220,28 @@ internal static class ContinualBench
             return correct;
         }
 
+        // Whether each of task j's test images is answered right with the executor's parameters over `classes`.
+        bool[] Answers(TaskData task, int[] classes)
+        {
+            var right = new bool[task.Test.Count];
+            for (int i = 0; i < task.Test.Count; i++)
+            {
+                quantizer.Fill(task.Test, i, input, 0);
+                executor.SetInput(input, 0);
+                executor.Invoke();
+                int best = classes[0];
+                foreach (int c in classes)
+                    if (executor.Output(c) > executor.Output(best)) best = c;
+                right[i] = best == task.Test.Labels[i];
+            }
+            return right;
+        }
+
         int[] allClasses = Enumerable.Range(0, 10).ToArray();
         var given = new double[T][];   // task-il (or domain-il for shared methods)
-        var inferred = new double[T][];   // class-il / domain-il with the router (adapters) or over all classes (shared)
-        double? routing = null;
-        long routerBytes = 0;
+        var inferred = new double[T][];   // class-il / domain-il over all classes (shared methods)
+        double? jointRouting = null;
+        var routed = new List<(string Router, double[][] R, double Accuracy, long Bytes, long Shared)>();   // adapters, per router
         string givenScenario = s.Domain ? "domain-il" : "task-il", inferredScenario = s.Domain ? "domain-il" : "class-il";
 
         if (method == "joint")
@@ -241,6 +262,17 @@ internal static class ContinualBench
             double[] g = s.Tasks.Select(t => Accuracy(t, t.Classes) / t.Test.Count).ToArray();
             double[] all = s.Tasks.Select(t => Accuracy(t, allClasses) / t.Test.Count).ToArray();
             for (int i = 0; i < T; i++) { given[i] = g; inferred[i] = all; }
+            // The ceiling's own task routing: how often its answer over all classes falls in the right task.
+            int inTask = 0, images = 0;
+            foreach (TaskData t in s.Tasks)
+                for (int i = 0; i < t.Test.Count; i++, images++)
+                {
+                    quantizer.Fill(t.Test, i, input, 0);
+                    executor.SetInput(input, 0);
+                    executor.Invoke();
+                    if (t.Classes.Contains(executor.ArgMax())) inTask++;
+                }
+            jointRouting = (double)inTask / images;
         }
         else if (!adapter)
         {
@@ -253,60 +285,60 @@ internal static class ContinualBench
         }
         else
         {
-            var basePlan = PlanImage.Load(PlanCompiler.Compile(s.Base, s.Calibration, new CompileOptions()).Image, "base");
-            var router = new TaskRouter(basePlan);
-            var packs = new List<AdapterPack>();
+            // correct[r][j][k]: does task r's pack answer test image k of task j right over task r's classes?
+            var correct = new bool[T][][];
+            var routers = routerNames.Select(name => Router.Create(name, s, protos)).ToArray();
+            var routedRight = new int[routers.Length];
+            var routedAll = new int[routers.Length];
+            var inferredBy = routers.Select(_ => new double[T][]).ToArray();
             for (int i = 0; i < T; i++)
             {
                 executor.Reset();
                 Train(s.Tasks[i].Train, steps);
-                packs.Add(layout.Capture(executor, $"task{i}", steps));
                 TaskData task = s.Tasks[i];
-                router.AddTask(task.Name, task.Train, Enumerable.Range(0, Math.Min(task.Train.Count, 1000)).ToArray(), prototypesPerClass: protos);
-                routerBytes = router.StateBytes(0);
-
+                AdapterPack pack = layout.Capture(executor, $"task{i}", steps);
+                correct[i] = s.Tasks.Select(t => Answers(t, task.Classes)).ToArray();
                 given[i] = new double[T];
-                inferred[i] = new double[T];
                 Array.Fill(given[i], double.NaN);
-                Array.Fill(inferred[i], double.NaN);
-                int routedRight = 0, routedAll = 0;
-                for (int j = 0; j <= i; j++)
+                for (int j = 0; j <= i; j++) given[i][j] = correct[j][j].Count(b => b) / (double)s.Tasks[j].Test.Count;
+                int[] indices = Enumerable.Range(0, Math.Min(task.Train.Count, 1000)).ToArray();
+                for (int v = 0; v < routers.Length; v++)
                 {
-                    TaskData t = s.Tasks[j];
-                    layout.Apply(executor, packs[j]);
-                    given[i][j] = Accuracy(t, t.Classes) / t.Test.Count;
-                    // No task label: route each image, then answer with the routed task's pack over its classes.
-                    int[] routed = new int[t.Test.Count];
-                    for (int k = 0; k < t.Test.Count; k++)
+                    routers[v].Add(task, indices);
+                    inferredBy[v][i] = new double[T];
+                    Array.Fill(inferredBy[v][i], double.NaN);
+                    routedRight[v] = routedAll[v] = 0;
+                    for (int j = 0; j <= i; j++)
                     {
-                        router.Route(t.Test, k);
-                        routed[k] = router.Best();
-                        if (routed[k] == j) routedRight++;
-                        routedAll++;
+                        // No task label: route each image, then answer with the routed task's pack over its classes.
+                        TaskData t = s.Tasks[j];
+                        int right = 0;
+                        for (int k = 0; k < t.Test.Count; k++)
+                        {
+                            int to = routers[v].Best(t.Test, k);
+                            if (to == j) routedRight[v]++;
+                            routedAll[v]++;
+                            if (correct[to][j][k]) right++;
+                        }
+                        inferredBy[v][i][j] = (double)right / t.Test.Count;
                     }
-                    double correct = 0;
-                    for (int r = 0; r <= i; r++)
-                    {
-                        bool[] selected = routed.Select(x => x == r).ToArray();
-                        if (!selected.Any(b => b)) continue;
-                        layout.Apply(executor, packs[r]);
-                        correct += Accuracy(t, s.Tasks[r].Classes, selected);
-                    }
-                    inferred[i][j] = correct / t.Test.Count;
                 }
-                routing = (double)routedRight / routedAll;
             }
+            for (int v = 0; v < routers.Length; v++)
+                routed.Add((routers[v].Name, inferredBy[v], (double)routedRight[v] / routedAll[v], routers[v].BytesPerTask, routers[v].SharedBytes));
         }
 
         long parameters = layout.ParameterCount;
         int sram = compiled.Plan.SramBytes;
         var rows = new List<Row>();
-        if (!s.Domain) rows.Add(Summarize(method, givenScenario, given, parameters, sram, 0, null, lr));
-        rows.Add(Summarize(method, inferredScenario, s.Domain && !adapter ? given : inferred, parameters, sram, adapter ? routerBytes : 0, routing, lr));
+        if (!s.Domain) rows.Add(Summarize(method, givenScenario, given, parameters, sram, "", 0, 0, null, lr));
+        if (!adapter) rows.Add(Summarize(method, inferredScenario, s.Domain ? given : inferred, parameters, sram, "", 0, 0, s.Domain ? null : jointRouting, lr));
+        foreach ((string name, double[][] r, double accuracy, long bytes, long shared) in routed)
+            rows.Add(Summarize(method, inferredScenario, r, parameters, sram, name, bytes, shared, accuracy, lr));
         return rows.ToArray();
     }
 
-    private static Row Summarize(string method, string scenario, double[][] r, long parameters, int sram, long routerBytes, double? routing, float lr)
+    private static Row Summarize(string method, string scenario, double[][] r, long parameters, int sram, string router, long routerBytes, long routerShared, double? routing, float lr)
     {
         int T = r.Length;
         double avg = 0, forgetting = 0, bwt = 0;
@@ -319,7 +351,7 @@ internal static class ContinualBench
             bwt += (r[T - 1][j] - r[j][j]) / (T - 1);
         }
         if (method == "joint") { forgetting = 0; bwt = 0; }
-        return new Row(method, scenario, Math.Round(avg, 4), Math.Round(forgetting, 4), Math.Round(bwt, 4), parameters, sram, routerBytes,
+        return new Row(method, scenario, Math.Round(avg, 4), Math.Round(forgetting, 4), Math.Round(bwt, 4), parameters, sram, router, routerBytes, routerShared,
             routing is null ? null : Math.Round(routing.Value, 4), lr, r.Select(row => row.Select(v => double.IsNaN(v) ? -1 : Math.Round(v, 4)).ToArray()).ToArray());
     }
 
@@ -327,14 +359,67 @@ internal static class ContinualBench
     {
         var c = CultureInfo.InvariantCulture;
         args.Log("");
-        args.Log($"{"scenario",-10} {"method",-17} {"avg acc",8} {"forget",7} {"BWT",7} {"params/task",11} {"SRAM B",8} {"router B",8} {"routing",8}");
+        args.Log($"{"scenario",-10} {"method",-17} {"router",-16} {"avg acc",8} {"forget",7} {"BWT",7} {"params/task",11} {"SRAM B",8} {"router B",8} {"shared B",8} {"routing",8}");
         foreach (string scenario in new[] { "task-il", "class-il", "domain-il" })
         {
             double joint = rows.FirstOrDefault(r => r.Scenario == scenario && r.Method == "joint")?.AvgAccuracy ?? double.NaN;
             foreach (Row r in rows.Where(r => r.Scenario == scenario))
-                args.Log(string.Format(c, "{0,-10} {1,-17} {2,7:P1} {3,7:P1} {4,7:P1} {5,11:N0} {6,8:N0} {7,8:N0} {8,8} {9}", r.Scenario, r.Method, r.AvgAccuracy,
-                    r.Forgetting, r.BackwardTransfer, r.ParamsPerTask, r.SramBytes, r.RouterBytesPerTask, r.RoutingAccuracy is null ? "" : r.RoutingAccuracy.Value.ToString("P1", c),
+                args.Log(string.Format(c, "{0,-10} {1,-17} {2,-16} {3,7:P1} {4,7:P1} {5,7:P1} {6,11:N0} {7,8:N0} {8,8:N0} {9,8:N0} {10,8} {11}", r.Scenario, r.Method, r.Router, r.AvgAccuracy,
+                    r.Forgetting, r.BackwardTransfer, r.ParamsPerTask, r.SramBytes, r.RouterBytesPerTask, r.RouterSharedBytes,
+                    r.RoutingAccuracy is null ? "" : r.RoutingAccuracy.Value.ToString("P1", c),
                     double.IsNaN(joint) || r.Method == "joint" ? "" : string.Format(c, "({0:P0} of joint)", r.AvgAccuracy / joint)));
         }
+    }
+    /// <summary>
+    /// A router under test: `gauss[:D[:shrinkage[:claim shrinkage]]]` (GaussianRouter: streaming LDA on the base model's
+    /// features projected to D, defaults 256, 0.01, 0.5) or `base` (TaskRouter: int8 prototypes of the base model's features). Both run the base model once.
+    /// </summary>
+    private sealed class Router
+    {
+        public static bool IsKnown(string name) => name is "base" or "gauss" || name.StartsWith("gauss:", StringComparison.Ordinal);
+
+        private TaskRouter? _base;
+        private GaussianRouter? _gauss;
+        private int _protos;
+
+        public string Name { get; private init; } = "";
+
+        public static Router Create(string name, Setting s, int protos)
+        {
+            var r = new Router { Name = name, _protos = protos };
+            var basePlan = PlanImage.Load(PlanCompiler.Compile(s.Base, s.Calibration, new CompileOptions()).Image, "base");
+            if (name == "base")
+            {
+                r._base = new TaskRouter(basePlan);
+                return r;
+            }
+            string[] parts = name.Split(':');
+            int dims = parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : GaussianRouter.DefaultDimensions;
+            float shrink = parts.Length > 2 ? float.Parse(parts[2], CultureInfo.InvariantCulture) : GaussianRouter.DefaultShrinkage;
+            float claim = parts.Length > 3 ? float.Parse(parts[3], CultureInfo.InvariantCulture) : GaussianRouter.DefaultClaimShrinkage;
+            r._gauss = new GaussianRouter(basePlan, dims, shrink, claim);
+            return r;
+        }
+
+        public void Add(TaskData task, int[] indices)
+        {
+            if (_gauss is not null) _gauss.AddTask(task.Name, task.Train, indices);
+            else _base!.AddTask(task.Name, task.Train, indices, prototypesPerClass: _protos);
+        }
+
+        /// <summary>The best-scoring task for a test image (a task must be chosen to answer).</summary>
+        public int Best(Dataset data, int index)
+        {
+            if (_gauss is not null)
+            {
+                _gauss.Route(data, index);
+                return _gauss.Best();
+            }
+            _base!.Route(data, index);
+            return _base.Best();
+        }
+
+        public long BytesPerTask => _gauss?.StateBytes(0) ?? _base!.StateBytes(0);
+        public long SharedBytes => _gauss?.SharedBytes ?? 0;
     }
 }
