@@ -13,7 +13,7 @@ using TinyTrain.Runtime.Plans;
 /// The plan is checked as far as a board can afford (magic, version, length, CRC-32, sections); its structure
 /// is trusted as 'tinytrain compile' wrote it, and every kernel still checks its ranges before it runs.
 /// </summary>
-public sealed class NanoExecutor
+public sealed partial class NanoExecutor
 {
     private const string Source = "plan";
 
@@ -197,7 +197,7 @@ public sealed class NanoExecutor
             OpInfo op = Op(i);
             if (op.Phase == OpPhase.Forward)
             {
-                Execute(op);
+                i += Run(op, i);
             }
         }
     }
@@ -257,7 +257,7 @@ public sealed class NanoExecutor
                 OpInfo op = Op(i);
                 if (op.Phase != OpPhase.Init)
                 {
-                    Execute(op);
+                    i += Run(op, i);
                 }
             }
             _prediction = ArgMax();
@@ -268,7 +268,7 @@ public sealed class NanoExecutor
                 {
                     break;
                 }
-                Execute(Op(i));
+                i += Run(Op(i), i);
             }
         }
         finally
@@ -378,6 +378,11 @@ public sealed class NanoExecutor
 
     private void Execute(OpInfo op)
     {
+        if (op.Kind == OpKind.PointwiseInPlace)
+        {
+            PointwiseInPlace(op);
+            return;
+        }
         if ((int)op.Kind >= (int)OpKind.NormAffine && (int)op.Kind <= (int)OpKind.NormStats)
         {
             ExecuteNorm(op);

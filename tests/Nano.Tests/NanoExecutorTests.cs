@@ -22,6 +22,8 @@ public class NanoExecutorTests
     [InlineData("mbv2-w0.35 bias:6")]
     [InlineData("mbv2-w0.35 bias:6 in-place")]
     [InlineData("every-op full+momentum")]
+    [InlineData("mbv2-w0.35@48 largest, all memory options")]
+    [InlineData("proxyless-w0.3@64 largest, all memory options")]
     public void Forward_passes_training_steps_and_scores_are_bit_identical_to_the_runtime(string name)
     {
         byte[] image = NanoPlans.Image(name);
@@ -144,16 +146,15 @@ public class NanoExecutorTests
     {
         var kinds = new HashSet<OpKind>();
         foreach (string name in new[] { "cnn-s sparse", "cnn-s bias:2+momentum", "mbv2-w0.35 sparse+momentum", "mbv2-w0.35 bias:6", "every-op full+momentum",
-                     "cnn-s tta:norm", "cnn-s tta:tent", "mbv2-w0.35 tta:tent:2" })
+                     "cnn-s tta:norm", "cnn-s tta:tent", "mbv2-w0.35 tta:tent:2",
+                     "mbv2-w0.35@48 largest, all memory options", "proxyless-w0.3@64 largest, all memory options" })
         {
             PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
             for (int i = 0; i < plan.OpCount; i++) kinds.Add(plan.Op(i).Kind);
         }
         // SaveMask is left to plans written before masks were fused into the forward ops; the compiler no longer emits it.
-        // PatchStage, ChannelStage and PointwiseInPlace (memory options, kinds 60-62) are desktop-runtime only so far.
-        // EcoTTA's DistillGradient (44) too: the nano executor runs tta:norm and tta:tent plans, not tta:eco.
-        var expected = Enum.GetValues<OpKind>().Where(k => k != OpKind.SaveMask && k != OpKind.DistillGradient
-            && !(k >= OpKind.PatchStage && k <= OpKind.PointwiseInPlace));
+        // EcoTTA's DistillGradient (44) is desktop-runtime only so far: the nano executor runs tta:norm and tta:tent plans, not tta:eco.
+        var expected = Enum.GetValues<OpKind>().Where(k => k != OpKind.SaveMask && k != OpKind.DistillGradient);
         Assert.Empty(expected.Except(kinds));
     }
 

@@ -1,0 +1,329 @@
+namespace TinyTrain.Nano;
+
+using TinyTrain.Runtime.Kernels;
+using TinyTrain.Runtime.Plans;
+
+// The memory options' stage ops, as src/Runtime's Executor.Patch.cs, Executor.Channel.cs and Executor.InPlace.cs run
+// them: a patch stage (kind 60) runs frozen early convs tile by tile, a channel stage (61) runs the backward of an
+// expansion -> depthwise -> projection chain one expanded channel at a time, and an in-place 1x1 conv (62) writes its
+// output over its dying input pixel by pixel. Each calls the same kernels on the same bytes in the same order, so the
+// results are bit for bit the desktop runtime's (tests/Nano.Tests). Nothing allocates after bind.
+public sealed partial class NanoExecutor
+{
+    /// <summary>The most inner ops a channel stage may run (as src/Runtime's Executor.MaxChannelStageOps).</summary>
+    private const int MaxChannelStageOps = 8;
+
+    private readonly uint[] _cursors = new uint[MaxChannelStageOps];
+
+    // Runs op i (a stage runs its inner ops itself); returns how many ops after it the caller must skip.
+    private int Run(OpInfo op, int i)
+    {
+        if (op.Kind == OpKind.PatchStage)
+        {
+            RunPatchStage(op, i);
+            return op.Arg(0);
+        }
+        if (op.Kind == OpKind.ChannelStage)
+        {
+            RunChannelStage(op, i);
+            return op.Arg(0);
+        }
+        Execute(op);
+        return 0;
+    }
+
+    private static int PartStart(int size, int parts, int index)
+    {
+        return (int)((long)size * index / parts);
+    }
+
+    // For the stage output rows [start, end) (columns when columns is true), the output rows inner op k computes and
+    // the input rows it reads, halo included (src/Runtime's PatchTiling.Range over the plan image).
+    private void Range(int stage, int k, int start, int end, bool columns, out int outStart, out int outEnd, out int inStart, out int inEnd)
+    {
+        int n = Op(stage).Arg(0);
+        outStart = start;
+        outEnd = end;
+        inStart = 0;
+        inEnd = 0;
+        for (int i = n - 1; i >= k; i--)
+        {
+            OpInfo op = Op(stage + 1 + i);
+            if (i < n - 1)
+            {
+                TensorInfo y = Tensor(op.Output);
+                int size = columns ? y.W : y.H;
+                outStart = inStart < 0 ? 0 : inStart;
+                outEnd = inEnd > size ? size : inEnd;
+            }
+            inStart = outStart * op.Arg(1) - op.Arg(2);
+            inEnd = (outEnd - 1) * op.Arg(1) - op.Arg(2) + op.Arg(0);
+        }
+    }
+
+    private void RunPatchStage(OpInfo op, int index)
+    {
+        int n = op.Arg(0), rows = op.Arg(1), cols = op.Arg(2);
+        TensorInfo y = Tensor(op.Output), tile = Tensor(op.Scratch);
+        int padded = tile.ArenaOffset, output = tile.ArenaOffset + op.Arg(3);
+        for (int r = 0; r < rows; r++)
+        {
+            int y0 = PartStart(y.H, rows, r), y1 = PartStart(y.H, rows, r + 1);
+            for (int c = 0; c < cols; c++)
+            {
+                int x0 = PartStart(y.W, cols, c), x1 = PartStart(y.W, cols, c + 1);
+                int th = 0, tw = 0;
+                for (int k = 0; k < n; k++)
+                {
+                    OpInfo inner = Op(index + 1 + k);
+                    int oy0, oy1, iy0, iy1, ox0, ox1, ix0, ix1;
+                    Range(index, k, y0, y1, false, out oy0, out oy1, out iy0, out iy1);
+                    Range(index, k, x0, x1, true, out ox0, out ox1, out ix0, out ix1);
+                    TensorInfo x = Tensor(inner.Input0);
+                    int sy = iy0 < 0 ? 0 : iy0, sx = ix0 < 0 ? 0 : ix0;
+                    if (k == 0)
+                    {
+                        Pad(x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                    }
+                    else
+                    {
+                        Pad(output, x.C, x.H, x.W, sy, sx, th, tw, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                    }
+                    th = oy1 - oy0;
+                    tw = ox1 - ox0;
+                    RunTile(inner, x, Tensor(inner.Output), iy1 - iy0, ix1 - ix0, th, tw, padded, output);
+                }
+                for (int ch = 0; ch < y.C; ch++)
+                {
+                    for (int row = 0; row < th; row++)
+                    {
+                        Array.Copy(_arena, output + (ch * th + row) * tw, _arena, y.ArenaOffset + (ch * y.H + y0 + row) * y.W + x0, tw);
+                    }
+                }
+            }
+        }
+    }
+
+    // Rows [iy0, iy1) x columns [ix0, ix1) of a (C, H, W) tensor whose (C, sh, sw) block at (sy, sx) the source holds,
+    // into a tile at dst; outside the image the tile holds the zero point (what the kernels' padding means).
+    private void Pad(int src, int channels, int h, int w, int sy, int sx, int sh, int sw, int iy0, int iy1, int ix0, int ix1, int zeroPoint, int dst)
+    {
+        byte zero = (byte)(sbyte)zeroPoint;
+        int width = ix1 - ix0;
+        int left = ix0 < 0 ? -ix0 : 0, right = ix1 > w ? ix1 - w : 0, inside = width - left - right;
+        for (int ch = 0; ch < channels; ch++)
+        {
+            for (int yy = iy0; yy < iy1; yy++)
+            {
+                int to = dst + (ch * (iy1 - iy0) + (yy - iy0)) * width;
+                if (yy < 0 || yy >= h)
+                {
+                    Fill(to, width, zero);
+                    continue;
+                }
+                Fill(to, left, zero);
+                Array.Copy(_arena, src + (ch * sh + (yy - sy)) * sw + (ix0 + left - sx), _arena, to + left, inside);
+                Fill(to + left + inside, right, zero);
+            }
+        }
+    }
+
+    private void Fill(int at, int count, byte value)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            _arena[at + i] = value;
+        }
+    }
+
+    // One inner op of a patch stage on one tile: padded input tile (h, w) to output tile (oh, ow), no padding, no mask.
+    private void RunTile(OpInfo op, TensorInfo x, TensorInfo y, int h, int w, int oh, int ow, int from, int to)
+    {
+        OpFlags flags = op.Flags;
+        byte[] wBuffer = (flags & OpFlags.WeightsInParams) != 0 ? _params : _image;
+        byte[] bBuffer = (flags & OpFlags.BiasInParams) != 0 ? _params : _image;
+        int weights = Ref(op.Weights, flags, OpFlags.WeightsInParams), bias = Ref(op.Bias, flags, OpFlags.BiasInParams);
+        int mult = Const(op.Multiplier), shift = Const(op.Shift);
+        if (op.Kind == OpKind.Conv2D)
+        {
+            var p = new ConvParams
+            {
+                InC = x.C, H = h, W = w, OutC = y.C, OH = oh, OW = ow,
+                Kernel = op.Arg(0), Stride = op.Arg(1), Pad = 0, Groups = op.Arg(3),
+                InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(4), ActMax = op.Arg(5),
+            };
+            Conv2D.RunReference(p, _arena, from, wBuffer, weights, bBuffer, bias, _image, mult, shift, _arena, to, null, -1, 0);
+        }
+        else if (op.Kind == OpKind.DepthwiseConv2D)
+        {
+            var p = new DepthwiseParams
+            {
+                C = x.C, H = h, W = w, OH = oh, OW = ow, Kernel = op.Arg(0), Stride = op.Arg(1), Pad = 0,
+                InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(3), ActMax = op.Arg(4),
+            };
+            DepthwiseConv2D.RunReference(p, _arena, from, wBuffer, weights, bBuffer, bias, _image, mult, shift, _arena, to, null, -1, 0);
+        }
+        else
+        {
+            throw Unsupported(op);
+        }
+    }
+
+    private void RunChannelStage(OpInfo op, int index)
+    {
+        int n = op.Arg(0), channels = op.Arg(1), planeFloats = op.Arg(2);
+        if (n > MaxChannelStageOps)
+        {
+            throw Unsupported(op);
+        }
+        int slot0 = Tensor(op.Scratch).ArenaOffset, slot1 = slot0 + 4 * planeFloats;
+
+        // Where each update op's draws start: after every draw of the update ops before it, channel after channel.
+        uint cursor = _rng;
+        for (int k = 0; k < n; k++)
+        {
+            long draws = (long)channels * ChannelDraws(Op(index + 1 + k));
+            _cursors[k] = cursor;
+            for (long d = 0; d < draws; d++)
+            {
+                StochasticRounding.Next(ref cursor);
+            }
+        }
+
+        for (int c = 0; c < channels; c++)
+        {
+            int held0 = -1, held1 = -1;
+            for (int k = 0; k < n; k++)
+            {
+                OpInfo inner = Op(index + 1 + k);
+                OpFlags flags = inner.Flags;
+                byte[] wBuffer = (flags & OpFlags.WeightsInParams) != 0 ? _params : _image;
+                byte[] bBuffer = (flags & OpFlags.BiasInParams) != 0 ? _params : _image;
+                int w = Ref(inner.Weights, flags, OpFlags.WeightsInParams), bias = Ref(inner.Bias, flags, OpFlags.BiasInParams);
+                int scales = Const(inner.Multiplier);
+                if (inner.Kind == OpKind.Conv2DBackwardInput)
+                {
+                    TensorInfo dy = Tensor(inner.Input0), dx = Tensor(inner.Output);
+                    if (dx.Tiled)
+                    {
+                        ChannelGradient.Column(_arena, dy.ArenaOffset, dy.C, dy.H * dy.W, wBuffer, w, dx.C, c, _image, scales, _arena, slot0);
+                        held0 = inner.Output;
+                        held1 = -1;
+                    }
+                    else
+                    {
+                        int at = held0 == inner.Input0 ? slot0 : slot1;
+                        ChannelGradient.Row(_arena, at, dx.H * dx.W, wBuffer, w, dx.C, c, _image, scales, _arena, dx.ArenaOffset, c == 0);
+                    }
+                }
+                else if (inner.Kind == OpKind.MaskGradient)
+                {
+                    TensorInfo mask = Tensor(inner.Input0), dy = Tensor(inner.Input1);
+                    bool first = held0 == inner.Input1;
+                    int at = first ? slot0 : slot1, plane = dy.H * dy.W;
+                    ChannelGradient.Mask(_arena, mask.ArenaOffset, (long)c * plane, _arena, at, plane, _arena, at);
+                    if (first)
+                    {
+                        held0 = inner.Output;
+                    }
+                    else
+                    {
+                        held1 = inner.Output;
+                    }
+                }
+                else if (inner.Kind == OpKind.DepthwiseBackwardInput)
+                {
+                    TensorInfo dy = Tensor(inner.Input0), dx = Tensor(inner.Output);
+                    bool first = held0 == inner.Input0;
+                    int from = first ? slot0 : slot1, to = first ? slot1 : slot0, taps = inner.Arg(0) * inner.Arg(0);
+                    var p = new DepthwiseParams
+                    {
+                        C = 1, H = dx.H, W = dx.W, OH = dy.H, OW = dy.W, Kernel = inner.Arg(0), Stride = inner.Arg(1), Pad = inner.Arg(2), ActMin = -128, ActMax = 127,
+                    };
+                    DepthwiseConv2D.BackwardInputReference(p, _arena, from, wBuffer, w + c * taps, _image, scales + 4 * c, _arena, to, false);
+                    if (first)
+                    {
+                        held1 = inner.Output;
+                    }
+                    else
+                    {
+                        held0 = inner.Output;
+                    }
+                }
+                else if (inner.Kind == OpKind.BiasUpdate)
+                {
+                    TensorInfo dy = Tensor(inner.Input0);
+                    int at = held0 == inner.Input0 ? slot0 : slot1, plane = dy.H * dy.W, state = inner.Arg(2);
+                    var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = inner.Arg(1) != 0 };
+                    Training.BiasUpdate(_arena, at, 1, plane, bBuffer, bias + 4 * c, _image, scales + 4 * c, FloatBits.FromBits(inner.Arg(0)),
+                        rule, _state, state < 0 ? -1 : state + 4 * c, ref _cursors[k]);
+                }
+                else if (inner.Kind == OpKind.Conv2DUpdate)
+                {
+                    // One group, no momentum: output channel c.
+                    TensorInfo x = Tensor(inner.Input0), dy = Tensor(inner.Input1);
+                    int at = held0 == inner.Input1 ? slot0 : slot1, kernel = inner.Arg(0), trainChannels = inner.Arg(4);
+                    var p = new ConvParams
+                    {
+                        InC = x.C, H = x.H, W = x.W, OutC = 1, OH = dy.H, OW = dy.W,
+                        Kernel = kernel, Stride = inner.Arg(1), Pad = inner.Arg(2), Groups = 1,
+                        InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
+                    };
+                    var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = inner.Arg(5) != 0 };
+                    Conv2D.Update(p, _arena, x.ArenaOffset, _arena, at, wBuffer, w < 0 ? -1 : w + c * x.C * kernel * kernel, bBuffer, bias < 0 ? -1 : bias + 4 * c,
+                        _image, scales + 4 * c, x.Scale, trainChannels, rule, _state, -1, ref _cursors[k]);
+                }
+                else
+                {
+                    throw Unsupported(inner);
+                }
+            }
+        }
+        _rng = cursor;
+    }
+
+    // Random draws an inner op takes per channel: one per trained weight and bias of that channel.
+    private static int ChannelDraws(OpInfo op)
+    {
+        if (op.Kind == OpKind.BiasUpdate)
+        {
+            return 1;
+        }
+        if (op.Kind != OpKind.Conv2DUpdate)
+        {
+            return 0;
+        }
+        int weights = op.Weights == PlanFormat.NoConstant ? 0 : op.Arg(4) * op.Arg(0) * op.Arg(0);
+        return weights + (op.Bias == PlanFormat.NoConstant ? 0 : 1);
+    }
+
+    // A 1x1 conv over its dying input, pixel by pixel: output byte (o, i) lies over input byte (o, i) of the same
+    // pixel, which was gathered into the scratch before the kernel ran on that pixel.
+    private void PointwiseInPlace(OpInfo op)
+    {
+        TensorInfo x = Tensor(op.Input0), y = Tensor(op.Output);
+        OpFlags flags = op.Flags;
+        byte[] wBuffer = (flags & OpFlags.WeightsInParams) != 0 ? _params : _image;
+        byte[] bBuffer = (flags & OpFlags.BiasInParams) != 0 ? _params : _image;
+        int w = Ref(op.Weights, flags, OpFlags.WeightsInParams), bias = Ref(op.Bias, flags, OpFlags.BiasInParams);
+        int mult = Const(op.Multiplier), shift = Const(op.Shift);
+        var p = new ConvParams
+        {
+            InC = x.C, H = 1, W = 1, OutC = y.C, OH = 1, OW = 1, Kernel = 1, Stride = 1, Pad = 0, Groups = 1,
+            InputZeroPoint = x.ZeroPoint, OutputZeroPoint = y.ZeroPoint, ActMin = op.Arg(4), ActMax = op.Arg(5),
+        };
+        int plane = x.H * x.W, pixel = Tensor(op.Scratch).ArenaOffset, result = pixel + x.C;
+        for (int i = 0; i < plane; i++)
+        {
+            for (int c = 0; c < x.C; c++)
+            {
+                _arena[pixel + c] = _arena[x.ArenaOffset + c * plane + i];
+            }
+            Conv2D.RunReference(p, _arena, pixel, wBuffer, w, bBuffer, bias, _image, mult, shift, _arena, result, null, -1, 0);
+            for (int o = 0; o < y.C; o++)
+            {
+                _arena[y.ArenaOffset + o * plane + i] = _arena[result + o];
+            }
+        }
+    }
+}
