@@ -51,6 +51,17 @@ public sealed class Outbox
         }
     }
 
+    /// <summary>Removes one message if it is still here; whether it was.</summary>
+    public bool TryRemove(long sequence)
+    {
+        lock (_sequences)
+        {
+            if (!_sequences.Remove(sequence)) return false;
+            File.Delete(MessagePath(sequence));
+            return true;
+        }
+    }
+
     /// <summary>Removes every message numbered at or below <paramref name="sequence"/> (a receipt covers them); returns how many.</summary>
     public int RemoveThrough(long sequence)
     {

@@ -1,0 +1,139 @@
+namespace TinyTrain.Fleet.Aggregation;
+
+using System.Buffers;
+using System.Security.Cryptography;
+using MQTTnet;
+using TinyTrain.Fleet.Agent;
+using TinyTrain.Fleet.Messages;
+using TinyTrain.Fleet.Transport;
+
+/// <summary>
+/// One of several processes that share the devices' updates through a shared subscription ($share/{group}/...) and
+/// hand them to the one merger, so that the fleet has one sequence of global adapters however many share the load. A
+/// worker runs the checks that need no fleet state (size, device signature, registered device, model, shapes, finite
+/// values, sample count: the CPU work, signatures above all), and turns every message it takes into one signed
+/// partial: the verdict, and for an authentic update its device, sequence, base version, sample count and payload.
+/// The partial goes to its outbox (on disk) before the broker's message is acknowledged, and stays there until the
+/// merger's signed receipt covers it (the same <see cref="ReceiptedSender"/> a device uses); the merger journals it
+/// before that, and only then receipts the device. So a worker killed at any point loses nothing: an unacknowledged
+/// message is delivered again (the merger refuses the second copy as replayed), an unreceipted partial is sent again
+/// after the restart (the merger takes each worker sequence number once).
+/// </summary>
+public sealed class IngestWorker : IAsyncDisposable
+{
+    private readonly FleetConnection _connection;
+    private readonly ReceiptedSender _sender;
+    private readonly UpdateValidator _validator;
+    private readonly ECDsa _key;
+    private volatile bool _abandoned;
+
+    /// <param name="key">This worker's signing key (its public half registered with the merger).</param>
+    /// <param name="mergerPublicKey">The aggregator key the merger signs receipts (and globals) with.</param>
+    public IngestWorker(BrokerEndpoint broker, string workerId, FleetTopics topics, UpdateValidator validator, ECDsa key, ECDsa mergerPublicKey,
+        string stateDirectory, string group = "aggregators")
+    {
+        WorkerId = FleetTopics.CheckName("worker id", workerId);
+        Topics = topics ?? throw new ArgumentNullException(nameof(topics));
+        _validator = validator ?? throw new ArgumentNullException(nameof(validator));
+        _key = key ?? throw new ArgumentNullException(nameof(key));
+        Group = FleetTopics.CheckName("aggregator group", group);
+        _connection = new FleetConnection(broker, $"worker-{topics.Fleet}-{workerId}");
+        _sender = new ReceiptedSender(_connection, new Outbox(Path.Combine(stateDirectory, "outbox")), Topics.Partial(WorkerId), Topics.PartialReceipt(WorkerId),
+            Aggregator.WorkerReceiptPrefix + WorkerId, validator.Model, mergerPublicKey);
+        _connection.Client.ApplicationMessageReceivedAsync += OnMessage;
+        _connection.OnConnected = OnConnected;
+    }
+
+    public string WorkerId { get; }
+    public FleetTopics Topics { get; }
+    public string Group { get; }
+
+    /// <summary>True when the broker granted the shared subscription; false when this worker subscribed alone (it then sees every update).</summary>
+    public bool Shared { get; private set; }
+
+    /// <summary>Device messages this process took (each became one partial).</summary>
+    public long Handled { get; private set; }
+
+    /// <summary>Partials waiting for the merger's receipt.</summary>
+    public int Pending => _sender.Outbox.PendingCount;
+
+    public int Receipted => _sender.Receipted;
+
+    /// <summary>Heard about every message this worker refused (the merger counts them for the fleet).</summary>
+    public Action<RejectReason, string>? Log { get; set; }
+
+    public async Task StartAsync(TimeSpan timeout, CancellationToken cancel = default)
+    {
+        await _connection.ConnectAsync(timeout, cancel).ConfigureAwait(false);
+        _sender.Start();
+    }
+
+    private async Task OnConnected(bool sessionPresent)
+    {
+        Shared = _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
+        if (!Shared && !await _connection.SubscribeAsync(Topics.Updates).ConfigureAwait(false))
+            throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {Topics.Updates}");
+        await _sender.OnConnectedAsync().ConfigureAwait(false);
+    }
+
+    private async Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
+    {
+        string topic = e.ApplicationMessage.Topic;
+        if (_sender.OnMessage(topic, e.ApplicationMessage.Payload.ToArray())) return;
+        // Acknowledged below, after the partial is in the outbox on disk.
+        e.AutoAcknowledge = false;
+        if (_abandoned) return;
+        ReadOnlySequence<byte> payload = e.ApplicationMessage.Payload;
+        // An oversize message is refused before it is copied.
+        ValidatedUpdate v = payload.Length > _validator.MaxMessageBytes
+            ? new ValidatedUpdate(RejectReason.Oversize, UpdateValidator.OversizeDetail((int)Math.Min(payload.Length, int.MaxValue), _validator.MaxMessageBytes), null, null)
+            : _validator.Validate(payload.ToArray());
+        if (v.Reason is { } reason) Log?.Invoke(reason, v.Detail);
+        if (_abandoned) return;
+        _sender.Enqueue(sequence => SignedMessage.Sign(Partial(v, sequence), WorkerId, _key));
+        Handled++;
+        if (_abandoned) return;
+        await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private PartialEnvelope Partial(ValidatedUpdate v, long sequence)
+    {
+        var partial = new PartialEnvelope
+        {
+            WorkerId = WorkerId,
+            WorkerSequence = sequence,
+            ModelId = _validator.Model.ModelId,
+            AdapterKind = _validator.Model.AdapterKind,
+            Task = _validator.Model.Task,
+            Refusal = v.Reason is { } r ? RejectReasons.Name(r) : "",
+            Detail = v.Detail,
+        };
+        if (v.Update is { } update)
+        {
+            partial.DeviceId = update.DeviceId;
+            partial.DeviceSequence = update.Sequence;
+            partial.BaseVersion = update.BaseVersion;
+            partial.SampleCount = update.SampleCount;
+            if (v.Reason is null) partial.Payload = update.Payload;
+        }
+        return partial;
+    }
+
+    /// <summary>
+    /// For tests and benchmarks: stops as a killed process would: nothing more is written or acknowledged, the
+    /// connection is dropped without a DISCONNECT. The broker keeps the session; the outbox stays on disk.
+    /// </summary>
+    public void Abandon()
+    {
+        _abandoned = true;
+        _connection.Abandon();
+        _ = _sender.DisposeAsync().AsTask();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_abandoned) return;
+        await _sender.DisposeAsync().ConfigureAwait(false);
+        await _connection.DisposeAsync().ConfigureAwait(false);
+    }
+}
