@@ -85,26 +85,36 @@ public sealed class IngestWorker : IAsyncDisposable
         if (_abandoned) return;
         ReadOnlySequence<byte> payload = e.ApplicationMessage.Payload;
         // An oversize message is refused before it is copied.
-        ValidatedUpdate v = payload.Length > _validator.MaxMessageBytes
-            ? new ValidatedUpdate(RejectReason.Oversize, UpdateValidator.OversizeDetail((int)Math.Min(payload.Length, int.MaxValue), _validator.MaxMessageBytes), null, null)
-            : _validator.Validate(payload.ToArray());
-        if (v.Reason is { } reason) Log?.Invoke(reason, v.Detail);
-        if (_abandoned) return;
-        _sender.Enqueue(sequence => SignedMessage.Sign(Partial(v, sequence), WorkerId, _key));
+        byte[] message = payload.Length > _validator.MaxMessageBytes ? [] : payload.ToArray();
+        int length = (int)Math.Min(payload.Length, int.MaxValue);
+        _sender.Enqueue(sequence =>
+        {
+            PartialEnvelope partial = ToPartial(_validator, WorkerId, sequence, message, length);
+            if (partial.Refusal.Length > 0) Log?.Invoke(RejectReasons.Parse(partial.Refusal)!.Value, partial.Detail);
+            return SignedMessage.Sign(partial, WorkerId, _key);
+        });
         Handled++;
         if (_abandoned) return;
         await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
-    private PartialEnvelope Partial(ValidatedUpdate v, long sequence)
+    /// <summary>
+    /// The partial for one device message of <paramref name="length"/> bytes (<paramref name="message"/> may be empty
+    /// when it is over the size limit): the validator's verdict, and for an authentic update what the merger needs.
+    /// </summary>
+    public static PartialEnvelope ToPartial(UpdateValidator validator, string workerId, long sequence, ReadOnlyMemory<byte> message, int length)
     {
+        ArgumentNullException.ThrowIfNull(validator);
+        ValidatedUpdate v = length > validator.MaxMessageBytes
+            ? new ValidatedUpdate(RejectReason.Oversize, UpdateValidator.OversizeDetail(length, validator.MaxMessageBytes), null, null)
+            : validator.Validate(message);
         var partial = new PartialEnvelope
         {
-            WorkerId = WorkerId,
+            WorkerId = workerId,
             WorkerSequence = sequence,
-            ModelId = _validator.Model.ModelId,
-            AdapterKind = _validator.Model.AdapterKind,
-            Task = _validator.Model.Task,
+            ModelId = validator.Model.ModelId,
+            AdapterKind = validator.Model.AdapterKind,
+            Task = validator.Model.Task,
             Refusal = v.Reason is { } r ? RejectReasons.Name(r) : "",
             Detail = v.Detail,
         };
