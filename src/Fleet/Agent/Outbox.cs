@@ -103,6 +103,19 @@ public sealed class Outbox
         return pending;
     }
 
+    /// <summary>One message not yet receipted, or null when it is gone (receipted meanwhile).</summary>
+    public byte[]? Read(long sequence)
+    {
+        try
+        {
+            return File.ReadAllBytes(MessagePath(sequence));
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
     public int Count => Directory.GetFiles(_directory, "*.msg").Length;
 
     private string MessagePath(long sequence) => Path.Combine(_directory, sequence.ToString("D19", CultureInfo.InvariantCulture) + ".msg");

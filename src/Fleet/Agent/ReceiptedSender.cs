@@ -171,10 +171,12 @@ public sealed class ReceiptedSender : IAsyncDisposable
         {
             int sent = 0;
             if (!_connection.IsConnected) return 0;
-            foreach ((long sequence, byte[] message) in Outbox.Pending())
+            // From the in-memory list, each file read only when it goes out: a long outbox costs no rereads.
+            foreach (long sequence in Outbox.PendingSequences())
             {
                 lock (_acknowledgedAt)
                     if (sequence <= _receiptedThrough || (_acknowledgedAt.TryGetValue(sequence, out DateTime at) && DateTime.UtcNow - at < ResendAfter)) continue;
+                if (Outbox.Read(sequence) is not { } message) continue;
                 if (!await _connection.PublishAsync(_topic, message).ConfigureAwait(false)) break;
                 lock (_acknowledgedAt)
                 {

@@ -59,6 +59,9 @@ public sealed class IngestWorker : IAsyncDisposable
 
     public int Receipted => _sender.Receipted;
 
+    /// <summary>Connections to the broker lost so far (each one has the broker deliver again what was not acknowledged).</summary>
+    public int Disconnects => _connection.Disconnects;
+
     /// <summary>Heard about every message this worker refused (the merger counts them for the fleet).</summary>
     public Action<RejectReason, string>? Log { get; set; }
 

@@ -100,9 +100,13 @@ public sealed class FleetConnection : IAsyncDisposable
 
     private bool _sessionPresent;
 
+    /// <summary>Connections lost (not closed by this side) so far.</summary>
+    public int Disconnects { get; private set; }
+
     private Task OnDisconnected(MqttClientDisconnectedEventArgs args)
     {
         if (_closing.IsCancellationRequested || !args.ClientWasConnected) return Task.CompletedTask;
+        Disconnects++;
         _reconnect = Task.Run(async () =>
         {
             // Until connected and OnConnected (subscribe, resend) has run to the end.
