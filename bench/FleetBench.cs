@@ -19,7 +19,7 @@ namespace TinyTrain.Bench;
 /// once?), and ingest throughput with one aggregator, two independent ones on a shared subscription, and two ingest
 /// workers on a shared subscription feeding one merger (one global).
 /// Options: --devices N --rounds R --seed S --updates M (throughput) --signal KILL|TERM (how the broker is stopped),
-/// --robust AGGREGATION (the robust run's mode, default mean+clip), --only restart|throughput (just that part).
+/// --robust AGGREGATION (the robust run's mode, default mean+clip), --only restart|throughput|merged (just that part).
 /// </summary>
 internal static class FleetBench
 {
@@ -54,6 +54,8 @@ internal static class FleetBench
                     $"{r.BytesPerDevice:N0} B/device rejected {string.Join(",", r.Rejected.Where(p => p.Value > 0).Select(p => $"{p.Key}={p.Value}"))} ({r.Seconds:F1} s)")).GetAwaiter().GetResult();
             }
             if (only == "restart") return Restart(plan, mosquitto, work, signal, args).GetAwaiter().GetResult();
+            if (only == "merged")
+                return new { throughput_two_workers_and_merger = Throughput(plan, broker, work, updates, 2, args, merged: true).GetAwaiter().GetResult() };
             if (only == "throughput")
             {
                 double a = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
@@ -306,7 +308,7 @@ internal static class FleetBench
         double seconds = clock.Elapsed.TotalSeconds;
         long handled = Decided();
         long accepted = services.Sum(s => s.Aggregator.State.Accepted);
-        string split = merged ? string.Join("/", workers.Select(w => $"{w.Handled} ({w.Disconnects} disconnects)")) : string.Join("/", services.Select(s => s.Handled));
+        string split = merged ? string.Join("/", workers.Select(w => $"{w.Handled} ({w.Disconnects} disconnects{(w.LastDisconnect is null ? "" : ": " + w.LastDisconnect)})")) : string.Join("/", services.Select(s => s.Handled));
         string who = merged ? $"{aggregators} ingest workers + 1 merger" : $"{aggregators} aggregator(s)";
         args.Log($"-- throughput, {who}: {handled} of {updates} updates ({messages[0].Bytes.Length:N0} B each) in {seconds:F1} s, " +
                  $"accepted {accepted}, rejected {string.Join(",", services.SelectMany(x => x.Aggregator.State.Rejected).Select(p => p.Key + "=" + p.Value))}; split {split}" +

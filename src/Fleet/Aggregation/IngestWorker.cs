@@ -62,6 +62,9 @@ public sealed class IngestWorker : IAsyncDisposable
     /// <summary>Connections to the broker lost so far (each one has the broker deliver again what was not acknowledged).</summary>
     public int Disconnects => _connection.Disconnects;
 
+    /// <summary>Why the last connection was lost, or null.</summary>
+    public string? LastDisconnect => _connection.LastDisconnect;
+
     /// <summary>Heard about every message this worker refused (the merger counts them for the fleet).</summary>
     public Action<RejectReason, string>? Log { get; set; }
 
