@@ -85,7 +85,11 @@ public sealed class IngestWorker : IAsyncDisposable
     private async Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
     {
         string topic = e.ApplicationMessage.Topic;
-        if (_sender.OnMessage(topic, e.ApplicationMessage.Payload.ToArray())) return;
+        if (topic == Topics.PartialReceipt(WorkerId))
+        {
+            _sender.OnMessage(topic, e.ApplicationMessage.Payload.ToArray());
+            return;
+        }
         // Acknowledged below, after the partial is in the outbox on disk.
         e.AutoAcknowledge = false;
         if (_abandoned) return;
