@@ -16,9 +16,10 @@ namespace TinyTrain.Bench;
 /// Fleet adaptation over MQTT through Mosquitto on loopback (started and stopped here): accuracy of 100 devices over 20
 /// rounds (fleet vs local-only vs none), 10 % malicious devices with robust vs plain averaging, the broker killed by its
 /// pid and restarted mid-run plus the aggregator crashed and restarted (every acknowledged update aggregated exactly
-/// once?), and ingest throughput with one aggregator and with two on a shared subscription.
+/// once?), and ingest throughput with one aggregator, two independent ones on a shared subscription, and two ingest
+/// workers on a shared subscription feeding one merger (one global).
 /// Options: --devices N --rounds R --seed S --updates M (throughput) --signal KILL|TERM (how the broker is stopped),
-/// --robust AGGREGATION (the robust run's mode, default mean+clip), --only restart|throughput (just that part).
+/// --robust AGGREGATION (the robust run's mode, default mean+clip), --only restart|throughput|merged (just that part).
 /// </summary>
 internal static class FleetBench
 {
@@ -53,12 +54,16 @@ internal static class FleetBench
                     $"{r.BytesPerDevice:N0} B/device rejected {string.Join(",", r.Rejected.Where(p => p.Value > 0).Select(p => $"{p.Key}={p.Value}"))} ({r.Seconds:F1} s)")).GetAwaiter().GetResult();
             }
             if (only == "restart") return Restart(plan, mosquitto, work, signal, args).GetAwaiter().GetResult();
+            if (only == "merged")
+                return new { throughput_two_workers_and_merger = Throughput(plan, broker, work, updates, 2, args, merged: true).GetAwaiter().GetResult() };
             if (only == "throughput")
             {
                 double a = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
                 double b = Throughput(plan, broker, work, updates, 2, args).GetAwaiter().GetResult();
-                args.Log($"throughput: one aggregator {a:F0} updates/s, two on a shared subscription {b:F0} updates/s");
-                return new { throughput_one_aggregator = a, throughput_two_aggregators = b };
+                double c = Throughput(plan, broker, work, updates, 2, args, merged: true).GetAwaiter().GetResult();
+                args.Log($"throughput: one aggregator {a:F0} updates/s, two independent on a shared subscription {b:F0} updates/s, " +
+                         $"two ingest workers + one merger (one global) {c:F0} updates/s");
+                return new { throughput_one_aggregator = a, throughput_two_aggregators = b, throughput_two_workers_and_merger = c };
             }
             SimulationReport clean = Simulate("clean fleet", 0, "mean");
             SimulationReport plain = Simulate("10% malicious, plain averaging", 0.1, "mean");
@@ -66,6 +71,7 @@ internal static class FleetBench
             object restart = Restart(plan, mosquitto, work, signal, args).GetAwaiter().GetResult();
             double one = Throughput(plan, broker, work, updates, 1, args).GetAwaiter().GetResult();
             double two = Throughput(plan, broker, work, updates, 2, args).GetAwaiter().GetResult();
+            double merged = Throughput(plan, broker, work, updates, 2, args, merged: true).GetAwaiter().GetResult();
 
             object Last(SimulationReport r) => new
             {
@@ -86,7 +92,8 @@ internal static class FleetBench
                 args.Log($"| {name} | {r.Aggregation} | {r.Rounds[^1].FleetAccuracy:P1} | {r.Rounds[^1].LocalOnlyAccuracy:P1} | {r.Rounds[^1].NoAdaptationAccuracy:P1} | " +
                                   $"{r.Rounds[^1].BytesPerDevice:N0} | {string.Join(", ", r.RejectedTotal.Where(p => p.Value > 0).Select(p => $"{p.Key} {p.Value}"))} |");
             args.Log($"restart: {System.Text.Json.JsonSerializer.Serialize(restart)}");
-            args.Log($"throughput: one aggregator {one:F0} updates/s, two on a shared subscription {two:F0} updates/s");
+            args.Log($"throughput: one aggregator {one:F0} updates/s, two independent on a shared subscription {two:F0} updates/s, " +
+                     $"two ingest workers + one merger (one global) {merged:F0} updates/s");
             return new
             {
                 devices,
@@ -99,6 +106,7 @@ internal static class FleetBench
                 restart,
                 throughput_one_aggregator = one,
                 throughput_two_aggregators = two,
+                throughput_two_workers_and_merger = merged,
                 clean_rounds = clean.Rounds,
                 plain_rounds = plain.Rounds,
                 robust_rounds = robust.Rounds,
@@ -209,8 +217,12 @@ internal static class FleetBench
         };
     }
 
-    /// <summary>Updates per second that <paramref name="aggregators"/> aggregators ingest (verify, journal to disk, ack).</summary>
-    private static async Task<double> Throughput(PlanImage plan, BrokerEndpoint broker, string work, int updates, int aggregators, BenchArgs args)
+    /// <summary>
+    /// Updates per second that <paramref name="aggregators"/> aggregators ingest (verify, journal to disk, ack), each on
+    /// its own; or, <paramref name="merged"/>, that many ingest workers on the shared subscription plus one merger (the
+    /// fleet's one global): counted when the merger has decided every update.
+    /// </summary>
+    private static async Task<double> Throughput(PlanImage plan, BrokerEndpoint broker, string work, int updates, int aggregators, BenchArgs args, bool merged = false)
     {
         const int Devices = 50;
         FleetModel model = FleetModel.FromPlan(plan, "throughput");
@@ -220,11 +232,33 @@ internal static class FleetBench
         for (int d = 0; d < Devices; d++) { keys[$"t{d}"] = FleetKeys.Create(); registry[$"t{d}"] = FleetKeys.FromPublicKey(FleetKeys.PublicKey(keys[$"t{d}"])); }
         ECDsa aggKey = FleetKeys.Create();
         var services = new List<AggregatorService>();
-        for (int i = 0; i < aggregators; i++)
+        var workers = new List<IngestWorker>();
+        var aggregatorOptions = new AggregatorOptions { BufferSize = 100, Mode = AggregationMode.TrimmedMean, ClipNorm = -1, MaxStaleness = int.MaxValue };
+        if (merged)
+        {
+            var workerKeys = new Dictionary<string, ECDsa>();
+            for (int i = 0; i < aggregators; i++) workerKeys[$"w{i}"] = FleetKeys.Create();
+            var store = new AggregatorStore(Path.Combine(work, $"tpm{aggregators}-merger"));
+            var merger = new Aggregator(model, aggregatorOptions, registry, aggKey, new AggregatorState { Global = new float[model.Layout.TotalCount] },
+                workerKeys.ToDictionary(p => p.Key, p => FleetKeys.FromPublicKey(FleetKeys.PublicKey(p.Value))));
+            store.Recover(merger);
+            var service = new AggregatorService(broker, "merger-" + topics.Fleet, topics, merger, store, group: null, merger: true);
+            await service.StartAsync(Timeout);
+            services.Add(service);
+            ECDsa mergerPublic = FleetKeys.FromPublicKey(FleetKeys.PublicKey(aggKey));
+            foreach ((string id, ECDsa key) in workerKeys)
+            {
+                var worker = new IngestWorker(broker, id, topics, new UpdateValidator(model, registry, aggregatorOptions.MaxMessageBytes), key, mergerPublic,
+                    Path.Combine(work, $"tpm{aggregators}-{id}"));
+                await worker.StartAsync(Timeout);
+                if (!worker.Shared) throw new TinyTrainException("the broker did not grant the shared subscription");
+                workers.Add(worker);
+            }
+        }
+        for (int i = 0; i < (merged ? 0 : aggregators); i++)
         {
             var store = new AggregatorStore(Path.Combine(work, $"tp{aggregators}-{i}"));
-            var aggregator = new Aggregator(model, new AggregatorOptions { BufferSize = 100, Mode = AggregationMode.TrimmedMean, ClipNorm = -1, MaxStaleness = int.MaxValue }, registry, aggKey,
-                new AggregatorState { Global = new float[model.Layout.TotalCount] });
+            var aggregator = new Aggregator(model, aggregatorOptions, registry, aggKey, new AggregatorState { Global = new float[model.Layout.TotalCount] });
             store.Recover(aggregator);
             var service = new AggregatorService(broker, $"agg{i}-" + topics.Fleet, topics, aggregator, store);
             await service.StartAsync(Timeout);
@@ -266,13 +300,21 @@ internal static class FleetBench
                 if (i % Devices % publishers.Count == p) await c.PublishAsync(topics.Update(messages[i].Device), messages[i].Bytes);
         })));
         DateTime deadline = DateTime.UtcNow.AddSeconds(300);
-        while (services.Sum(s => s.Handled) < updates && DateTime.UtcNow < deadline) await Task.Delay(5);
+        // Every update here is valid: the merger is done when it has accepted each (a second copy refused as a replay,
+        // or a worker's resent partial, is not progress).
+        long Decided() => merged ? services[0].Aggregator.State.Accepted : services.Sum(s => s.Handled);
+        while (Decided() < updates && DateTime.UtcNow < deadline) await Task.Delay(5);
         double seconds = clock.Elapsed.TotalSeconds;
-        long handled = services.Sum(s => s.Handled);
+        long handled = Decided();
         long accepted = services.Sum(s => s.Aggregator.State.Accepted);
-        args.Log($"-- throughput, {aggregators} aggregator(s): {handled} of {updates} updates ({messages[0].Bytes.Length:N0} B each) in {seconds:F1} s, " +
-                 $"accepted {accepted}, rejected {string.Join(",", services.SelectMany(x => x.Aggregator.State.Rejected).Select(p => p.Key + "=" + p.Value))}; split {string.Join("/", services.Select(s => s.Handled))}");
+        string split = merged ? string.Join("/", workers.Select(w => $"{w.Handled} ({w.Disconnects} disconnects{(w.LastDisconnect is null ? "" : ": " + w.LastDisconnect)})")) : string.Join("/", services.Select(s => s.Handled));
+        string who = merged ? $"{aggregators} ingest workers + 1 merger" : $"{aggregators} aggregator(s)";
+        args.Log($"-- throughput, {who}: {handled} of {updates} updates ({messages[0].Bytes.Length:N0} B each) in {seconds:F1} s, " +
+                 $"accepted {accepted}, rejected {string.Join(",", services.SelectMany(x => x.Aggregator.State.Rejected).Select(p => p.Key + "=" + p.Value))}; split {split}" +
+                 (merged ? $"; global version {services[0].Aggregator.State.Version}, {services[0].Aggregator.State.Aggregated.Count + services[0].Aggregator.State.Buffer.Count} " +
+                           $"updates in rounds or buffered, {services[0].Aggregator.State.Aggregated.Distinct().Count() + services[0].Aggregator.State.Buffer.Count} distinct" : ""));
         foreach (var c in publishers) await c.DisposeAsync();
+        foreach (var w in workers) await w.DisposeAsync();
         foreach (var s in services) await s.DisposeAsync();
         return handled / seconds;
     }

@@ -36,6 +36,11 @@ public static class Program
           fleet simulate --devices N --rounds R [--broker embedded|mqtt://host:port] [--malicious F] [--seed S]
                          [--aggregation mean|trimmed[:F]|median[+clip[:X]]] [--json] [--plot out.png]
                                              N emulated devices adapting together over MQTT
+          fleet aggregate --broker mqtt://host:port --plan plan.ttplan --key K.pem --state DIR [--devices DIR] [--fleet ID] [--task T]
+                          [--role single|worker|merger] [--group G] [--id W] [--workers DIR] [--aggregator-key P.pub.pem]
+                          [--aggregation ...] [--buffer N]
+                                             an aggregator process (one alone, or ingest workers + one merger)
+          fleet keygen --name N [--out DIR]  an ECDSA P-256 key pair (N.pem, N.pub.pem) for a device, worker or aggregator
           demo                               the whole path so far, on bundled data
 
         zoo models: cnn-s, mbv2-w0.35, proxyless-w0.3, mcunet-5fps

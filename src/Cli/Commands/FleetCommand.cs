@@ -13,7 +13,7 @@ namespace TinyTrain.Cli.Commands;
 /// </summary>
 internal static class FleetCommand
 {
-    private const string Help = "say what: `tinytrain fleet broker [--port 1883]` or `tinytrain fleet simulate --devices 20 --rounds 10`";
+    private const string Help = "say what: `tinytrain fleet broker [--port 1883]`, `tinytrain fleet simulate --devices 20 --rounds 10`, `tinytrain fleet aggregate ...` or `tinytrain fleet keygen --name N`";
 
     public static int Run(string[] args, CommandContext context)
     {
@@ -22,6 +22,8 @@ internal static class FleetCommand
         {
             "broker" => Broker(args[1..], context),
             "simulate" => Simulate(args[1..], context),
+            "aggregate" => FleetAggregateCommand.Run(args[1..], context),
+            "keygen" => FleetKeygenCommand.Run(args[1..], context),
             _ => throw new UsageException($"unknown fleet command '{args[0]}'; {Help}"),
         };
     }

@@ -51,6 +51,17 @@ public sealed class Outbox
         }
     }
 
+    /// <summary>Removes one message if it is still here; whether it was.</summary>
+    public bool TryRemove(long sequence)
+    {
+        lock (_sequences)
+        {
+            if (!_sequences.Remove(sequence)) return false;
+            File.Delete(MessagePath(sequence));
+            return true;
+        }
+    }
+
     /// <summary>Removes every message numbered at or below <paramref name="sequence"/> (a receipt covers them); returns how many.</summary>
     public int RemoveThrough(long sequence)
     {
@@ -90,6 +101,19 @@ public sealed class Outbox
         }
         pending.Sort((a, b) => a.Item1.CompareTo(b.Item1));
         return pending;
+    }
+
+    /// <summary>One message not yet receipted, or null when it is gone (receipted meanwhile).</summary>
+    public byte[]? Read(long sequence)
+    {
+        try
+        {
+            return File.ReadAllBytes(MessagePath(sequence));
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
     }
 
     public int Count => Directory.GetFiles(_directory, "*.msg").Length;

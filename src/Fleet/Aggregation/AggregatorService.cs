@@ -12,6 +12,9 @@ using TinyTrain.Fleet.Transport;
 /// acknowledged update is aggregated exactly once. After a device's updates are journaled it publishes that device a
 /// signed, retained receipt (the highest sequence number decided), so the device keeps each update until the aggregator,
 /// not just the broker, has it: a broker that acknowledges and then loses a message costs nothing.
+/// As the merger behind ingest workers (<see cref="IngestWorker"/>) it takes their signed partials from partials/+
+/// instead, journals each before acknowledging it, decides replay and staleness for the whole fleet, receipts the
+/// worker (on partial-receipts/{worker}) and the device, and is the one publisher of the global adapter.
 /// </summary>
 public sealed class AggregatorService : IAsyncDisposable
 {
@@ -20,8 +23,11 @@ public sealed class AggregatorService : IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     /// <param name="group">The shared-subscription group; null subscribes plainly (one aggregator).</param>
-    public AggregatorService(BrokerEndpoint broker, string clientId, FleetTopics topics, Aggregator aggregator, AggregatorStore store, string? group = "aggregators")
+    /// <param name="merger">Take ingest workers' partials (partials/+) rather than devices' updates.</param>
+    public AggregatorService(BrokerEndpoint broker, string clientId, FleetTopics topics, Aggregator aggregator, AggregatorStore store, string? group = "aggregators",
+        bool merger = false)
     {
+        Merger = merger;
         Topics = topics ?? throw new ArgumentNullException(nameof(topics));
         Aggregator = aggregator ?? throw new ArgumentNullException(nameof(aggregator));
         _store = store ?? throw new ArgumentNullException(nameof(store));
@@ -34,6 +40,9 @@ public sealed class AggregatorService : IAsyncDisposable
     public FleetTopics Topics { get; }
     public Aggregator Aggregator { get; }
     public string? Group { get; }
+
+    /// <summary>Whether this service merges ingest workers' partials.</summary>
+    public bool Merger { get; }
 
     /// <summary>True when the broker granted the shared subscription; false when this aggregator subscribed alone.</summary>
     public bool Shared { get; private set; }
@@ -91,17 +100,20 @@ public sealed class AggregatorService : IAsyncDisposable
             {
                 if (_abandoned) return;
                 byte[]? receipt;
+                bool worker = device.StartsWith(Aggregator.WorkerReceiptPrefix, StringComparison.Ordinal);
+                string name = worker ? device[Aggregator.WorkerReceiptPrefix.Length..] : device;
                 await _gate.WaitAsync().ConfigureAwait(false);
                 try
                 {
-                    receipt = Aggregator.SignedReceipt(device);
+                    receipt = worker ? Aggregator.SignedWorkerReceipt(name) : Aggregator.SignedReceipt(name);
                 }
                 finally
                 {
                     _gate.Release();
                 }
                 // Not taken (disconnected): sent again with all the others after the next connect.
-                if (receipt is not null && !await _connection.PublishAsync(Topics.Receipt(device), receipt, retain: true).ConfigureAwait(false)) break;
+                string topic = worker ? Topics.PartialReceipt(name) : Topics.Receipt(name);
+                if (receipt is not null && !await _connection.PublishAsync(topic, receipt, retain: true).ConfigureAwait(false)) break;
             }
         }
     }
@@ -128,16 +140,19 @@ public sealed class AggregatorService : IAsyncDisposable
     {
         // A broker without shared subscriptions may still grant "$share/..." as a literal filter that matches nothing,
         // so its CONNACK decides.
-        Shared = Group is not null && _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
-        if (!Shared && !await _connection.SubscribeAsync(Topics.Updates).ConfigureAwait(false))
-            throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {Topics.Updates}");
+        string filter = Merger ? Topics.Partials : Topics.Updates;
+        Shared = !Merger && Group is not null && _connection.SharedSubscriptionsAvailable && await _connection.SubscribeAsync(Topics.SharedUpdates(Group)).ConfigureAwait(false);
+        if (!Shared && !await _connection.SubscribeAsync(filter).ConfigureAwait(false))
+            throw new TinyTrainException($"broker {_connection.Broker} refused the subscription to {filter}");
         SignalGlobal();
         // A restarted broker may have lost retained receipts (or a restarted aggregator never sent them): all again.
         string[] devices;
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            devices = [.. Aggregator.State.LastSequence.Keys];
+            AggregatorState state = Aggregator.State;
+            devices = [.. state.LastSequence.Keys.Union(state.SeenAbove.Keys),
+                       .. state.WorkerThrough.Keys.Union(state.WorkerAbove.Keys).Select(w => Aggregator.WorkerReceiptPrefix + w)];
         }
         finally
         {
@@ -167,12 +182,22 @@ public sealed class AggregatorService : IAsyncDisposable
         if (_abandoned) return;
         byte[] message = e.ApplicationMessage.Payload.ToArray();
         bool closed;
+        OfferResult result;
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
             if (_abandoned) return;
-            _store.Append(message, Aggregator.Options.MaxMessageBytes);
-            closed = Aggregator.Offer(message).RoundClosed;
+            if (Merger)
+            {
+                _store.Append(message, Aggregator.MaxPartialBytes, partial: true);
+                result = message.Length > Aggregator.MaxPartialBytes ? Aggregator.RejectOversize(message.Length) : Aggregator.OfferPartial(message);
+            }
+            else
+            {
+                _store.Append(message, Aggregator.Options.MaxMessageBytes);
+                result = Aggregator.Offer(message);
+            }
+            closed = result.RoundClosed;
             if (closed) _store.Snapshot(Aggregator.State);
             Handled++;
         }
@@ -183,6 +208,15 @@ public sealed class AggregatorService : IAsyncDisposable
         // Published from another task: waiting for a PUBACK inside the receive handler would stall the receive loop.
         if (closed) SignalGlobal();
         await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
+        if (Merger)
+        {
+            // The worker's partial and the device's update are both held for good now (journaled).
+            var due = new List<string>(2);
+            if (result.Worker is not null) due.Add(Aggregator.WorkerReceiptPrefix + result.Worker);
+            if (result.Device is not null) due.Add(result.Device);
+            if (due.Count > 0) ReceiptDue(due);
+            return;
+        }
         // The topic names the device; its receipt says only what the aggregator decided for it, whoever sent this.
         string topic = e.ApplicationMessage.Topic;
         ReceiptDue([topic[(topic.LastIndexOf('/') + 1)..]]);

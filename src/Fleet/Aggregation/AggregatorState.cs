@@ -19,7 +19,7 @@ public sealed class AggregatorState
 {
     [Key(0)] public long Version { get; set; }
     [Key(1)] public float[] Global { get; set; } = [];
-    /// <summary>Highest sequence number seen (signature verified) per device.</summary>
+    /// <summary>Per device, every sequence number at or below this one is used up (SequenceWindow; signature verified).</summary>
     [Key(2)] public Dictionary<string, long> LastSequence { get; set; } = [];
     [Key(3)] public List<BufferedUpdate> Buffer { get; set; } = [];
     /// <summary>Refused messages by reason (RejectReasons.Name).</summary>
@@ -30,4 +30,12 @@ public sealed class AggregatorState
     [Key(7)] public long SampleCount { get; set; }
     /// <summary>Which journal file continues this snapshot.</summary>
     [Key(8)] public long JournalGeneration { get; set; }
+    /// <summary>Per device, sequence numbers used above <see cref="LastSequence"/> (arrived out of order).</summary>
+    [Key(9)] public Dictionary<string, List<long>> SeenAbove { get; set; } = [];
+    /// <summary>A merger's ingest workers: every partial sequence number at or below this one is used up.</summary>
+    [Key(10)] public Dictionary<string, long> WorkerThrough { get; set; } = [];
+    /// <summary>A merger's ingest workers: partial sequence numbers used above <see cref="WorkerThrough"/>.</summary>
+    [Key(11)] public Dictionary<string, List<long>> WorkerAbove { get; set; } = [];
+    /// <summary>Partials a worker sent again that were already here (redeliveries, not refusals: receipted again, applied never).</summary>
+    [Key(12)] public long DuplicatePartials { get; set; }
 }

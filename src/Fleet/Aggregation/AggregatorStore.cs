@@ -11,7 +11,7 @@ using TinyTrain.Fleet.Messages;
 /// </summary>
 public sealed class AggregatorStore : IDisposable
 {
-    private const byte KindMessage = 1, KindOversize = 2;
+    private const byte KindMessage = 1, KindOversize = 2, KindPartial = 3;
     private readonly string _directory;
     private FileStream? _journal;
 
@@ -52,6 +52,7 @@ public sealed class AggregatorStore : IDisposable
                 if (length < 0 || at + 5 + length > journal.Length) break;
                 var record = new ReadOnlyMemory<byte>(journal, at + 5, length);
                 if (kind == KindOversize) aggregator.RejectOversize(BinaryPrimitives.ReadInt32LittleEndian(record.Span));
+                else if (kind == KindPartial) aggregator.OfferPartial(record);
                 else aggregator.Offer(record);
                 at += 5 + length;
                 replayed++;
@@ -62,7 +63,8 @@ public sealed class AggregatorStore : IDisposable
     }
 
     /// <summary>Appends one offered message, flushed to the disk, before it is offered and acknowledged.</summary>
-    public void Append(ReadOnlySpan<byte> message, int maxMessageBytes)
+    /// <param name="partial">A worker's partial (replayed with OfferPartial), not a device's update.</param>
+    public void Append(ReadOnlySpan<byte> message, int maxMessageBytes, bool partial = false)
     {
         if (_journal is null) throw new InvalidOperationException("Call Recover (or Snapshot) before Append.");
         Span<byte> header = stackalloc byte[5];
@@ -78,7 +80,7 @@ public sealed class AggregatorStore : IDisposable
         else
         {
             BinaryPrimitives.WriteInt32LittleEndian(header, message.Length);
-            header[4] = KindMessage;
+            header[4] = partial ? KindPartial : KindMessage;
             _journal.Write(header);
             _journal.Write(message);
         }

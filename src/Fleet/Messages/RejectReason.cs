@@ -12,6 +12,10 @@ public enum RejectReason
     NonFinite,
     Replayed,
     StaleVersion,
+    /// <summary>A partial from an ingest worker the merger does not know.</summary>
+    UnknownWorker,
+    /// <summary>A partial whose worker signature does not verify.</summary>
+    BadWorkerSignature,
 }
 
 public static class RejectReasons
@@ -28,6 +32,16 @@ public static class RejectReasons
         RejectReason.NonFinite => "non_finite",
         RejectReason.Replayed => "replayed",
         RejectReason.StaleVersion => "stale_version",
+        RejectReason.UnknownWorker => "unknown_worker",
+        RejectReason.BadWorkerSignature => "bad_worker_signature",
         _ => reason.ToString(),
     };
+
+    /// <summary>The reason with that name, or null.</summary>
+    public static RejectReason? Parse(string name)
+    {
+        foreach (RejectReason reason in Enum.GetValues<RejectReason>())
+            if (Name(reason) == name) return reason;
+        return null;
+    }
 }

@@ -100,9 +100,17 @@ public sealed class FleetConnection : IAsyncDisposable
 
     private bool _sessionPresent;
 
+    /// <summary>Connections lost (not closed by this side) so far.</summary>
+    public int Disconnects { get; private set; }
+
+    /// <summary>Why the last connection was lost (the broker's reason, or the client's error).</summary>
+    public string? LastDisconnect { get; private set; }
+
     private Task OnDisconnected(MqttClientDisconnectedEventArgs args)
     {
         if (_closing.IsCancellationRequested || !args.ClientWasConnected) return Task.CompletedTask;
+        Disconnects++;
+        LastDisconnect = $"{args.Reason} {args.ReasonString} {args.Exception?.GetBaseException().Message}".Trim();
         _reconnect = Task.Run(async () =>
         {
             // Until connected and OnConnected (subscribe, resend) has run to the end.

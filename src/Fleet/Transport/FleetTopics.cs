@@ -3,7 +3,8 @@ namespace TinyTrain.Fleet.Transport;
 /// <summary>
 /// The topic layout (README, "Fleet adaptation"): everything of one fleet, model and task lives under
 /// tinytrain/{fleet}/{model}/{task}/, with updates/{device} (QoS 1, device -> aggregators), global (QoS 1, retained,
-/// aggregator -> devices), receipts/{device} (QoS 1, retained, aggregator -> that device) and telemetry/{device} (QoS 1). Aggregators share updates/+ with $share/{group}/.
+/// aggregator -> devices), receipts/{device} (QoS 1, retained, aggregator -> that device) and telemetry/{device} (QoS 1). Aggregators share updates/+ with $share/{group}/; ingest workers hand what they took
+/// to the merger on partials/{worker} and get its receipts on partial-receipts/{worker}.
 /// </summary>
 public sealed record FleetTopics(string Fleet, string ModelId, string Task)
 {
@@ -15,6 +16,11 @@ public sealed record FleetTopics(string Fleet, string ModelId, string Task)
     public string Receipt(string deviceId) => $"{Root}/receipts/{deviceId}";
     public string Telemetry(string deviceId) => $"{Root}/telemetry/{deviceId}";
     public string AllTelemetry => $"{Root}/telemetry/+";
+    /// <summary>Ingest worker -> merger (QoS 1): SignedMessage(PartialEnvelope), signed by the worker.</summary>
+    public string Partial(string workerId) => $"{Root}/partials/{workerId}";
+    public string Partials => $"{Root}/partials/+";
+    /// <summary>Merger -> that worker (QoS 1, retained): SignedMessage(ReceiptEnvelope) for the partials the merger holds.</summary>
+    public string PartialReceipt(string workerId) => $"{Root}/partial-receipts/{workerId}";
 
     /// <summary>Refuses names that would break the layout (MQTT wildcards, separators, empty).</summary>
     public static string CheckName(string what, string value)
