@@ -133,5 +133,13 @@ public class CommandTests
         double given = double.Parse(adapters.Groups[3].Value, CultureInfo.InvariantCulture);
         Assert.True(routing > 80 && given > 75 && routed > 70 && routed <= given, $"routing {routing} %, routed {routed} %, task given {given} %");
         Assert.Equal(2, Directory.GetFiles(Path.Combine(dir, "device", "adapters"), "*.ttpack").Length);
+        // Step 11: a fleet over an embedded MQTT broker with a hostile device: the shared adapter beats no adaptation,
+        // and every accepted update was aggregated exactly once.
+        var rounds = System.Text.RegularExpressions.Regex.Matches(r.Stdout, @"round\s+\d:\s+fleet\s+([\d.]+)\s+%,\s+local-only\s+([\d.]+)\s+%,\s+no\s+adaptation\s+([\d.]+)\s+%");
+        Assert.Equal(3, rounds.Count);
+        double fleet = double.Parse(rounds[^1].Groups[1].Value, CultureInfo.InvariantCulture);
+        double none = double.Parse(rounds[^1].Groups[3].Value, CultureInfo.InvariantCulture);
+        Assert.True(fleet > none + 3, $"fleet {fleet} %, no adaptation {none} %");
+        Assert.Matches(@"every\s+accepted\s+update\s+aggregated\s+exactly\s+once:\s+yes", r.Stdout);
     }
 }

@@ -52,10 +52,10 @@ public static class FleetSimulation
         var clock = Stopwatch.StartNew();
         BoardProfile board = BoardCatalog.Get(o.Board);
         FleetModel model = FleetModel.FromPlan(plan, Task);
-        Dataset train = DataCatalog.Load(FleetBaseModel.Data, Split.Train), test = DataCatalog.Load(FleetBaseModel.Data, Split.Test);
+        Dataset train = DataCatalog.Load(o.Data, Split.Train), test = DataCatalog.Load(o.Data, Split.Test);
         var input = plan.Tensor(plan.InputTensor);
         if (input.ElementCount != train.PixelsPerImage || plan.NumClasses != train.NumClasses)
-            throw new TinyTrainException($"{plan.Source} takes {input.C}x{input.H}x{input.W} inputs and {plan.NumClasses} classes; the fleet simulation streams {FleetBaseModel.Data} (1x28x28, {train.NumClasses} classes)");
+            throw new TinyTrainException($"{plan.Source} takes {input.C}x{input.H}x{input.W} inputs and {plan.NumClasses} classes; the fleet simulation streams {o.Data} (1x28x28, {train.NumClasses} classes)");
 
         bool ownDirectory = o.StateDirectory is null;
         string directory = o.StateDirectory ?? Path.Combine(Path.GetTempPath(), "tinytrain-fleet-sim-" + Guid.NewGuid().ToString("N"));

@@ -17,6 +17,8 @@ public enum MaliciousKind
 public sealed record SimulationOptions
 {
     public int Devices { get; init; } = 10;
+    /// <summary>The data set the devices stream (28x28 images; each device gets its own corruption and class skew).</summary>
+    public string Data { get; init; } = FleetBaseModel.Data;
     public int Rounds { get; init; } = 5;
     public int Seed { get; init; }
     /// <summary>Share of devices that send hostile updates (cycling scaled, sign-flipped, NaN).</summary>
