@@ -83,56 +83,18 @@ public sealed partial class NanoExecutor
                     int sy = iy0 < 0 ? 0 : iy0, sx = ix0 < 0 ? 0 : ix0;
                     if (k == 0)
                     {
-                        Pad(x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                        PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
                     }
                     else
                     {
-                        Pad(output, x.C, x.H, x.W, sy, sx, th, tw, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                        PatchTile.Pad(_arena, output, x.C, x.H, x.W, sy, sx, th, tw, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
                     }
                     th = oy1 - oy0;
                     tw = ox1 - ox0;
                     RunTile(inner, x, Tensor(inner.Output), iy1 - iy0, ix1 - ix0, th, tw, padded, output);
                 }
-                for (int ch = 0; ch < y.C; ch++)
-                {
-                    for (int row = 0; row < th; row++)
-                    {
-                        Array.Copy(_arena, output + (ch * th + row) * tw, _arena, y.ArenaOffset + (ch * y.H + y0 + row) * y.W + x0, tw);
-                    }
-                }
+                PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
             }
-        }
-    }
-
-    // Rows [iy0, iy1) x columns [ix0, ix1) of a (C, H, W) tensor whose (C, sh, sw) block at (sy, sx) the source holds,
-    // into a tile at dst; outside the image the tile holds the zero point (what the kernels' padding means).
-    private void Pad(int src, int channels, int h, int w, int sy, int sx, int sh, int sw, int iy0, int iy1, int ix0, int ix1, int zeroPoint, int dst)
-    {
-        byte zero = (byte)(sbyte)zeroPoint;
-        int width = ix1 - ix0;
-        int left = ix0 < 0 ? -ix0 : 0, right = ix1 > w ? ix1 - w : 0, inside = width - left - right;
-        for (int ch = 0; ch < channels; ch++)
-        {
-            for (int yy = iy0; yy < iy1; yy++)
-            {
-                int to = dst + (ch * (iy1 - iy0) + (yy - iy0)) * width;
-                if (yy < 0 || yy >= h)
-                {
-                    Fill(to, width, zero);
-                    continue;
-                }
-                Fill(to, left, zero);
-                Array.Copy(_arena, src + (ch * sh + (yy - sy)) * sw + (ix0 + left - sx), _arena, to + left, inside);
-                Fill(to + left + inside, right, zero);
-            }
-        }
-    }
-
-    private void Fill(int at, int count, byte value)
-    {
-        for (int i = 0; i < count; i++)
-        {
-            _arena[at + i] = value;
         }
     }
 

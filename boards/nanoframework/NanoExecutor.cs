@@ -383,6 +383,13 @@ public sealed partial class NanoExecutor
             PointwiseInPlace(op);
             return;
         }
+        if (op.Kind == OpKind.DistillGradient)
+        {
+            // EcoTTA's self-distillation at a meta network's join (tta:eco).
+            TensorInfo m = Tensor(op.Input0), dy = Tensor(op.Input1), dm = Tensor(op.Output);
+            Distill.Gradient(_arena, m.ArenaOffset, m.ZeroPoint, _arena, dy.ArenaOffset, m.ElementCount, FloatBits.FromBits(op.Arg(0)), _arena, dm.ArenaOffset);
+            return;
+        }
         if ((int)op.Kind >= (int)OpKind.NormAffine && (int)op.Kind <= (int)OpKind.NormStats)
         {
             ExecuteNorm(op);

@@ -39,6 +39,7 @@ internal static class NanoPlans
         // Test-time adaptation: running statistics only, and entropy minimization on every scale/shift.
         ["cnn-s tta:norm"] = new(() => Compile(CnnS.Value, Fashion, "tta:norm", momentum: false)),
         ["cnn-s tta:tent"] = new(() => Compile(CnnS.Value, Fashion, "tta:tent", momentum: false)),
+        ["cnn-s tta:eco:2"] = new(() => Compile(CnnS.Value, Fashion, "tta:eco:2", momentum: false)),
         ["mbv2-w0.35 tta:tent:2"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 32, 10, seed: 1), Digits, "tta:tent:2", momentum: false)),
         ["every-op full+momentum"] = new(() => Compile(EveryOpGraph(), null, "full", momentum: true)),
         // The memory options the CLI turns on by default: patch stages, channel-by-channel backward, in-place depthwise

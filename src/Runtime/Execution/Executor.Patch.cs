@@ -34,41 +34,16 @@ public sealed partial class Executor
                     // part of [iy0, iy1) x [ix0, ix1) inside the image.
                     int sy = iy0 < 0 ? 0 : iy0, sx = ix0 < 0 ? 0 : ix0;
                     if (k == 0)
-                        Pad(x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                        PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
                     else
-                        Pad(output, x.C, x.H, x.W, sy, sx, th, tw, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                        PatchTile.Pad(_arena, output, x.C, x.H, x.W, sy, sx, th, tw, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
                     th = oy1 - oy0;
                     tw = ox1 - ox0;
                     RunTile(inner, x, _plan.Tensor(inner.Output), iy1 - iy0, ix1 - ix0, th, tw, padded, output);
                 }
-                for (int ch = 0; ch < y.C; ch++)
-                    for (int row = 0; row < th; row++)
-                        Array.Copy(_arena, output + (ch * th + row) * tw, _arena, y.ArenaOffset + (ch * y.H + y0 + row) * y.W + x0, tw);
+                PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
             }
         }
-    }
-
-    // Copies rows [iy0, iy1) x columns [ix0, ix1) of a (C, H, W) tensor, of which the source holds the
-    // (C, sh, sw) block at (sy, sx), into a (C, iy1 - iy0, ix1 - ix0) tile at dst; outside [0, H) x [0, W)
-    // the tile holds the zero point.
-    private void Pad(int src, int channels, int h, int w, int sy, int sx, int sh, int sw, int iy0, int iy1, int ix0, int ix1, int zeroPoint, int dst)
-    {
-        byte zero = (byte)(sbyte)zeroPoint;
-        int width = ix1 - ix0;
-        int left = ix0 < 0 ? -ix0 : 0, right = ix1 > w ? ix1 - w : 0, inside = width - left - right;
-        for (int ch = 0; ch < channels; ch++)
-            for (int yy = iy0; yy < iy1; yy++)
-            {
-                int to = dst + (ch * (iy1 - iy0) + (yy - iy0)) * width;
-                if (yy < 0 || yy >= h)
-                {
-                    Array.Fill(_arena, zero, to, width);
-                    continue;
-                }
-                if (left > 0) Array.Fill(_arena, zero, to, left);
-                Array.Copy(_arena, src + (ch * sh + (yy - sy)) * sw + (ix0 + left - sx), _arena, to + left, inside);
-                if (right > 0) Array.Fill(_arena, zero, to + left + inside, right);
-            }
     }
 
     // One inner op on one tile: the padded input tile (h, w) to the output tile (oh, ow), no padding, no mask.
