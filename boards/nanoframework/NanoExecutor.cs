@@ -120,10 +120,18 @@ public sealed partial class NanoExecutor
         {
             _state[i] = 0;
         }
+        for (int i = 0; i < _params.Length; i++)
+        {
+            _params[i] = 0; // the row buffer of trained slices too (NanoExecutor.Sliced.cs)
+        }
         for (int i = 0; i < _forwardOps; i++)
         {
             OpInfo op = Op(i);
-            if (op.Phase == OpPhase.Init)
+            if (op.Kind == OpKind.InitParamsRows)
+            {
+                InitRows(op);
+            }
+            else if (op.Phase == OpPhase.Init)
             {
                 Array.Copy(_image, _constants + (int)op.Weights, _params, op.Arg(1), op.Arg(0));
             }
@@ -410,6 +418,11 @@ public sealed partial class NanoExecutor
         {
             case OpKind.Conv2D:
             {
+                if ((flags & OpFlags.WeightsSliced) != 0)
+                {
+                    SlicedForward(op, x, y);
+                    break;
+                }
                 var p = new ConvParams
                 {
                     InC = x.C, H = x.H, W = x.W, OutC = y.C, OH = y.H, OW = y.W,
@@ -546,6 +559,11 @@ public sealed partial class NanoExecutor
             case OpKind.Conv2DBackwardInput:
             {
                 TensorInfo dx = Tensor(op.Output);
+                if ((flags & OpFlags.WeightsSliced) != 0)
+                {
+                    SlicedBackwardInput(op, x, dx);
+                    break;
+                }
                 var p = new ConvParams
                 {
                     InC = dx.C, H = dx.H, W = dx.W, OutC = x.C, OH = x.H, OW = x.W,
@@ -590,8 +608,11 @@ public sealed partial class NanoExecutor
                     InputZeroPoint = x.ZeroPoint, ActMin = -128, ActMax = 127,
                 };
                 var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(5) != 0 };
-                Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
-                    op.Arg(4), rule, _state, op.Arg(6), ref _rng);
+                if ((flags & OpFlags.WeightsSliced) != 0)
+                    SlicedUpdate(p, x, dy.ArenaOffset, w, bBuffer, bias, scales, op.Arg(4), rule);
+                else
+                    Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
+                        op.Arg(4), rule, _state, op.Arg(6), ref _rng);
                 break;
             }
             case OpKind.DepthwiseUpdate:

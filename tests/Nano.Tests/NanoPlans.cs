@@ -48,6 +48,9 @@ internal static class NanoPlans
             new SparseScheme(34, [27, 30, 33, 36, 39, 42, 45, 48], [1, 1, 1, 1, 1, 1, 1, 1]), momentum: false, inPlaceDepthwise: true, memoryOptions: true)),
         ["proxyless-w0.3@64 largest, all memory options"] = new(() => Compile(ModelZoo.Build("proxyless-w0.3", 64, 10, seed: 7), Digits,
             new SparseScheme(45, [36, 39, 42, 45, 48, 51, 54, 57], [1, 1, 1, 1, 1, 1, 1, 1]), momentum: false, inPlaceDepthwise: true, memoryOptions: true)),
+        // Trained slices: mcunet's 49kb scheme trains a quarter or half of three expansion convs' input channels.
+        ["mcunet-5fps@64 49kb, trained slices"] = new(() => Compile(ModelZoo.Build("mcunet-5fps", 64, 10, seed: 7), Digits,
+            new SparseScheme(20, [23, 24, 27, 30, 33, 39], [0, 0.25, 0.5, 0.5, 0, 0]), momentum: false, inPlaceDepthwise: true, memoryOptions: true)),
     };
 
     /// <summary>Puts sample <paramref name="index"/> for plan <paramref name="name"/> into <paramref name="input"/>; returns its label.</summary>
@@ -94,7 +97,7 @@ internal static class NanoPlans
     private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum, bool inPlaceDepthwise = false, bool memoryOptions = false)
     {
         var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum }, InPlaceDepthwise = inPlaceDepthwise };
-        if (memoryOptions) options = options with { Patch = "auto", ChannelBackward = true, InPlacePointwise = true };
+        if (memoryOptions) options = options with { Patch = "auto", ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true };
         options = update is SparseScheme scheme
             ? options with { Trainable = m => TrainableSet.FromScheme(scheme, m) }
             : options with { Update = (string)update };

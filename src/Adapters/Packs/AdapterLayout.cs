@@ -61,7 +61,8 @@ public sealed class AdapterLayout
         for (int i = 0; i < plan.OpCount; i++)
         {
             OpInfo op = plan.Op(i);
-            if (op.Phase == OpPhase.Init) initial[op.Arg(1)] = (op.Arg(0), (int)op.Weights);
+            if (op.Kind == OpKind.InitParamsRows) initial[op.Arg(3)] = (op.Arg(0) * op.Arg(2), (int)op.Weights);
+            else if (op.Phase == OpPhase.Init) initial[op.Arg(1)] = (op.Arg(0), (int)op.Weights);
         }
 
         var entries = new List<ParamEntry>();
@@ -80,7 +81,9 @@ public sealed class AdapterLayout
                 case OpKind.Conv2D or OpKind.DepthwiseConv2D or OpKind.FullyConnected when op.Phase == OpPhase.Forward:
                 {
                     string layer = plan.Tensor(op.Output).Name();
-                    if (w) Add($"{layer}.weight", PackElement.Int8, WeightShape(plan, op), (int)op.Weights);
+                    // A trained slice (OpFlags.WeightsSliced) travels as what is writable: OutC rows of its trained input channels.
+                    if (w && (op.Flags & OpFlags.WeightsSliced) != 0) Add($"{layer}.weight", PackElement.Int8, [plan.Tensor(op.Output).C, op.Arg(7)], (int)op.Weights);
+                    else if (w) Add($"{layer}.weight", PackElement.Int8, WeightShape(plan, op), (int)op.Weights);
                     if (b) Add($"{layer}.bias", PackElement.Int32, [initial[(int)op.Bias].Length / 4], (int)op.Bias);
                     break;
                 }
@@ -105,8 +108,16 @@ public sealed class AdapterLayout
 
         // Identity: the constants with the initial values of the writable parameters cut out.
         var skip = new bool[plan.ConstantsLength];
-        foreach ((int length, int constant) in initial.Values)
-            for (int k = 0; k < length; k++) skip[constant + k] = true;
+        for (int i = 0; i < plan.OpCount; i++)
+        {
+            OpInfo op = plan.Op(i);
+            if (op.Phase != OpPhase.Init) continue;
+            // A trained slice's initial values are the first args[2] bytes of each of args[0] rows of args[1] bytes.
+            bool rows = op.Kind == OpKind.InitParamsRows;
+            int count = rows ? op.Arg(0) : 1, rowBytes = rows ? op.Arg(1) : 0, length = rows ? op.Arg(2) : op.Arg(0);
+            for (int r = 0; r < count; r++)
+                for (int k = 0; k < length; k++) skip[(int)op.Weights + r * rowBytes + k] = true;
+        }
         byte[] frozen = new byte[plan.ConstantsLength];
         int n = 0;
         for (int k = 0; k < skip.Length; k++)

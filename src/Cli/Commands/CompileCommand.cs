@@ -27,6 +27,7 @@ internal static class CompileCommand
         string inPlaceDepthwise = a.Option("inplace-dw") ?? "on";
         string channelBackward = a.Option("channel-backward") ?? "on";
         string inPlacePointwise = a.Option("inplace-pw") ?? "on";
+        string trainedSlices = a.Option("trained-slices") ?? "on";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -43,6 +44,7 @@ internal static class CompileCommand
         if (inPlaceDepthwise is not ("on" or "off")) throw new UsageException($"--inplace-dw must be on or off, got '{inPlaceDepthwise}'");
         if (channelBackward is not ("on" or "off")) throw new UsageException($"--channel-backward must be on or off, got '{channelBackward}'");
         if (inPlacePointwise is not ("on" or "off")) throw new UsageException($"--inplace-pw must be on or off, got '{inPlacePointwise}'");
+        if (trainedSlices is not ("on" or "off")) throw new UsageException($"--trained-slices must be on or off, got '{trainedSlices}'");
         try
         {
             PatchStages.Parse(patch, out _, out _, out _);
@@ -71,6 +73,7 @@ internal static class CompileCommand
             InPlaceDepthwise = inPlaceDepthwise == "on",
             ChannelBackward = channelBackward == "on",
             InPlacePointwise = inPlacePointwise == "on",
+            TrainedSlices = trainedSlices == "on",
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },

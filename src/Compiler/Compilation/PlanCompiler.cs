@@ -37,6 +37,9 @@ public sealed record CompileOptions
     /// <summary>A 1x1 conv without a mask whose input dies at it writes its output over that input, pixel by pixel
     /// (a PointwiseInPlace op with an IC + OC byte pixel buffer). Bit for bit the same results.</summary>
     public bool InPlacePointwise { get; init; }
+    /// <summary>A 1x1 conv that trains only its first input channels keeps only that slice of its weights writable
+    /// (SRAM); the frozen rest is read from Flash (Planning.TrainedSlices). Bit for bit the same results.</summary>
+    public bool TrainedSlices { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -96,6 +99,7 @@ public static class PlanCompiler
     public static CompileResult Emit(Quantized quantized, TrainableSet trainable, CompileOptions options)
     {
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
+        if (options.TrainedSlices) Planning.TrainedSlices.Mark(program);
         EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
             options.InPlacePointwise);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);

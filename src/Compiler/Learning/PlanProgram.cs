@@ -51,6 +51,11 @@ public sealed class ParamSlot(string name, byte[] initial)
 {
     public string Name { get; } = name;
     public byte[] Initial { get; } = initial;
+    /// <summary>A 1x1 conv's weights that train only their first SliceChannels of SliceInChannels input channels, when
+    /// the compiler may keep only that slice writable (Planning.TrainedSlices); 0 otherwise.</summary>
+    public int SliceChannels { get; set; }
+    public int SliceInChannels { get; set; }
+    public int SliceBytes => Initial.Length / SliceInChannels * SliceChannels;
 }
 
 /// <summary>One op of the step program; emitted one to one as a plan op record.</summary>

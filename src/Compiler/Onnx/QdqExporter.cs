@@ -226,7 +226,9 @@ public static class QdqExporter
             if (op.Weights == PlanFormat.NoConstant || op.Multiplier == PlanFormat.NoConstant || op.Shift == PlanFormat.NoConstant)
                 throw new TinyTrainException($"{_plan.Source}: op '{name}' has no weights or requantization constants; the plan is malformed");
             OpFlags flags = op.Flags;
-            int at = Locate(name, "weights", op.Weights, (flags & OpFlags.WeightsInParams) != 0, count);
+            // A trained slice's whole initial weight is in Constants at args[8] (OpFlags.WeightsSliced).
+            int at = (flags & OpFlags.WeightsSliced) != 0 ? Locate(name, "weights", (uint)op.Arg(8), false, count)
+                : Locate(name, "weights", op.Weights, (flags & OpFlags.WeightsInParams) != 0, count);
             double[] weightScale = WeightScales(_plan, op);
 
             var wScale = new float[channels];

@@ -60,6 +60,7 @@ public static class PlanEmitter
         // Writable parameters, in order of first use.
         var paramOffset = new Dictionary<ParamSlot, int>(ReferenceEqualityComparer.Instance);
         var slots = new List<ParamSlot>();
+        HashSet<ParamSlot> sliced = TrainedSlices.Sliced(program);
         int paramBytes = 0;
         foreach (POp op in ops)
             foreach (DataRef? r in new[] { op.Weights, op.Bias })
@@ -67,8 +68,12 @@ public static class PlanEmitter
                 {
                     paramOffset[slot] = paramBytes;
                     slots.Add(slot);
-                    paramBytes = Align4(paramBytes + slot.Initial.Length);
+                    paramBytes = Align4(paramBytes + (sliced.Contains(slot) ? slot.SliceBytes : slot.Initial.Length));
                 }
+        // The row buffer of sliced weights: one row of the widest, after every slot (OpFlags.WeightsSliced).
+        int rowBuffer = 0;
+        foreach (ParamSlot slot in sliced) rowBuffer = Math.Max(rowBuffer, slot.SliceInChannels);
+        paramBytes = Align4(paramBytes + rowBuffer);
 
         // Lifetimes, in program op indices.
         var first = new int[tensorCount];
@@ -186,8 +191,15 @@ public static class PlanEmitter
         b.OutputTensor = program.Output;
 
         foreach (ParamSlot slot in slots)
-            b.AddOp(RtOpKind.InitParams, OpPhase.Init, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor,
-                Constant(slot.Initial), PlanFormat.NoConstant, PlanFormat.NoConstant, PlanFormat.NoConstant, [slot.Initial.Length, paramOffset[slot]]);
+        {
+            if (sliced.Contains(slot))
+                b.AddOp(RtOpKind.InitParamsRows, OpPhase.Init, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor,
+                    Constant(slot.Initial), PlanFormat.NoConstant, PlanFormat.NoConstant, PlanFormat.NoConstant,
+                    [slot.Initial.Length / slot.SliceInChannels, slot.SliceInChannels, slot.SliceChannels, paramOffset[slot]]);
+            else
+                b.AddOp(RtOpKind.InitParams, OpPhase.Init, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor, PlanFormat.NoTensor,
+                    Constant(slot.Initial), PlanFormat.NoConstant, PlanFormat.NoConstant, PlanFormat.NoConstant, [slot.Initial.Length, paramOffset[slot]]);
+        }
 
         int stateBytes = 0;
         var reports = new List<OpReport>();
@@ -224,6 +236,8 @@ public static class PlanEmitter
                 inPlace[j] = OverPlane(tensors[op.Input0], offsets[op.Input0], tensors[op.Output], offsets[op.Output]);
                 if (!inPlace[j]) (kind, scratch) = (RtOpKind.Conv2D, -1);
             }
+            if (op.Weights?.Param is { } trained && sliced.Contains(trained))
+                (args, flags) = (TrainedSlices.Args(kind, args, trained, Constant(trained.Initial)), flags | OpFlags.WeightsSliced);
             b.AddOp(kind, op.Phase, U16(op.Input0), U16(op.Input1), U16(op.Output), U16(scratch), weights, bias, multiplier, shift, args, flags);
             PTensor? output = op.Output >= 0 ? tensors[op.Output] : null;
             reports.Add(new OpReport(PlanIndex(j), op.Name, kind.ToString(), op.Phase.ToString(), output?.Shape.ToString() ?? "",

@@ -57,6 +57,8 @@ public sealed partial class Executor
                         else
                         {
                             int at = held0 == inner.Input0 ? slot0 : slot1;
+                            if ((flags & OpFlags.WeightsSliced) != 0)
+                                (wBuffer, w) = (_params, AssembleRow(w, inner.Arg(5), dx.C, inner.Arg(4), c) - c * dx.C);
                             ChannelGradient.Row(_arena, at, dx.H * dx.W, wBuffer, w, dx.C, c, _image, scales, _arena, dx.ArenaOffset, c == 0);
                         }
                         break;
@@ -112,7 +114,8 @@ public sealed partial class Executor
                             db![k][c] = rowB[0];
                         }
                         var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = inner.Arg(5) != 0 };
-                        Conv2D.Update(p, _arena, x.ArenaOffset, _arena, at, wBuffer, w < 0 ? -1 : w + c * x.C * kernel * kernel, bBuffer, bias < 0 ? -1 : bias + 4 * c,
+                        int row = (flags & OpFlags.WeightsSliced) != 0 ? trainChannels : x.C;
+                        Conv2D.Update(p, _arena, x.ArenaOffset, _arena, at, wBuffer, w < 0 ? -1 : w + c * row * kernel * kernel, bBuffer, bias < 0 ? -1 : bias + 4 * c,
                             _image, scales + 4 * c, x.Scale, trainChannels, rule, _state, -1, ref _cursors[k]);
                         break;
                     }

@@ -145,10 +145,13 @@ public sealed partial class Executor
     public void Reset()
     {
         Array.Clear(_state);
+        Array.Clear(_params); // the row buffer of trained slices too (Executor.Sliced.cs)
         for (int i = 0; i < _plan.ForwardOpCount; i++)
         {
             OpInfo op = _plan.Op(i);
-            if (op.Phase == OpPhase.Init)
+            if (op.Kind == OpKind.InitParamsRows)
+                InitRows(op);
+            else if (op.Phase == OpPhase.Init)
                 Array.Copy(_image, _constants + (int)op.Weights, _params, op.Arg(1), op.Arg(0));
         }
     }
@@ -298,6 +301,9 @@ public sealed partial class Executor
         int mult = Const(op.Multiplier), shift = Const(op.Shift);
         switch (op.Kind)
         {
+            case OpKind.Conv2D when (flags & OpFlags.WeightsSliced) != 0:
+                SlicedForward(op, x, y);
+                break;
             case OpKind.Conv2D:
             {
                 var p = new ConvParams
@@ -428,6 +434,9 @@ public sealed partial class Executor
                 Training.GradientAdd(_arena, x.ArenaOffset, _arena, b.ArenaOffset, y.ElementCount, _arena, y.ArenaOffset);
                 break;
             }
+            case OpKind.Conv2DBackwardInput when (flags & OpFlags.WeightsSliced) != 0:
+                SlicedBackwardInput(op, x, _plan.Tensor(op.Output));
+                break;
             case OpKind.Conv2DBackwardInput:
             {
                 TensorInfo dx = _plan.Tensor(op.Output);
@@ -476,8 +485,11 @@ public sealed partial class Executor
                     GradientProbe(index, dw, db);
                 }
                 var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(5) != 0 };
-                Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
-                    op.Arg(4), rule, _state, op.Arg(6), ref _rng);
+                if ((flags & OpFlags.WeightsSliced) != 0)
+                    SlicedUpdate(p, x, dy.ArenaOffset, w, bBuffer, bias, scales, op.Arg(4), rule);
+                else
+                    Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
+                        op.Arg(4), rule, _state, op.Arg(6), ref _rng);
                 break;
             }
             case OpKind.DepthwiseUpdate:

@@ -50,6 +50,8 @@ public sealed partial class Plan
                         throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) is not a 1x1, stride 1, unpadded, one-group input gradient that overwrites its output");
                     if (k == 0)
                     {
+                        if ((flags & (int)OpFlags.WeightsSliced) != 0)
+                            throw Invalid(_source, $"{OpLabel(j)}: its first op ({OpLabel(i)}) reads columns of a sliced weight; a channel stage reads whole weights there");
                         if (x0 != in0 || !Tensor(y).Tiled)
                             throw Invalid(_source, $"{OpLabel(j)}: its first op ({OpLabel(i)}) must read the stage input {TensorLabel(in0)} and write a tiled tensor");
                         CheckPlane(j, y, channels, planeFloats);

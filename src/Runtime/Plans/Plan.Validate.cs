@@ -214,6 +214,8 @@ public sealed partial class Plan
             return; // checked by ValidatePatchStages, once its inner ops have been
         else if (kind == (int)OpKind.InitParams)
             ValidateInitParams(j, r);
+        else if (kind == (int)OpKind.InitParamsRows)
+            ValidateInitParamsRows(j, r);
         else
             ValidateTrainingOp(j, r, kind, flags);
     }
@@ -255,7 +257,14 @@ public sealed partial class Plan
                     throw Invalid(_source, $"{OpLabel(j)}: groups {groups} does not divide input channels {x.C} and output channels {y.C}");
                 CheckOutputSize(j, x, y, k, stride, pad, "input", "output");
                 CheckActivation(j, r, depthwise ? 3 : 4);
-                CheckChannelConstants(j, r, flags, y.C, Multiply(Multiply(y.C, x.C / groups), k * k));
+                bool sliced = (flags & (int)OpFlags.WeightsSliced) != 0;
+                if (sliced)
+                {
+                    CheckSliced(j, r, flags, x.C, y.C, 7, 8, true);
+                    if (scratch != PlanFormat.NoTensor && y.H * y.W % 8 != 0)
+                        throw Invalid(_source, $"{OpLabel(j)}: keeps a trained slice of its weights and writes a mask, but its planes ({y.H * y.W} pixels) do not start on whole mask bytes");
+                }
+                CheckChannelConstants(j, r, flags, y.C, sliced ? (long)y.C * Arg(r, 7) : Multiply(Multiply(y.C, x.C / groups), k * k));
                 CheckMask(j, r, scratch, in0, output, depthwise ? 5 : 6);
                 break;
             }
@@ -436,7 +445,14 @@ public sealed partial class Plan
                 if (groups < 1 || dx.C % groups != 0 || dy.C % groups != 0)
                     throw Invalid(_source, $"{OpLabel(j)}: groups {groups} does not divide dx channels {dx.C} and dy channels {dy.C}");
                 CheckOutputSize(j, dx, dy, k, stride, pad, "dx", "dy");
-                CheckScaledWeights(j, r, flags, dy.C, Multiply(Multiply(dy.C, dx.C / groups), k * k), false);
+                bool sliced = (flags & (int)OpFlags.WeightsSliced) != 0;
+                if (sliced)
+                {
+                    CheckSliced(j, r, flags, dx.C, dy.C, 4, 5, true);
+                    if ((flags & (int)OpFlags.Accumulate) != 0)
+                        throw Invalid(_source, $"{OpLabel(j)}: keeps a trained slice of its weights, so it must overwrite its output (no flag Accumulate)");
+                }
+                CheckScaledWeights(j, r, flags, dy.C, sliced ? (long)dy.C * Arg(r, 4) : Multiply(Multiply(dy.C, dx.C / groups), k * k), false);
                 break;
             }
             case OpKind.FullyConnectedBackwardInput:
@@ -551,6 +567,13 @@ public sealed partial class Plan
             throw Invalid(_source, hasWeights
                 ? $"{OpLabel(j)}: names weights to train, but trainChannels (arg {tcArg}) is 0"
                 : $"{OpLabel(j)}: trains {trainChannels} channels (arg {tcArg}), but has no weights");
+        if ((flags & (int)OpFlags.WeightsSliced) != 0)
+        {
+            if (kind != (int)OpKind.Conv2DUpdate || !hasWeights || Arg(r, stateArg) != -1)
+                throw Invalid(_source, $"{OpLabel(j)}: keeps a trained slice of its weights (flag WeightsSliced), but is not a Conv2DUpdate that trains weights without momentum");
+            CheckSliced(j, r, flags, x.C, dy.C, 4, 0, false);
+            weightBytes = (long)dy.C * trainChannels;
+        }
         CheckScaledWeights(j, r, flags, channels, weightBytes, true);
         long biasBytes = 4L * channels;
         if (hasWeights && hasBias && weights < bias + biasBytes && bias < weights + weightBytes)
@@ -762,14 +785,14 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || IsNormKind(kind)
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || kind == (int)OpKind.InitParamsRows || IsNormKind(kind)
         || kind == (int)OpKind.DistillGradient;
 
     private static int PhaseOf(int kind) => kind switch
     {
         _ when IsNormKind(kind) => NormPhase(kind),
         <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
-        (int)OpKind.InitParams => (int)OpPhase.Init,
+        (int)OpKind.InitParams or (int)OpKind.InitParamsRows => (int)OpPhase.Init,
         (int)OpKind.PatchStage => (int)OpPhase.Forward,
         (int)OpKind.ChannelStage => (int)OpPhase.Backward,
         (int)OpKind.PointwiseInPlace => (int)OpPhase.Forward,
@@ -781,10 +804,12 @@ public sealed partial class Plan
     // The flag bits an op kind gives meaning to (Executor reads the others' flags but they change nothing).
     private static int AllowedFlags(int kind) => kind switch
     {
-        (int)OpKind.Conv2D or (int)OpKind.DepthwiseConv2D or (int)OpKind.FullyConnected or (int)OpKind.PointwiseInPlace
-            or (int)OpKind.Conv2DUpdate or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate
+        (int)OpKind.Conv2D or (int)OpKind.Conv2DUpdate => (int)(OpFlags.WeightsInParams | OpFlags.BiasInParams | OpFlags.WeightsSliced),
+        (int)OpKind.DepthwiseConv2D or (int)OpKind.FullyConnected or (int)OpKind.PointwiseInPlace
+            or (int)OpKind.DepthwiseUpdate or (int)OpKind.FullyConnectedUpdate
             => (int)(OpFlags.WeightsInParams | OpFlags.BiasInParams),
-        (int)OpKind.Conv2DBackwardInput or (int)OpKind.DepthwiseBackwardInput or (int)OpKind.FullyConnectedBackwardInput
+        (int)OpKind.Conv2DBackwardInput => (int)(OpFlags.WeightsInParams | OpFlags.Accumulate | OpFlags.WeightsSliced),
+        (int)OpKind.DepthwiseBackwardInput or (int)OpKind.FullyConnectedBackwardInput
             => (int)(OpFlags.WeightsInParams | OpFlags.Accumulate),
         (int)OpKind.AvgPoolBackward or (int)OpKind.GlobalAvgPoolBackward => (int)OpFlags.Accumulate,
         (int)OpKind.BiasUpdate => (int)OpFlags.BiasInParams,

@@ -150,6 +150,14 @@ public enum OpFlags : byte
     BiasInParams = 2,
     /// <summary>A float32 output is added to (+=) instead of overwritten: gradients of a tensor read twice.</summary>
     Accumulate = 4,
+    /// <summary>A 1x1 Conv2D (one group) whose weights train only their first trainChannels input channels keeps only
+    /// that slice writable: Weights is the params offset of the slice (OutC rows of trainChannels bytes); the whole
+    /// weight (OutC rows of InC bytes) stays in Constants at the offset the op's args give, and its frozen columns
+    /// are read from there. Conv2D: args[7] = trainChannels, args[8] = that offset; Conv2DBackwardInput (no
+    /// Accumulate): args[4], args[5] likewise; Conv2DUpdate (no momentum): args[4] is trainChannels. A forward or
+    /// input-gradient op assembles each row in the params region's last InC bytes (the row buffer) and runs the
+    /// kernel one output channel at a time: bit for bit the whole weight's results.</summary>
+    WeightsSliced = 8,
 }
 
 /// <summary>
@@ -250,6 +258,10 @@ public enum OpKind : ushort
     /// byte of the same pixel, already read, so the output needs no buffer of its own. Bit for bit the Conv2D op. Fields
     /// and args as Conv2D (kernel 1, stride 1, pad 0, groups 1, actMin, actMax, maskMode 0).</summary>
     PointwiseInPlace = 62,
+    /// <summary>Phase Init. Copies the first args[2] bytes of each of args[0] rows of args[1] bytes from Constants at
+    /// Weights to the params region at args[3], packed (row r at args[3] + r * args[2]): the trained slice of a weight
+    /// kept writable with <see cref="OpFlags.WeightsSliced"/>. args: rows, rowBytes, sliceBytes, paramsOffset.</summary>
+    InitParamsRows = 66,
     // ---- Per-channel scale/shift beside a folded conv (test-time adaptation, channel-wise adapters): 40..49.
     // An affine block is float32 in the params region: scale[C] then shift[C] (Weights, flag WeightsInParams);
     // an optional statistics correction statScale[C] then statShift[C] (Bias, flag BiasInParams, or NoConstant),
