@@ -11,12 +11,12 @@ using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
 /// </summary>
 public static class TrainedSlices
 {
-    /// <summary>Marks the weight slots of the program's partially trained 1x1 convs (one group, no momentum) as sliceable.</summary>
+    /// <summary>Marks the weight slots of the program's partially trained 1x1 convs (one group) as sliceable.</summary>
     public static void Mark(PlanProgram program)
     {
         foreach (POp op in program.Ops)
         {
-            if (op.Kind != RtOpKind.Conv2DUpdate || op.Weights?.Param is not { } slot || op.StateFloats > 0) continue;
+            if (op.Kind != RtOpKind.Conv2DUpdate || op.Weights?.Param is not { } slot) continue;
             int inC = program.Tensors[op.Input0].Shape.C, trainChannels = op.Args[4];
             if (!IsPointwise(op.Args) || trainChannels <= 0 || trainChannels >= inC) continue;
             slot.SliceChannels = trainChannels;
@@ -40,7 +40,7 @@ public static class TrainedSlices
             {
                 RtOpKind.Conv2D => IsPointwise(op.Args) && (op.Scratch < 0 || program.Tensors[op.Output].Shape.H * program.Tensors[op.Output].Shape.W % 8 == 0),
                 RtOpKind.Conv2DBackwardInput => IsPointwise(op.Args) && !columns,
-                RtOpKind.Conv2DUpdate => op.StateFloats == 0,
+                RtOpKind.Conv2DUpdate => true,
                 _ => false,
             };
             (ok ? sliced : refused).Add(slot);

@@ -114,7 +114,9 @@ public sealed partial class Executor
                             db![k][c] = rowB[0];
                         }
                         var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = inner.Arg(5) != 0 };
+                        // A trained slice: the kernel on x's first trainChannels channels, the slice's row c as the whole row (Executor.Sliced.cs).
                         int row = (flags & OpFlags.WeightsSliced) != 0 ? trainChannels : x.C;
+                        p.InC = row;
                         Conv2D.Update(p, _arena, x.ArenaOffset, _arena, at, wBuffer, w < 0 ? -1 : w + c * row * kernel * kernel, bBuffer, bias < 0 ? -1 : bias + 4 * c,
                             _image, scales + 4 * c, x.Scale, trainChannels, rule, _state, -1, ref _cursors[k]);
                         break;

@@ -61,15 +61,13 @@ public sealed partial class Executor
         }
     }
 
-    // Conv2DUpdate (no momentum): output channel c's trained weights then its bias, c ascending, as the whole kernel
-    // draws them; its weights are row c of the slice.
-    private void SlicedUpdate(in ConvParams whole, TensorInfo x, int dyOffset, int w, byte[] bBuffer, int bias, int scales, int trainChannels, in UpdateRule rule)
+    // Conv2DUpdate: for a 1x1 conv (one group, stride 1, unpadded) the update reads only input channels below
+    // trainChannels, the first planes of x, so it is the kernel on x's first trainChannels channels with the slice
+    // as the whole weight: the same gradients, draws and momentum entries, in the same order.
+    private void SlicedUpdate(in ConvParams whole, TensorInfo x, int dyOffset, int w, byte[] bBuffer, int bias, int scales, int trainChannels, in UpdateRule rule, int state)
     {
         ConvParams p = whole;
-        p.OutC = 1;
-        int plane = whole.OH * whole.OW, taps = whole.Kernel * whole.Kernel;
-        for (int c = 0; c < whole.OutC; c++)
-            Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dyOffset + 4 * c * plane, _params, w < 0 ? -1 : w + c * trainChannels * taps,
-                bBuffer, bias < 0 ? -1 : bias + 4 * c, _image, scales + 4 * c, x.Scale, trainChannels, rule, _state, -1, ref _rng);
+        p.InC = trainChannels;
+        Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dyOffset, _params, w, bBuffer, bias, _image, scales, x.Scale, trainChannels, rule, _state, state, ref _rng);
     }
 }

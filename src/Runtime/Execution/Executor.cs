@@ -486,7 +486,7 @@ public sealed partial class Executor
                 }
                 var rule = new UpdateRule { LearningRate = LearningRate, Momentum = Momentum, Qas = op.Arg(5) != 0 };
                 if ((flags & OpFlags.WeightsSliced) != 0)
-                    SlicedUpdate(p, x, dy.ArenaOffset, w, bBuffer, bias, scales, op.Arg(4), rule);
+                    SlicedUpdate(p, x, dy.ArenaOffset, w, bBuffer, bias, scales, op.Arg(4), rule, op.Arg(6));
                 else
                     Conv2D.Update(p, _arena, x.ArenaOffset, _arena, dy.ArenaOffset, wBuffer, w, bBuffer, bias, _image, scales, x.Scale,
                         op.Arg(4), rule, _state, op.Arg(6), ref _rng);

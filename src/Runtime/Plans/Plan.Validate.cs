@@ -569,8 +569,8 @@ public sealed partial class Plan
                 : $"{OpLabel(j)}: trains {trainChannels} channels (arg {tcArg}), but has no weights");
         if ((flags & (int)OpFlags.WeightsSliced) != 0)
         {
-            if (kind != (int)OpKind.Conv2DUpdate || !hasWeights || Arg(r, stateArg) != -1)
-                throw Invalid(_source, $"{OpLabel(j)}: keeps a trained slice of its weights (flag WeightsSliced), but is not a Conv2DUpdate that trains weights without momentum");
+            if (kind != (int)OpKind.Conv2DUpdate || !hasWeights)
+                throw Invalid(_source, $"{OpLabel(j)}: keeps a trained slice of its weights (flag WeightsSliced), but is not a Conv2DUpdate that trains weights");
             CheckSliced(j, r, flags, x.C, dy.C, 4, 0, false);
             weightBytes = (long)dy.C * trainChannels;
         }

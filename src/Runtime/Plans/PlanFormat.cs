@@ -154,7 +154,8 @@ public enum OpFlags : byte
     /// that slice writable: Weights is the params offset of the slice (OutC rows of trainChannels bytes); the whole
     /// weight (OutC rows of InC bytes) stays in Constants at the offset the op's args give, and its frozen columns
     /// are read from there. Conv2D: args[7] = trainChannels, args[8] = that offset; Conv2DBackwardInput (no
-    /// Accumulate): args[4], args[5] likewise; Conv2DUpdate (no momentum): args[4] is trainChannels. A forward or
+    /// Accumulate): args[4], args[5] likewise; Conv2DUpdate: args[4] is trainChannels (it runs on x's first trainChannels
+    /// channels with the slice as its whole weight). A forward or
     /// input-gradient op assembles each row in the params region's last InC bytes (the row buffer) and runs the
     /// kernel one output channel at a time: bit for bit the whole weight's results.</summary>
     WeightsSliced = 8,
