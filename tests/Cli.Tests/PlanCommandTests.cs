@@ -92,6 +92,7 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
     [InlineData(new[] { "--update", "none", "--inplace-dw", "yes" }, "--inplace-dw must be on or off, got 'yes'")]
     [InlineData(new[] { "--update", "none", "--channel-backward", "1" }, "--channel-backward must be on or off, got '1'")]
     [InlineData(new[] { "--update", "none", "--inplace-pw", "no" }, "--inplace-pw must be on or off, got 'no'")]
+    [InlineData(new[] { "--update", "none", "--trained-slices", "maybe" }, "--trained-slices must be on or off, got 'maybe'")]
     [InlineData(new[] { "--update", "full", "--patch", "2x2" }, "--patch 2x2: nothing to run patch by patch")]
     [InlineData(new[] { "--update", "sparse:auto" }, "needs a memory budget")]
     [InlineData(new[] { "--update", "sparse:auto", "--budget", "lots" }, "not a byte count")]
