@@ -97,7 +97,7 @@ public class TrainingPlanValidationTests
         { "update in phase Backward", ["op # (FullyConnectedUpdate)", "its phase is Backward, but FullyConnectedUpdate ops run in phase Update"] },
         { "backward in phase Update", ["op # (DepthwiseBackwardInput", "its phase is Update, but DepthwiseBackwardInput ops run in phase Backward"] },
 
-        { "unknown flag", ["op # (Conv2D", "flags 11 set bits that Conv2D ops do not use (they allow WeightsInParams, BiasInParams)"] },
+        { "unknown flag", ["op # (Conv2D", "flags 19 set bits that Conv2D ops do not use (they allow WeightsInParams, BiasInParams, WeightsSliced)"] },
         { "accumulate on a mask gradient", ["op # (MaskGradient", "flags 4 set bits that MaskGradient ops do not use (they allow None)"] },
         { "bias flag on a backward op", ["op # (Conv2DBackwardInput", "flags 3 set bits"] },
         { "flags on InitParams", ["op # (InitParams)", "flags 1 set bits that InitParams ops do not use"] },
@@ -259,7 +259,7 @@ public class TrainingPlanValidationTests
             case "update in phase Backward": return Phase(b, fcUpdate, OpPhase.Backward);
             case "backward in phase Update": return Phase(b, dwBack, OpPhase.Update);
 
-            case "unknown flag": return Flags(b, conv, Flags(b, conv) | (OpFlags)8);
+            case "unknown flag": return Flags(b, conv, Flags(b, conv) | (OpFlags)16);
             case "accumulate on a mask gradient": return Flags(b, maskGrad, OpFlags.Accumulate);
             case "bias flag on a backward op": return Flags(b, convBack, Flags(b, convBack) | OpFlags.BiasInParams);
             case "flags on InitParams": return Flags(b, init, OpFlags.WeightsInParams);
