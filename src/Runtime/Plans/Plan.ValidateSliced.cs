@@ -45,6 +45,8 @@ public sealed partial class Plan
         int whole = Arg(r, wholeArg);
         CheckConstant(j, "whole weights", whole < 0 ? PlanFormat.NoConstant : (uint)whole, (long)outC * inC, 1, true);
         long buffer = SramParamBytes - inC;
+        if (U32(_image, r + PlanFormat.OpWeights) + (long)outC * tc > buffer)
+            throw Invalid(_source, $"{OpLabel(j)}: its {inC}-byte row buffer at the end of the {SramParamBytes}-byte params region overlaps its trained slice");
         for (int i = 0; i < OpCount; i++)
         {
             int ri = _ops + i * PlanFormat.OpRecordSize, kind = U16(_image, ri + PlanFormat.OpKindField);

@@ -93,6 +93,7 @@ public class TrainedSliceTests
         { "whole", "whole weights" },
         { "shape", "is not a 1x1, stride 1, unpadded, one-group conv" },
         { "buffer", "row buffer" },
+        { "slice in buffer", "overlaps its trained slice" },
     };
 
     [Theory]
@@ -108,6 +109,9 @@ public class TrainedSliceTests
             case "slice": PlanImage.Put32(image, PlanImage.OpArg(image, index, 7), good.Tensor(good.Op(index).Input0).C); break;
             case "whole": PlanImage.Put32(image, PlanImage.OpArg(image, index, 8), int.MaxValue); break;
             case "shape": PlanImage.Put32(image, PlanImage.OpArg(image, index, 3), 2); break;
+            case "slice in buffer":
+                PlanImage.Put32(image, PlanImage.Op(image, index, PlanFormat.OpWeights), (int)good.SramParamBytes - good.Tensor(good.Op(index).Output).C * good.Op(index).Arg(7));
+                break;
             case "buffer":
             {
                 // The sliced weights' Init op now fills the params region up to its end, over the row buffer.
@@ -123,5 +127,52 @@ public class TrainedSliceTests
         var e = Assert.Throws<PlanException>(() => PlanType.Load(image, "damaged.ttplan"));
         Assert.Contains("damaged.ttplan", e.Message);
         Assert.Contains(message, e.Message);
+    }
+
+    // Seeded damage to the fields of sliced ops and of InitParamsRows, re-sealed: the loader refuses it, or the plan
+    // that loads runs a training step and a forward pass without any exception (no index out of range, no kernel
+    // refusing its arguments).
+    [Fact]
+    public void Damaged_slice_fields_load_and_run_or_are_refused_never_crash()
+    {
+        (_, CompileResult on) = CompileBoth("mcunet-49kb", 64, "off", true);
+        PlanType good = PlanType.Load(on.Image, "good");
+        int[] targets = Enumerable.Range(0, good.OpCount)
+            .Where(i => good.Op(i).Kind == OpKind.InitParamsRows || (good.Op(i).Flags & OpFlags.WeightsSliced) != 0).ToArray();
+        var random = new Random(20261127);
+        int loaded = 0, refused = 0;
+        for (int n = 0; n < 400; n++)
+        {
+            byte[] image = (byte[])on.Image.Clone();
+            int op = targets[random.Next(targets.Length)];
+            int field = random.Next(11); // args 0-8, weights, flags
+            int at = field < 9 ? PlanImage.OpArg(image, op, field) : PlanImage.Op(image, op, field == 9 ? PlanFormat.OpWeights : PlanFormat.OpFlags);
+            int old = BitConverter.ToInt32(image, at);
+            int value = random.Next(6) switch
+            {
+                0 => 0, 1 => -1, 2 => old + random.Next(-3, 4), 3 => old ^ (1 << random.Next(31)), 4 => random.Next(1 << 16), _ => int.MaxValue,
+            };
+            if (field == 10) image[at] = (byte)value;
+            else PlanImage.Put32(image, at, value);
+            PlanImage.Seal(image);
+            PlanType plan;
+            try
+            {
+                plan = PlanType.Load(image, "fuzz.ttplan");
+            }
+            catch (PlanException)
+            {
+                refused++;
+                continue;
+            }
+            loaded++;
+            var e = new Executor(plan) { LearningRate = 0.05f };
+            byte[] input = Input(plan, n);
+            e.SetInput(input, 0);
+            e.TrainStep(1);
+            e.SetInput(input, 0);
+            e.Invoke();
+        }
+        Assert.True(loaded > 0 && refused > 0, $"{loaded} loaded, {refused} refused");
     }
 }
