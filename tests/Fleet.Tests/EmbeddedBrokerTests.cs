@@ -168,7 +168,8 @@ public sealed class EmbeddedBrokerTests
         Assert.Equal(["dev0:1", "dev0:2"], restarted.State.Aggregated);
     }
 
-    internal static async Task Until(Func<bool> condition, double seconds = 15)
+    // Generous: it returns as soon as the condition holds; a loaded CI machine can take many seconds to reconnect.
+    internal static async Task Until(Func<bool> condition, double seconds = 45)
     {
         DateTime deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (!condition())
