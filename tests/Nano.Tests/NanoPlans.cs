@@ -94,7 +94,7 @@ internal static class NanoPlans
     private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum, bool inPlaceDepthwise = false, bool memoryOptions = false)
     {
         var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum }, InPlaceDepthwise = inPlaceDepthwise };
-        if (memoryOptions) options = options with { Patch = "auto", ChannelBackward = true, InPlacePointwise = true };
+        if (memoryOptions) options = options with { Patch = "auto", PatchResiduals = false, ChannelBackward = true, InPlacePointwise = true };
         options = update is SparseScheme scheme
             ? options with { Trainable = m => TrainableSet.FromScheme(scheme, m) }
             : options with { Update = (string)update };
