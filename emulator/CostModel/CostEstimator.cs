@@ -190,7 +190,7 @@ public static class CostEstimator
                 TensorInfo y = plan.Tensor(op.Output);
                 int rows = op.Arg(1), cols = op.Arg(2);
                 var g = new PatchGraph();
-                g.Load(plan, index);
+                PatchGraphLoader.Load(g, plan, index);
                 long extra = 0, moved = 2L * y.ByteLength;
                 for (int k = 0; k < g.Count; k++)
                     if (!g.IsAdd[k]) extra -= MacsPerPosition(plan, index + 1 + k) * g.H[k] * g.W[k];

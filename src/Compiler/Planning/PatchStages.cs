@@ -24,8 +24,9 @@ public static class PatchStages
 {
     /// <summary>Grids <c>auto</c> tries (square, as in MCUNetV2), coarsest first: a finer grid is kept only when its arena is
     /// smaller (its halos cost recomputation). Once the backward pass runs channel by channel the stage is often the
-    /// step's peak, and grids finer than 4x4 pay.</summary>
-    private static readonly int[] AutoGrids = [2, 3, 4, 5, 6, 8];
+    /// step's peak, and grids finer than 4x4 pay; at 128x128 the largest schemes' stages (which hold the whole input image
+    /// beside their tiles) shrink down to 16x16 tiles.</summary>
+    private static readonly int[] AutoGrids = [2, 3, 4, 5, 6, 8, 10, 12, 16];
 
     /// <summary>Checks a --patch value: off, auto or RxC (rows x columns of tiles, 1..64 each).</summary>
     public static void Parse(string text, out bool auto, out int rows, out int cols)
@@ -69,6 +70,10 @@ public static class PatchStages
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
                 PlanProgram staged = end <= longest ? Apply(program, end, r, c, plain.ArenaBytes) : ApplyGraph(program, end, r, c, plain.ArenaBytes);
+                // The stage's input, output and tile buffer are live together: no layout beats that, so a candidate whose
+                // sum is not below the best arena so far is not planned (most of the finer grids and longer stages).
+                long floor = (long)program.Tensors[program.Input].Bytes + program.Tensors[program.Ops[end].Output].Bytes + staged.Patch!.TileBufferBytes;
+                if (best is not null && floor >= best.ArenaBytes) continue;
                 EmittedPlan candidate = PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }

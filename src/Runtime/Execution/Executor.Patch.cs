@@ -54,7 +54,7 @@ public sealed partial class Executor
     private void RunPatchGraphStage(OpInfo op, int index)
     {
         PatchGraph g = _graph;
-        g.Load(_plan, index);
+        PatchGraphLoader.Load(g, _plan, index);
         int n = g.Count, rows = op.Arg(1), cols = op.Arg(2);
         g.Measure(rows, cols, out _, out _);
         TensorInfo y = _plan.Tensor(op.Output), x = _plan.Tensor(op.Input0);

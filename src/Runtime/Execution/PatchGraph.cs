@@ -7,7 +7,7 @@ namespace TinyTrain.Runtime.Execution;
 /// union over its readers, clamped to the image). Each op's output tile has a slot in the tile buffer, sized for the largest
 /// tile over the grid and placed first-fit among the slots still live (<see cref="Measure"/>). The compiler fills it from its
 /// program, the loader and the executors from the plan image, so all three size and run the same tiles. Arrays are
-/// allocated once; nothing allocates afterwards.
+/// allocated once; nothing allocates afterwards. Plain arrays and loops: the file is linked into the nanoFramework build.
 /// </summary>
 public sealed class PatchGraph
 {
@@ -34,6 +34,13 @@ public sealed class PatchGraph
     public readonly int[] Offset = new int[MaxOps], Size = new int[MaxOps], LastReader = new int[MaxOps];
 
     private readonly bool[] _live = new bool[MaxOps];
+
+    /// <summary>As PatchTiling.PartStart (this file is linked into the nanoFramework build, which has no PatchTiling).</summary>
+    public static int PartStart(int size, int parts, int index) => (int)((long)size * index / parts);
+
+    private static int InputStart(int outStart, int stride, int pad) => outStart * stride - pad;
+
+    private static int InputEnd(int outEnd, int kernel, int stride, int pad) => (outEnd - 1) * stride - pad + kernel;
 
     /// <summary>Sets the output rows and columns each op computes for the stage output tile [y0, y1) x [x0, x1).</summary>
     public void Ranges(int y0, int y1, int x0, int x1)
@@ -62,10 +69,10 @@ public sealed class PatchGraph
         int iy0 = Y0[k], iy1 = Y1[k], ix0 = X0[k], ix1 = X1[k];
         if (!IsAdd[k])
         {
-            iy0 = PatchTiling.InputStart(Y0[k], Stride[k], Pad[k]);
-            iy1 = PatchTiling.InputEnd(Y1[k], Kernel[k], Stride[k], Pad[k]);
-            ix0 = PatchTiling.InputStart(X0[k], Stride[k], Pad[k]);
-            ix1 = PatchTiling.InputEnd(X1[k], Kernel[k], Stride[k], Pad[k]);
+            iy0 = InputStart(Y0[k], Stride[k], Pad[k]);
+            iy1 = InputEnd(Y1[k], Kernel[k], Stride[k], Pad[k]);
+            ix0 = InputStart(X0[k], Stride[k], Pad[k]);
+            ix1 = InputEnd(X1[k], Kernel[k], Stride[k], Pad[k]);
         }
         if (iy0 < 0) iy0 = 0;
         if (ix0 < 0) ix0 = 0;
@@ -85,8 +92,8 @@ public sealed class PatchGraph
 
     private int Window(int a, int b, int k, out int start)
     {
-        start = PatchTiling.InputStart(a, Stride[k], Pad[k]);
-        return PatchTiling.InputEnd(b, Kernel[k], Stride[k], Pad[k]) - start;
+        start = InputStart(a, Stride[k], Pad[k]);
+        return InputEnd(b, Kernel[k], Stride[k], Pad[k]) - start;
     }
 
     /// <summary>The channels of what op k's input <paramref name="source"/> names.</summary>
@@ -116,12 +123,12 @@ public sealed class PatchGraph
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
             {
-                Ranges(PatchTiling.PartStart(outH, rows, r), PatchTiling.PartStart(outH, rows, r + 1),
-                    PatchTiling.PartStart(outW, cols, c), PatchTiling.PartStart(outW, cols, c + 1));
+                Ranges(PartStart(outH, rows, r), PartStart(outH, rows, r + 1),
+                    PartStart(outW, cols, c), PartStart(outW, cols, c + 1));
                 for (int k = 0; k < n; k++)
                 {
                     long bytes = (long)C[k] * (Y1[k] - Y0[k]) * (X1[k] - X0[k]);
-                    if (bytes > Size[k]) Size[k] = (int)Math.Min(bytes, int.MaxValue);
+                    if (bytes > Size[k]) Size[k] = bytes > int.MaxValue ? int.MaxValue : (int)bytes;
                     if (IsAdd[k]) continue;
                     long padded = (long)SourceChannels(Source0[k]) * InputRows(k, out _) * InputCols(k, out _);
                     if (padded > paddedBytes) paddedBytes = padded;
@@ -162,41 +169,5 @@ public sealed class PatchGraph
             if (free) best = at;
         }
         return best;
-    }
-
-    /// <summary>
-    /// Fills the graph from the graph stage op at <paramref name="stage"/> of <paramref name="plan"/> and its args[0] inner
-    /// ops. An input that is neither the stage input nor an earlier inner op's output gets source int.MinValue (the loader
-    /// refuses it). Returns false when the stage runs no op or more than <see cref="MaxOps"/>.
-    /// </summary>
-    public bool Load(Plans.Plan plan, int stage)
-    {
-        Plans.OpInfo op = plan.Op(stage);
-        int n = op.Arg(0);
-        if (n < 1 || n > MaxOps || stage + n >= plan.OpCount) return false;
-        Count = n;
-        Plans.TensorInfo x = plan.Tensor(op.Input0);
-        (InC, InH, InW) = (x.C, x.H, x.W);
-        for (int k = 0; k < n; k++)
-        {
-            Plans.OpInfo inner = plan.Op(stage + 1 + k);
-            IsAdd[k] = inner.Kind == Plans.OpKind.Add;
-            Kernel[k] = IsAdd[k] ? 1 : inner.Arg(0);
-            Stride[k] = IsAdd[k] ? 1 : inner.Arg(1);
-            Pad[k] = IsAdd[k] ? 0 : inner.Arg(2);
-            Plans.TensorInfo y = plan.Tensor(inner.Output);
-            (C[k], H[k], W[k]) = (y.C, y.H, y.W);
-            Source0[k] = Find(plan, stage, k, op.Input0, inner.Input0);
-            Source1[k] = IsAdd[k] ? Find(plan, stage, k, op.Input0, inner.Input1) : None;
-        }
-        return true;
-    }
-
-    private static int Find(Plans.Plan plan, int stage, int k, int stageInput, int tensor)
-    {
-        if (tensor == stageInput) return StageInput;
-        for (int i = k - 1; i >= 0; i--)
-            if (plan.Op(stage + 1 + i).Output == tensor) return i;
-        return int.MinValue;
     }
 }

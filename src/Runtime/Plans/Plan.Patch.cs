@@ -63,7 +63,7 @@ public sealed partial class Plan
         if (rows < 1 || cols < 1 || rows > MaxPatchGrid || cols > MaxPatchGrid || rows > y.H || cols > y.W)
             throw Invalid(_source, $"{OpLabel(j)}: a {rows}x{cols} grid (args 1, 2) does not tile its ({y.C},{y.H},{y.W}) output; rows and columns are 1..{MaxPatchGrid} and at most its size");
         var g = new PatchGraph();
-        g.Load(this, j);
+        PatchGraphLoader.Load(g, this, j);
         for (int k = 0; k < n; k++)
         {
             int i = j + 1 + k, ri = _ops + i * PlanFormat.OpRecordSize;
