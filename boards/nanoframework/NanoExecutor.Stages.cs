@@ -4,7 +4,7 @@ using TinyTrain.Runtime.Kernels;
 using TinyTrain.Runtime.Plans;
 
 // The memory options' stage ops, as src/Runtime's Executor.Patch.cs, Executor.Channel.cs and Executor.InPlace.cs run
-// them: a patch stage (kind 60) runs frozen early convs tile by tile, a channel stage (61) runs the backward of an
+// them: a patch stage (kind 60) runs frozen early convs tile by tile (kind 63 through residual blocks too), a channel stage (61) runs the backward of an
 // expansion -> depthwise -> projection chain one expanded channel at a time, and an in-place 1x1 conv (62) writes its
 // output over its dying input pixel by pixel. Each calls the same kernels on the same bytes in the same order, so the
 // results are bit for bit the desktop runtime's (tests/Nano.Tests). Nothing allocates after bind.
@@ -15,12 +15,20 @@ public sealed partial class NanoExecutor
 
     private readonly uint[] _cursors = new uint[MaxChannelStageOps];
 
+    // The geometry of the graph stage being run (src/Runtime's PatchGraph, linked): filled at each run, allocated once.
+    private readonly TinyTrain.Runtime.Execution.PatchGraph _graph = new TinyTrain.Runtime.Execution.PatchGraph();
+
     // Runs op i (a stage runs its inner ops itself); returns how many ops after it the caller must skip.
     private int Run(OpInfo op, int i)
     {
         if (op.Kind == OpKind.PatchStage)
         {
             RunPatchStage(op, i);
+            return op.Arg(0);
+        }
+        if (op.Kind == OpKind.PatchGraphStage)
+        {
+            RunPatchGraphStage(op, i);
             return op.Arg(0);
         }
         if (op.Kind == OpKind.ChannelStage)
@@ -96,6 +104,137 @@ public sealed partial class NanoExecutor
                 PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
             }
         }
+    }
+
+    // A patch stage through residual blocks (kind 63), as src/Runtime's Executor.Patch.cs runs it: each inner op's output
+    // tile in its slot of the tile buffer; a window op pads its source's tile, an Add adds its sources row by row.
+    private void RunPatchGraphStage(OpInfo op, int index)
+    {
+        TinyTrain.Runtime.Execution.PatchGraph g = _graph;
+        LoadGraph(g, op, index);
+        int n = g.Count, rows = op.Arg(1), cols = op.Arg(2);
+        long paddedBytes, slotBytes;
+        g.Measure(rows, cols, out paddedBytes, out slotBytes);
+        TensorInfo y = Tensor(op.Output), x = Tensor(op.Input0);
+        int padded = Tensor(op.Scratch).ArenaOffset, slots = padded + op.Arg(3);
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+            {
+                g.Ranges(PartStart(y.H, rows, r), PartStart(y.H, rows, r + 1), PartStart(y.W, cols, c), PartStart(y.W, cols, c + 1));
+                for (int k = 0; k < n; k++)
+                {
+                    OpInfo inner = Op(index + 1 + k);
+                    TensorInfo to = Tensor(inner.Output);
+                    int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k], at = slots + g.Offset[k];
+                    if (g.IsAdd[k])
+                    {
+                        AddTile(inner, g, k, x, to, slots, at);
+                        continue;
+                    }
+                    int iy0, ix0;
+                    int h = g.InputRows(k, out iy0), w = g.InputCols(k, out ix0);
+                    int s = g.Source0[k];
+                    TensorInfo from = Tensor(inner.Input0);
+                    if (s == TinyTrain.Runtime.Execution.PatchGraph.StageInput)
+                    {
+                        PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy0 + h, ix0, ix0 + w, x.ZeroPoint, padded);
+                    }
+                    else
+                    {
+                        PatchTile.Pad(_arena, slots + g.Offset[s], from.C, from.H, from.W, g.Y0[s], g.X0[s], g.Y1[s] - g.Y0[s], g.X1[s] - g.X0[s],
+                            iy0, iy0 + h, ix0, ix0 + w, from.ZeroPoint, padded);
+                    }
+                    RunTile(inner, from, to, h, w, th, tw, padded, at);
+                }
+                PatchTile.Place(_arena, slots + g.Offset[n - 1], y.C, g.Y1[n - 1] - g.Y0[n - 1], g.X1[n - 1] - g.X0[n - 1], y.ArenaOffset, y.H, y.W,
+                    g.Y0[n - 1], g.X0[n - 1]);
+            }
+        }
+    }
+
+    // src/Runtime's PatchGraphLoader.Load over this executor's plan image.
+    private void LoadGraph(TinyTrain.Runtime.Execution.PatchGraph g, OpInfo op, int stage)
+    {
+        int n = op.Arg(0);
+        if (n < 1 || n > TinyTrain.Runtime.Execution.PatchGraph.MaxOps || stage + n >= _opCount)
+        {
+            throw Unsupported(op);
+        }
+        g.Count = n;
+        TensorInfo x = Tensor(op.Input0);
+        g.InC = x.C;
+        g.InH = x.H;
+        g.InW = x.W;
+        for (int k = 0; k < n; k++)
+        {
+            OpInfo inner = Op(stage + 1 + k);
+            bool add = inner.Kind == OpKind.Add;
+            g.IsAdd[k] = add;
+            g.Kernel[k] = add ? 1 : inner.Arg(0);
+            g.Stride[k] = add ? 1 : inner.Arg(1);
+            g.Pad[k] = add ? 0 : inner.Arg(2);
+            TensorInfo t = Tensor(inner.Output);
+            g.C[k] = t.C;
+            g.H[k] = t.H;
+            g.W[k] = t.W;
+            g.Source0[k] = FindSource(stage, k, op.Input0, inner.Input0);
+            g.Source1[k] = add ? FindSource(stage, k, op.Input0, inner.Input1) : TinyTrain.Runtime.Execution.PatchGraph.None;
+            if (g.Source0[k] == int.MinValue || g.Source1[k] == int.MinValue)
+            {
+                throw Unsupported(op);
+            }
+        }
+    }
+
+    private int FindSource(int stage, int k, int stageInput, int tensor)
+    {
+        if (tensor == stageInput)
+        {
+            return TinyTrain.Runtime.Execution.PatchGraph.StageInput;
+        }
+        for (int i = k - 1; i >= 0; i--)
+        {
+            if (Op(stage + 1 + i).Output == tensor)
+            {
+                return i;
+            }
+        }
+        return int.MinValue;
+    }
+
+    // An inner Add on one tile, one row of one channel at a time (src/Runtime's Executor.AddTile).
+    private void AddTile(OpInfo op, TinyTrain.Runtime.Execution.PatchGraph g, int k, TensorInfo x, TensorInfo y, int slots, int at)
+    {
+        TensorInfo x0 = Tensor(op.Input0), x1 = Tensor(op.Input1);
+        int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k];
+        var p = new AddParams
+        {
+            Count = tw,
+            Input0ZeroPoint = x0.ZeroPoint, Input0Multiplier = op.Arg(0), Input0Shift = op.Arg(1),
+            Input1ZeroPoint = x1.ZeroPoint, Input1Multiplier = op.Arg(2), Input1Shift = op.Arg(3),
+            OutputZeroPoint = y.ZeroPoint, OutputMultiplier = op.Arg(4), OutputShift = op.Arg(5), LeftShift = op.Arg(6),
+            ActMin = op.Arg(7), ActMax = op.Arg(8),
+        };
+        for (int ch = 0; ch < y.C; ch++)
+        {
+            for (int row = 0; row < th; row++)
+            {
+                int yy = g.Y0[k] + row, xx = g.X0[k];
+                Add.RunReference(p, _arena, Element(g, g.Source0[k], x, slots, ch, yy, xx), _arena, Element(g, g.Source1[k], x, slots, ch, yy, xx),
+                    _arena, at + (ch * th + row) * tw);
+            }
+        }
+    }
+
+    private static int Element(TinyTrain.Runtime.Execution.PatchGraph g, int source, TensorInfo x, int slots, int ch, int yy, int xx)
+    {
+        if (source == TinyTrain.Runtime.Execution.PatchGraph.StageInput)
+        {
+            return x.ArenaOffset + (ch * x.H + yy) * x.W + xx;
+        }
+        int h = g.Y1[source] - g.Y0[source], w = g.X1[source] - g.X0[source];
+        return slots + g.Offset[source] + (ch * h + yy - g.Y0[source]) * w + xx - g.X0[source];
     }
 
     // One inner op of a patch stage on one tile: padded input tile (h, w) to output tile (oh, ow), no padding, no mask.

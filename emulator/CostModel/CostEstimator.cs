@@ -184,6 +184,30 @@ public static class CostEstimator
                 }
                 return (MacKind.Conv, extra, moved);
             }
+            case RtOpKind.PatchGraphStage:
+            {
+                // As a chain stage: the halos the inner ops recompute (each op's tile covers what its readers need) and the copies.
+                TensorInfo y = plan.Tensor(op.Output);
+                int rows = op.Arg(1), cols = op.Arg(2);
+                var g = new PatchGraph();
+                PatchGraphLoader.Load(g, plan, index);
+                long extra = 0, moved = 2L * y.ByteLength;
+                for (int k = 0; k < g.Count; k++)
+                    if (!g.IsAdd[k]) extra -= MacsPerPosition(plan, index + 1 + k) * g.H[k] * g.W[k];
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++)
+                    {
+                        g.Ranges(PatchTiling.PartStart(y.H, rows, r), PatchTiling.PartStart(y.H, rows, r + 1),
+                            PatchTiling.PartStart(y.W, cols, c), PatchTiling.PartStart(y.W, cols, c + 1));
+                        for (int k = 0; k < g.Count; k++)
+                        {
+                            if (g.IsAdd[k]) continue;
+                            extra += MacsPerPosition(plan, index + 1 + k) * (g.Y1[k] - g.Y0[k]) * (g.X1[k] - g.X0[k]);
+                            moved += 2L * g.SourceChannels(g.Source0[k]) * g.InputRows(k, out _) * g.InputCols(k, out _);
+                        }
+                    }
+                return (MacKind.Conv, extra, moved);
+            }
             case RtOpKind.ChannelStage:
                 // Its inner ops follow and are costed whole (their tiled tensors have their whole shapes); each channel's
                 // first op re-reads the stage input, which the first inner op's cost counts once.

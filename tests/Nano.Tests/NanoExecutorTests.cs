@@ -25,6 +25,7 @@ public class NanoExecutorTests
     [InlineData("mbv2-w0.35@48 largest, all memory options")]
     [InlineData("proxyless-w0.3@64 largest, all memory options")]
     [InlineData("mcunet-5fps@64 49kb, trained slices")]
+    [InlineData("mbv2-w0.35@128 largest, all memory options")]
     public void Forward_passes_training_steps_and_scores_are_bit_identical_to_the_runtime(string name)
     {
         byte[] image = NanoPlans.Image(name);
@@ -149,7 +150,8 @@ public class NanoExecutorTests
         var kinds = new HashSet<OpKind>();
         foreach (string name in new[] { "cnn-s sparse", "cnn-s bias:2+momentum", "mbv2-w0.35 sparse+momentum", "mbv2-w0.35 bias:6", "every-op full+momentum",
                      "cnn-s tta:norm", "cnn-s tta:tent", "cnn-s tta:eco:2", "mbv2-w0.35 tta:tent:2",
-                     "mbv2-w0.35@48 largest, all memory options", "proxyless-w0.3@64 largest, all memory options", "mcunet-5fps@64 49kb, trained slices" })
+                     "mbv2-w0.35@48 largest, all memory options", "proxyless-w0.3@64 largest, all memory options", "mcunet-5fps@64 49kb, trained slices",
+                     "mbv2-w0.35@128 largest, all memory options" })
         {
             PlanImage plan = PlanImage.Load(NanoPlans.Image(name), name);
             for (int i = 0; i < plan.OpCount; i++) kinds.Add(plan.Op(i).Kind);

@@ -29,6 +29,10 @@ public sealed record CompileOptions
     /// smallest arena, if smaller than without) or RxC (that grid). See Planning.PatchStages.
     /// </summary>
     public string Patch { get; init; } = "off";
+
+    /// <summary>Whether the patch stage may run through residual blocks (a graph stage, plan op PatchGraphStage); off, it is
+    /// a chain of frozen convs only (plan op PatchStage), which every executor runs, the nanoFramework one included.</summary>
+    public bool PatchResiduals { get; init; } = true;
     /// <summary>Depthwise convs (and their input gradients) write their output over their dying input, channel by channel.</summary>
     public bool InPlaceDepthwise { get; init; }
     /// <summary>The backward of each expansion -> depthwise -> projection chain runs one expanded channel at a time (a
@@ -101,7 +105,7 @@ public static class PlanCompiler
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
         if (options.TrainedSlices) Planning.TrainedSlices.Mark(program);
         EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
-            options.InPlacePointwise);
+            options.InPlacePointwise, options.PatchResiduals);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

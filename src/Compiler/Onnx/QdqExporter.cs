@@ -120,7 +120,7 @@ public static class QdqExporter
             // The inference pass; in a training plan it also holds Init and Save ops, which are not inference.
             // A patch stage is how its inner ops run, not an op of the model: they are exported as they are.
             for (int i = 0; i < _plan.ForwardOpCount; i++)
-                if (_plan.Op(i).Phase == OpPhase.Forward && _plan.Op(i).Kind != PlanOpKind.PatchStage)
+                if (_plan.Op(i).Phase == OpPhase.Forward && _plan.Op(i).Kind is not (PlanOpKind.PatchStage or PlanOpKind.PatchGraphStage))
                     WriteOp(i, _plan.Op(i));
 
             if (_value[output] is null)

@@ -24,8 +24,9 @@ public static class PatchStages
 {
     /// <summary>Grids <c>auto</c> tries (square, as in MCUNetV2), coarsest first: a finer grid is kept only when its arena is
     /// smaller (its halos cost recomputation). Once the backward pass runs channel by channel the stage is often the
-    /// step's peak, and grids finer than 4x4 pay.</summary>
-    private static readonly int[] AutoGrids = [2, 3, 4, 5, 6, 8];
+    /// step's peak, and grids finer than 4x4 pay; at 128x128 the largest schemes' stages (which hold the whole input image
+    /// beside their tiles) shrink down to 16x16 tiles.</summary>
+    private static readonly int[] AutoGrids = [2, 3, 4, 5, 6, 8, 10, 12, 16];
 
     /// <summary>Checks a --patch value: off, auto or RxC (rows x columns of tiles, 1..64 each).</summary>
     public static void Parse(string text, out bool auto, out int rows, out int cols)
@@ -44,14 +45,17 @@ public static class PatchStages
     }
 
     /// <summary>Plans memory and emits the program, patching its first stage as <paramref name="patch"/> says.</summary>
+    /// <param name="throughResiduals">Whether a stage may run through residual blocks (<see cref="RtOpKind.PatchGraphStage"/>);
+    /// off, stages are chains (<see cref="RtOpKind.PatchStage"/>) only.</param>
     public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
-        bool channelBackward = false, bool inPlacePointwise = false)
+        bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
         EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
         if (!auto && rows == 0) return plain;
         int longest = LongestStage(program);
-        if (longest < 1)
+        List<int> graphEnds = throughResiduals ? GraphEnds(program, longest) : [];
+        if (longest < 1 && graphEnds.Count == 0)
         {
             if (auto) return plain;
             string reason = program.Ops.Count > 1 ? $"op '{program.Ops[0].Name}' and the next are not two frozen convolutions in a chain" : "the model has one op";
@@ -60,12 +64,17 @@ public static class PatchStages
         }
         EmittedPlan? best = null;
         foreach (int grid in auto ? AutoGrids : [0])
-            for (int end = 1; end <= longest; end++)
+            foreach (int end in Enumerable.Range(1, Math.Max(0, longest)).Concat(graphEnds))
             {
                 int r = auto ? grid : rows, c = auto ? grid : cols;
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
-                EmittedPlan candidate = PlanEmitter.Emit(Apply(program, end, r, c, plain.ArenaBytes), mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
+                PlanProgram staged = end <= longest ? Apply(program, end, r, c, plain.ArenaBytes) : ApplyGraph(program, end, r, c, plain.ArenaBytes);
+                // The stage's input, output and tile buffer are live together: no layout beats that, so a candidate whose
+                // sum is not below the best arena so far is not planned (most of the finer grids and longer stages).
+                long floor = (long)program.Tensors[program.Input].Bytes + program.Tensors[program.Ops[end].Output].Bytes + staged.Patch!.TileBufferBytes;
+                if (best is not null && floor >= best.ArenaBytes) continue;
+                EmittedPlan candidate = PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }
         if (best is null && auto) return plain;   // no grid fits the stage (e.g. a 1-pixel-wide sensor window)
@@ -100,6 +109,123 @@ public static class PatchStages
             end = k;
         }
         return end;
+    }
+
+    /// <summary>
+    /// The stage ends e past <paramref name="longest"/> (the longest chain) such that ops 0..e can form a graph stage
+    /// through residual blocks: frozen Conv2D / DepthwiseConv2D ops without masks and Adds, each reading the model input or
+    /// an earlier op's output, every output of ops 0..e-1 read only by ops 0..e (so a block's input needed by both
+    /// branches is inside), at most <see cref="PatchGraph.MaxOps"/> ops, one Add at least.
+    /// </summary>
+    public static List<int> GraphEnds(PlanProgram program, int longest)
+    {
+        List<POp> ops = program.Ops;
+        var lastReader = new int[program.Tensors.Count];
+        var writer = new int[program.Tensors.Count];
+        Array.Fill(writer, -1);
+        for (int k = 0; k < ops.Count; k++)
+        {
+            if (ops[k].Input0 >= 0) lastReader[ops[k].Input0] = k;
+            if (ops[k].Input1 >= 0) lastReader[ops[k].Input1] = k;
+        }
+        var ends = new List<int>();
+        bool add = false;
+        for (int k = 0; k < ops.Count && k < PatchGraph.MaxOps; k++)
+        {
+            POp op = ops[k];
+            bool frozenConv = op.Kind is RtOpKind.Conv2D or RtOpKind.DepthwiseConv2D && op.Input1 < 0 && op.Weights?.IsParam != true && op.Bias?.IsParam != true;
+            bool isAdd = op.Kind == RtOpKind.Add && op.Input1 >= 0;
+            if (op.Phase != OpPhase.Forward || op.Scratch >= 0 || !(frozenConv || isAdd)) break;
+            if (!Inside(program, writer, op.Input0, k) || (isAdd && !Inside(program, writer, op.Input1, k))) break;
+            if (k == 0 && op.Input0 != program.Input) break;
+            writer[op.Output] = k;
+            add |= isAdd;
+            if (op.Output == program.Output) break;
+            bool closed = true;
+            for (int e = 0; e < k && closed; e++)
+                closed = lastReader[ops[e].Output] <= k && ops[e].Output != program.Output;
+            if (closed && add && k > longest) ends.Add(k);
+        }
+        return ends;
+    }
+
+    private static bool Inside(PlanProgram program, int[] writer, int tensor, int k) =>
+        tensor == program.Input || (tensor >= 0 && writer[tensor] >= 0 && writer[tensor] < k);
+
+    /// <summary>The program with ops 0..<paramref name="end"/> (see <see cref="GraphEnds"/>) run as one graph stage of
+    /// <paramref name="rows"/> x <paramref name="cols"/> tiles.</summary>
+    public static PlanProgram ApplyGraph(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0)
+    {
+        List<POp> ops = program.Ops;
+        var tensors = new List<PTensor>(program.Tensors);
+        for (int k = 0; k < end; k++)
+        {
+            PTensor t = tensors[ops[k].Output];
+            tensors[t.Id] = new PTensor { Id = t.Id, Name = t.Name, Type = t.Type, Shape = t.Shape, Role = t.Role, Scale = t.Scale, ZeroPoint = t.ZeroPoint, Tiled = true };
+        }
+        PatchGraph g = Graph(program, end);
+        g.Measure(rows, cols, out long padded, out long slots);
+        long macs = 0, patchedMacs = 0;
+        for (int k = 0; k <= end; k++) macs += ops[k].Macs;
+        int outH = g.H[end], outW = g.W[end];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                g.Ranges(PatchTiling.PartStart(outH, rows, r), PatchTiling.PartStart(outH, rows, r + 1),
+                    PatchTiling.PartStart(outW, cols, c), PatchTiling.PartStart(outW, cols, c + 1));
+                for (int k = 0; k <= end; k++)
+                    patchedMacs += ops[k].Macs / ((long)g.H[k] * g.W[k]) * (g.Y1[k] - g.Y0[k]) * (g.X1[k] - g.X0[k]);
+            }
+        if (padded + slots > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + slots} bytes are too large for a plan");
+        int tiles = tensors.Count;
+        tensors.Add(new PTensor
+        {
+            Id = tiles, Name = $"{ops[0].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + slots), 1, 1),
+            Role = TensorRole.Scratch, Scale = 1f, // int8 bytes of several tensors' tiles: the scale is unused
+        });
+        var stage = new POp
+        {
+            Kind = RtOpKind.PatchGraphStage, Phase = OpPhase.Forward, Name = $"patch_stage[{ops[0].Name}..{ops[end].Name}]",
+            Input0 = program.Input, Output = ops[end].Output, Scratch = tiles, Args = [end + 1, rows, cols, (int)padded, (int)slots],
+            Macs = patchedMacs - macs,
+        };
+        var info = new PatchInfo(ops[0].Name, ops[end].Name, end + 1, rows, cols, (int)(padded + slots), macs, patchedMacs, unpatchedArenaBytes);
+        return new PlanProgram
+        {
+            Name = program.Name, Tensors = tensors, Ops = [stage, .. ops], Input = program.Input, Output = program.Output,
+            Trainable = program.Trainable, Patch = info,
+        };
+    }
+
+    // The geometry of ops 0..end as the runtime's PatchGraph.Load reads it from the plan.
+    private static PatchGraph Graph(PlanProgram program, int end)
+    {
+        List<POp> ops = program.Ops;
+        var g = new PatchGraph { Count = end + 1 };
+        Graphs.Shape x = program.Tensors[program.Input].Shape;
+        (g.InC, g.InH, g.InW) = (x.C, x.H, x.W);
+        for (int k = 0; k <= end; k++)
+        {
+            POp op = ops[k];
+            bool add = op.Kind == RtOpKind.Add;
+            g.IsAdd[k] = add;
+            g.Kernel[k] = add ? 1 : op.Args[0];
+            g.Stride[k] = add ? 1 : op.Args[1];
+            g.Pad[k] = add ? 0 : op.Args[2];
+            Graphs.Shape y = program.Tensors[op.Output].Shape;
+            (g.C[k], g.H[k], g.W[k]) = (y.C, y.H, y.W);
+            g.Source0[k] = Source(program, end, k, op.Input0);
+            g.Source1[k] = add ? Source(program, end, k, op.Input1) : PatchGraph.None;
+        }
+        return g;
+    }
+
+    private static int Source(PlanProgram program, int end, int k, int tensor)
+    {
+        if (tensor == program.Input) return PatchGraph.StageInput;
+        for (int i = k - 1; i >= 0; i--)
+            if (program.Ops[i].Output == tensor) return i;
+        throw new InvalidOperationException($"op {program.Ops[k].Name} reads a tensor outside stage 0..{end}");
     }
 
     /// <summary>The program with ops 0..<paramref name="end"/> run as one patch stage of <paramref name="rows"/> x <paramref name="cols"/> tiles.</summary>

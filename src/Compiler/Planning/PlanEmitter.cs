@@ -126,7 +126,8 @@ public static class PlanEmitter
             if (!op.MayRunInPlace || op.Output < 0) continue;
             foreach (int x in new[] { op.Input0, op.Input1 })
             {
-                if (x < 0 || x == program.Input || x == op.Output) continue;
+                // A tile of a patch stage has no buffer of its own to write over.
+                if (x < 0 || x == program.Input || x == op.Output || tensors[x].Tiled || tensors[op.Output].Tiled) continue;
                 int r = root[x];
                 if (groupLast[r] != j || tensors[x].Bytes != tensors[op.Output].Bytes || tensors[x].Type != tensors[op.Output].Type) continue;
                 if (op.Input0 == op.Input1) continue;

@@ -10,7 +10,7 @@ using TinyTrain.Runtime.Plans;
 public sealed partial class Executor
 {
     // The ops a patch stage or a channel stage runs itself: the loops skip them.
-    private static int InnerOps(OpInfo op) => op.Kind is OpKind.PatchStage or OpKind.ChannelStage ? op.Arg(0) : 0;
+    private static int InnerOps(OpInfo op) => op.Kind is OpKind.PatchStage or OpKind.PatchGraphStage or OpKind.ChannelStage ? op.Arg(0) : 0;
 
     private void RunPatchStage(OpInfo op, int index)
     {
@@ -44,6 +44,80 @@ public sealed partial class Executor
                 PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
             }
         }
+    }
+
+    // The geometry of the graph stage being run: filled from the plan at each run, allocated once.
+    private readonly PatchGraph _graph = new();
+
+    // A patch stage through residual blocks (OpKind.PatchGraphStage): each inner op's output tile lives in its slot of
+    // the tile buffer (PatchGraph.Measure); a window op pads its source's tile, an Add adds its sources row by row.
+    private void RunPatchGraphStage(OpInfo op, int index)
+    {
+        PatchGraph g = _graph;
+        PatchGraphLoader.Load(g, _plan, index);
+        int n = g.Count, rows = op.Arg(1), cols = op.Arg(2);
+        g.Measure(rows, cols, out _, out _);
+        TensorInfo y = _plan.Tensor(op.Output), x = _plan.Tensor(op.Input0);
+        int padded = _plan.Tensor(op.Scratch).ArenaOffset, slots = padded + op.Arg(3);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+            {
+                g.Ranges(PatchTiling.PartStart(y.H, rows, r), PatchTiling.PartStart(y.H, rows, r + 1),
+                    PatchTiling.PartStart(y.W, cols, c), PatchTiling.PartStart(y.W, cols, c + 1));
+                for (int k = 0; k < n; k++)
+                {
+                    OpInfo inner = _plan.Op(index + 1 + k);
+                    TensorInfo to = _plan.Tensor(inner.Output);
+                    int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k], at = slots + g.Offset[k];
+                    if (g.IsAdd[k])
+                    {
+                        AddTile(inner, g, k, x, to, slots, at);
+                        continue;
+                    }
+                    int h = g.InputRows(k, out int iy0), w = g.InputCols(k, out int ix0);
+                    int s = g.Source0[k];
+                    TensorInfo from = _plan.Tensor(inner.Input0);
+                    if (s == PatchGraph.StageInput)
+                        PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy0 + h, ix0, ix0 + w, x.ZeroPoint, padded);
+                    else
+                        PatchTile.Pad(_arena, slots + g.Offset[s], from.C, from.H, from.W, g.Y0[s], g.X0[s], g.Y1[s] - g.Y0[s], g.X1[s] - g.X0[s],
+                            iy0, iy0 + h, ix0, ix0 + w, from.ZeroPoint, padded);
+                    RunTile(inner, from, to, h, w, th, tw, padded, at);
+                }
+                PatchTile.Place(_arena, slots + g.Offset[n - 1], y.C, g.Y1[n - 1] - g.Y0[n - 1], g.X1[n - 1] - g.X0[n - 1], y.ArenaOffset, y.H, y.W,
+                    g.Y0[n - 1], g.X0[n - 1]);
+            }
+    }
+
+    // An inner Add on one tile, one row of one channel at a time: each input row from its source (a slot, or the stage
+    // input whole) at the output's rows and columns, which lie inside what the source holds.
+    private void AddTile(OpInfo op, PatchGraph g, int k, TensorInfo x, TensorInfo y, int slots, int at)
+    {
+        TensorInfo x0 = _plan.Tensor(op.Input0), x1 = _plan.Tensor(op.Input1);
+        int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k];
+        var p = new AddParams
+        {
+            Count = tw,
+            Input0ZeroPoint = x0.ZeroPoint, Input0Multiplier = op.Arg(0), Input0Shift = op.Arg(1),
+            Input1ZeroPoint = x1.ZeroPoint, Input1Multiplier = op.Arg(2), Input1Shift = op.Arg(3),
+            OutputZeroPoint = y.ZeroPoint, OutputMultiplier = op.Arg(4), OutputShift = op.Arg(5), LeftShift = op.Arg(6),
+            ActMin = op.Arg(7), ActMax = op.Arg(8),
+        };
+        for (int ch = 0; ch < y.C; ch++)
+            for (int row = 0; row < th; row++)
+            {
+                int yy = g.Y0[k] + row, xx = g.X0[k];
+                Add.Run(p, _arena, Element(g, g.Source0[k], x, slots, ch, yy, xx), _arena, Element(g, g.Source1[k], x, slots, ch, yy, xx),
+                    _arena, at + (ch * th + row) * tw);
+            }
+    }
+
+    // Where element (ch, yy, xx) of an inner op's source lies: in the stage input whole, or in the source's tile.
+    private static int Element(PatchGraph g, int source, TensorInfo x, int slots, int ch, int yy, int xx)
+    {
+        if (source == PatchGraph.StageInput) return x.ArenaOffset + (ch * x.H + yy) * x.W + xx;
+        int h = g.Y1[source] - g.Y0[source], w = g.X1[source] - g.X0[source];
+        return slots + g.Offset[source] + (ch * h + yy - g.Y0[source]) * w + xx - g.X0[source];
     }
 
     // One inner op on one tile: the padded input tile (h, w) to the output tile (oh, ow), no padding, no mask.

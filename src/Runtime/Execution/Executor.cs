@@ -267,6 +267,11 @@ public sealed partial class Executor
             RunPatchStage(op, index);
             return;
         }
+        if (op.Kind == OpKind.PatchGraphStage)
+        {
+            RunPatchGraphStage(op, index);
+            return;
+        }
         if (op.Kind == OpKind.ChannelStage)
         {
             RunChannelStage(op, index);

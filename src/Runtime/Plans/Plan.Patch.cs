@@ -13,23 +13,9 @@ public sealed partial class Plan
 
     private void ValidatePatchStage(int j, int r)
     {
+        ValidateStageFields(j, r);
         byte[] b = _image;
-        int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
-        int output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
-        RequireTensor(j, "input 0", in0, ElementType.Int8);
-        RequireOneInput(j, in1);
-        RequireTensor(j, "output", output, ElementType.Int8);
-        RequireTensor(j, "tile buffer (scratch)", scratch, ElementType.Int8);
-        for (uint f = PlanFormat.OpWeights; f <= PlanFormat.OpShift; f += 4)
-            if (U32(b, r + (int)f) != PlanFormat.NoConstant)
-                throw Invalid(_source, $"{OpLabel(j)}: a patch stage takes no constants, but its record names one at field {f}");
-        if (output == InputTensor)
-            throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(InputTensor)}");
-        if (Tensor(in0).Tiled || Tensor(output).Tiled || Tensor(scratch).Tiled)
-            throw Invalid(_source, $"{OpLabel(j)}: its input, output and tile buffer must exist whole in the arena, not as tiles");
-        CheckApart(j, scratch, in0, "input");
-        CheckApart(j, scratch, output, "output");
-        CheckApart(j, output, in0, "input");
+        int in0 = U16(b, r + PlanFormat.OpInput0), output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
 
         int n = Arg(r, 0), rows = Arg(r, 1), cols = Arg(r, 2), paddedBytes = Arg(r, 3), outputBytes = Arg(r, 4);
         if (n < 1 || n >= ForwardOpCount - j)
@@ -62,6 +48,82 @@ public sealed partial class Plan
                 $"tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
     }
 
+    // A patch stage through residual blocks (OpKind.PatchGraphStage): its inner ops are frozen window ops and Adds, each
+    // reading the stage input or an earlier inner op's tiled output, every tiled output read by a later inner op, the last
+    // writing the stage output; its tile buffer holds the padded area and the slots PatchGraph.Measure places.
+    private void ValidatePatchGraphStage(int j, int r)
+    {
+        ValidateStageFields(j, r);
+        byte[] b = _image;
+        int output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
+        int n = Arg(r, 0), rows = Arg(r, 1), cols = Arg(r, 2), paddedBytes = Arg(r, 3), slotBytes = Arg(r, 4);
+        if (n < 1 || n > PatchGraph.MaxOps || n >= ForwardOpCount - j)
+            throw Invalid(_source, $"{OpLabel(j)}: runs {n} ops (arg 0), but a graph stage runs 1..{PatchGraph.MaxOps} and only {ForwardOpCount - j - 1} inference ops follow it");
+        TensorInfo y = Tensor(output);
+        if (rows < 1 || cols < 1 || rows > MaxPatchGrid || cols > MaxPatchGrid || rows > y.H || cols > y.W)
+            throw Invalid(_source, $"{OpLabel(j)}: a {rows}x{cols} grid (args 1, 2) does not tile its ({y.C},{y.H},{y.W}) output; rows and columns are 1..{MaxPatchGrid} and at most its size");
+        var g = new PatchGraph();
+        PatchGraphLoader.Load(g, this, j);
+        for (int k = 0; k < n; k++)
+        {
+            int i = j + 1 + k, ri = _ops + i * PlanFormat.OpRecordSize;
+            int kind = U16(b, ri + PlanFormat.OpKindField);
+            if (kind != (int)OpKind.Conv2D && kind != (int)OpKind.DepthwiseConv2D && kind != (int)OpKind.Add)
+                throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) is not a Conv2D, DepthwiseConv2D or Add; a graph stage runs only those");
+            if (U16(b, ri + PlanFormat.OpScratch) != PlanFormat.NoTensor)
+                throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) writes a gradient mask; a patch stage runs only frozen layers");
+            if (g.Source0[k] == int.MinValue || g.Source1[k] == int.MinValue)
+            {
+                int t = g.Source0[k] == int.MinValue ? U16(b, ri + PlanFormat.OpInput0) : U16(b, ri + PlanFormat.OpInput1);
+                throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) reads {TensorLabel(t)}, which is neither the stage input nor written by an earlier op of the stage");
+            }
+            int written = U16(b, ri + PlanFormat.OpOutput);
+            bool last = k == n - 1;
+            if (last ? written != output : !Tensor(written).Tiled)
+                throw Invalid(_source, last
+                    ? $"{OpLabel(j)}: its last op ({OpLabel(i)}) writes {TensorLabel(written)}, not the stage output {TensorLabel(output)}"
+                    : $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) writes {TensorLabel(written)}, which is not tiled; inside a stage only tiles exist");
+            for (int e = 0; e < k; e++)
+                if (U16(b, _ops + (j + 1 + e) * PlanFormat.OpRecordSize + PlanFormat.OpOutput) == written)
+                    throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) writes {TensorLabel(written)}, which an earlier op of the stage writes too");
+        }
+        for (int k = 0; k < n - 1; k++)
+        {
+            bool read = false;
+            for (int e = k + 1; e < n; e++)
+                read |= g.Source0[e] == k || g.Source1[e] == k;
+            if (!read)
+                throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(j + 1 + k)}) writes a tile that no later op of the stage reads");
+        }
+
+        g.Measure(rows, cols, out long needPadded, out long needSlots);
+        if (paddedBytes < needPadded || slotBytes < needSlots || (long)paddedBytes + slotBytes > Tensor(scratch).ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {slotBytes} bytes (args 3, 4) in a {Tensor(scratch).ByteLength}-byte " +
+                $"tensor, but its tiles need {needPadded} + {needSlots}; recompile the plan");
+    }
+
+    // The fields every patch stage shares: an int8 input, output and tile buffer, whole and apart, no constants.
+    private void ValidateStageFields(int j, int r)
+    {
+        byte[] b = _image;
+        int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
+        int output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
+        RequireTensor(j, "input 0", in0, ElementType.Int8);
+        RequireOneInput(j, in1);
+        RequireTensor(j, "output", output, ElementType.Int8);
+        RequireTensor(j, "tile buffer (scratch)", scratch, ElementType.Int8);
+        for (uint f = PlanFormat.OpWeights; f <= PlanFormat.OpShift; f += 4)
+            if (U32(b, r + (int)f) != PlanFormat.NoConstant)
+                throw Invalid(_source, $"{OpLabel(j)}: a patch stage takes no constants, but its record names one at field {f}");
+        if (output == InputTensor)
+            throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(InputTensor)}");
+        if (Tensor(in0).Tiled || Tensor(output).Tiled || Tensor(scratch).Tiled)
+            throw Invalid(_source, $"{OpLabel(j)}: its input, output and tile buffer must exist whole in the arena, not as tiles");
+        CheckApart(j, scratch, in0, "input");
+        CheckApart(j, scratch, output, "output");
+        CheckApart(j, output, in0, "input");
+    }
+
     // Only the inner ops of a patch stage or a channel stage may name a tiled tensor: an op outside every stage that names
     // one is refused. Returns the last inner op of the stage op j starts, or j - 1.
     private int CheckTiledNames(int j)
@@ -70,7 +132,7 @@ public sealed partial class Plan
         int kind = U16(_image, r + PlanFormat.OpKindField);
         if (kind == (int)OpKind.ChannelStage)
             CheckChannelStageCount(j, r);
-        if (kind is (int)OpKind.PatchStage or (int)OpKind.ChannelStage)
+        if (kind is (int)OpKind.PatchStage or (int)OpKind.PatchGraphStage or (int)OpKind.ChannelStage)
             return j + Math.Max(0, Arg(r, 0));
         for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
         {
@@ -92,6 +154,8 @@ public sealed partial class Plan
             int kind = U16(_image, r + PlanFormat.OpKindField);
             if (kind == (int)OpKind.PatchStage)
                 ValidatePatchStage(j, r);
+            else if (kind == (int)OpKind.PatchGraphStage)
+                ValidatePatchGraphStage(j, r);
             else if (kind == (int)OpKind.ChannelStage)
                 ValidateChannelStage(j, r);
         }

@@ -210,7 +210,7 @@ public sealed partial class Plan
             ValidateForwardOp(j, r, kind, flags);
         else if (kind == (int)OpKind.PointwiseInPlace)
             ValidatePointwiseInPlace(j, r, flags);
-        else if (kind is (int)OpKind.PatchStage or (int)OpKind.ChannelStage)
+        else if (kind is (int)OpKind.PatchStage or (int)OpKind.PatchGraphStage or (int)OpKind.ChannelStage)
             return; // checked by ValidatePatchStages, once its inner ops have been
         else if (kind == (int)OpKind.InitParams)
             ValidateInitParams(j, r);
@@ -785,7 +785,7 @@ public sealed partial class Plan
     }
 
     private static bool IsKnownKind(int kind) =>
-        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || kind == (int)OpKind.InitParamsRows || IsNormKind(kind)
+        (kind >= (int)OpKind.Conv2D && kind <= (int)OpKind.GlobalAvgPool) || (kind >= (int)OpKind.InitParams && kind <= (int)OpKind.BiasUpdate) || kind == (int)OpKind.PatchStage || kind == (int)OpKind.PatchGraphStage || kind == (int)OpKind.ChannelStage || kind == (int)OpKind.PointwiseInPlace || kind == (int)OpKind.InitParamsRows || IsNormKind(kind)
         || kind == (int)OpKind.DistillGradient;
 
     private static int PhaseOf(int kind) => kind switch
@@ -793,7 +793,7 @@ public sealed partial class Plan
         _ when IsNormKind(kind) => NormPhase(kind),
         <= (int)OpKind.GlobalAvgPool => (int)OpPhase.Forward,
         (int)OpKind.InitParams or (int)OpKind.InitParamsRows => (int)OpPhase.Init,
-        (int)OpKind.PatchStage => (int)OpPhase.Forward,
+        (int)OpKind.PatchStage or (int)OpKind.PatchGraphStage => (int)OpPhase.Forward,
         (int)OpKind.ChannelStage => (int)OpPhase.Backward,
         (int)OpKind.PointwiseInPlace => (int)OpPhase.Forward,
         (int)OpKind.SaveMask => (int)OpPhase.Save,

@@ -259,6 +259,16 @@ public enum OpKind : ushort
     /// byte of the same pixel, already read, so the output needs no buffer of its own. Bit for bit the Conv2D op. Fields
     /// and args as Conv2D (kernel 1, stride 1, pad 0, groups 1, actMin, actMax, maskMode 0).</summary>
     PointwiseInPlace = 62,
+    /// <summary>Phase Forward. A patch stage (as <see cref="PatchStage"/>: fields, grid and the zero-point border alike) whose
+    /// next args[0] inner ops (at most 32) form a small DAG rather than a chain, so that it runs through residual blocks:
+    /// frozen Conv2D / DepthwiseConv2D ops without masks and Adds, each input being x (the stage input, whole) or the output
+    /// of an earlier inner op (tiled), the last op writing y. For a tile of y, each op computes the union of the rows and
+    /// columns its readers need (Execution.PatchGraph.Ranges); its output tile lives in a slot of the tile buffer after the
+    /// args[3]-byte padded input area, slots placed first-fit by lifetime over args[4] bytes (PatchGraph.Measure). A window
+    /// op builds its padded input tile from its source, an Add reads both inputs from their slots row by row. Outputs are
+    /// bit for bit those of the ops run whole. args: ops, tileRows, tileCols, paddedBytes, slotBytes.</summary>
+    PatchGraphStage = 63,
+
     /// <summary>Phase Init. Copies the first args[2] bytes of each of args[0] rows of args[1] bytes from Constants at
     /// Weights to the params region at args[3], packed (row r at args[3] + r * args[2]): the trained slice of a weight
     /// kept writable with <see cref="OpFlags.WeightsSliced"/>. args: rows, rowBytes, sliceBytes, paramsOffset.</summary>
