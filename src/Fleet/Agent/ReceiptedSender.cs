@@ -150,6 +150,22 @@ public sealed class ReceiptedSender : IAsyncDisposable
         return sequence;
     }
 
+    /// <summary>
+    /// <see cref="Enqueue"/> for <paramref name="count"/> messages at once, as one group commit (one sequence write,
+    /// the files flushed together): all are on disk when this returns, numbered in the order <paramref name="sign"/>
+    /// is called. Returns the first sequence number.
+    /// </summary>
+    public long EnqueueMany(int count, Func<int, long, byte[]> sign)
+    {
+        ArgumentNullException.ThrowIfNull(sign);
+        long first = Outbox.TakeSequences(count);
+        var messages = new (long, byte[])[count];
+        for (int i = 0; i < count; i++) messages[i] = (first + i, sign(i, first + i));
+        Outbox.AddMany(messages);
+        _kick.Release();
+        return first;
+    }
+
     /// <summary>Whether some outbox message was never acknowledged on this connection, or waited past <see cref="ResendAfter"/> for its receipt.</summary>
     private bool AnyDue()
     {
