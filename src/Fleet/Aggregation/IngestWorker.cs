@@ -41,10 +41,19 @@ public sealed class IngestWorker : IAsyncDisposable
         Group = FleetTopics.CheckName("aggregator group", group);
         _connection = new FleetConnection(broker, $"worker-{topics.Fleet}-{workerId}", timeout ?? FleetConnection.BulkTimeout);
         _sender = new ReceiptedSender(_connection, new Outbox(Path.Combine(stateDirectory, "outbox")), Topics.Partial(WorkerId), Topics.PartialReceipt(WorkerId),
-            Aggregator.WorkerReceiptPrefix + WorkerId, validator.Model, mergerPublicKey);
+            Aggregator.WorkerReceiptPrefix + WorkerId, validator.Model, mergerPublicKey)
+        {
+            Window = DefaultWindow,
+        };
         _connection.Client.ApplicationMessageReceivedAsync += OnMessage;
         _connection.OnConnected = OnConnected;
     }
+
+    /// <summary>Partials out at once without the merger's receipt (the rest wait in the outbox): a reconnect resends at most this many.</summary>
+    public const int DefaultWindow = 256;
+
+    /// <summary>Partials out at once without the merger's receipt; see <see cref="ReceiptedSender.Window"/>.</summary>
+    public int Window { get => _sender.Window; set => _sender.Window = value; }
 
     public string WorkerId { get; }
     public FleetTopics Topics { get; }
