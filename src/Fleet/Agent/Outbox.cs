@@ -34,7 +34,45 @@ public sealed class Outbox
         return sequence;
     }
 
+    /// <summary>Takes <paramref name="count"/> sequence numbers at once (one write to the disk); returns the first.</summary>
+    public long TakeSequences(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        long first = NextSequence;
+        WriteAtomically(SequencePath, System.Text.Encoding.ASCII.GetBytes((first + count).ToString(CultureInfo.InvariantCulture)));
+        NextSequence = first + count;
+        return first;
+    }
+
     private readonly SortedSet<long> _sequences = [];
+
+    /// <summary>
+    /// Adds several messages as one group commit: every file is written before any is flushed, so the file system
+    /// commits them together (the first fsync carries the others' data along; the rest find nothing left to write).
+    /// Each is on disk, under its final name, when this returns.
+    /// </summary>
+    public void AddMany(IReadOnlyList<(long Sequence, byte[] Message)> messages)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var files = new List<FileStream>(messages.Count);
+        try
+        {
+            foreach ((long sequence, byte[] message) in messages)
+            {
+                var file = new FileStream(MessagePath(sequence) + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None);
+                files.Add(file);
+                file.Write(message);
+                file.Flush(flushToDisk: false);
+            }
+            foreach (FileStream file in files) file.Flush(flushToDisk: true);
+        }
+        finally
+        {
+            foreach (FileStream file in files) file.Dispose();
+        }
+        foreach ((long sequence, _) in messages) File.Move(MessagePath(sequence) + ".tmp", MessagePath(sequence), overwrite: true);
+        lock (_sequences) foreach ((long sequence, _) in messages) _sequences.Add(sequence);
+    }
 
     public void Add(long sequence, byte[] message)
     {

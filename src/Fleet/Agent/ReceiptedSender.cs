@@ -61,6 +61,13 @@ public sealed class ReceiptedSender : IAsyncDisposable
     /// <summary>How long a message the broker acknowledged waits for its receipt before it is sent again.</summary>
     public TimeSpan ResendAfter { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How many outbox messages (the oldest) may be out at once without a receipt: the rest wait until receipts make
+    /// room, so a reconnect resends a bounded batch rather than everything queued, and a sender never floods the
+    /// broker faster than the aggregator journals. Unbounded by default (a device has few).
+    /// </summary>
+    public int Window { get; set; } = int.MaxValue;
+
     /// <summary>Bytes of messages handed to the broker.</summary>
     public long BytesSent { get; private set; }
 
@@ -96,8 +103,11 @@ public sealed class ReceiptedSender : IAsyncDisposable
     public bool OnMessage(string topic, byte[] payload)
     {
         if (topic != _receiptTopic) return false;
+        int before = Receipted;
         ReceiveReceipt(payload);
         Volatile.Read(ref _receiptArrived)?.TrySetResult();
+        // Room in the window: the next messages go now, not at the next half-second tick.
+        if (Receipted != before && Window < int.MaxValue) _kick.Release();
         return true;
     }
 
@@ -150,12 +160,28 @@ public sealed class ReceiptedSender : IAsyncDisposable
         return sequence;
     }
 
+    /// <summary>
+    /// <see cref="Enqueue"/> for <paramref name="count"/> messages at once, as one group commit (one sequence write,
+    /// the files flushed together): all are on disk when this returns, numbered in the order <paramref name="sign"/>
+    /// is called. Returns the first sequence number.
+    /// </summary>
+    public long EnqueueMany(int count, Func<int, long, byte[]> sign)
+    {
+        ArgumentNullException.ThrowIfNull(sign);
+        long first = Outbox.TakeSequences(count);
+        var messages = new (long, byte[])[count];
+        for (int i = 0; i < count; i++) messages[i] = (first + i, sign(i, first + i));
+        Outbox.AddMany(messages);
+        _kick.Release();
+        return first;
+    }
+
     /// <summary>Whether some outbox message was never acknowledged on this connection, or waited past <see cref="ResendAfter"/> for its receipt.</summary>
     private bool AnyDue()
     {
         DateTime now = DateTime.UtcNow;
         lock (_acknowledgedAt)
-            foreach (long sequence in Outbox.PendingSequences())
+            foreach (long sequence in Outbox.PendingSequences().Take(Window))
                 if (!_acknowledgedAt.TryGetValue(sequence, out DateTime at) || now - at >= ResendAfter) return true;
         return false;
     }
@@ -172,7 +198,7 @@ public sealed class ReceiptedSender : IAsyncDisposable
             int sent = 0;
             if (!_connection.IsConnected) return 0;
             // From the in-memory list, each file read only when it goes out: a long outbox costs no rereads.
-            foreach (long sequence in Outbox.PendingSequences())
+            foreach (long sequence in Outbox.PendingSequences().Take(Window))
             {
                 lock (_acknowledgedAt)
                     if (sequence <= _receiptedThrough || (_acknowledgedAt.TryGetValue(sequence, out DateTime at) && DateTime.UtcNow - at < ResendAfter)) continue;

@@ -66,6 +66,16 @@ public sealed class AggregatorStore : IDisposable
     /// <param name="partial">A worker's partial (replayed with OfferPartial), not a device's update.</param>
     public void Append(ReadOnlySpan<byte> message, int maxMessageBytes, bool partial = false)
     {
+        Write(message, maxMessageBytes, partial);
+        Flush();
+    }
+
+    /// <summary>
+    /// Appends one message without flushing it (group commit): it is not durable, so neither offered nor acknowledged,
+    /// until <see cref="Flush"/> has returned. A record a crash cuts short is skipped by <see cref="Recover"/>.
+    /// </summary>
+    public void Write(ReadOnlySpan<byte> message, int maxMessageBytes, bool partial = false)
+    {
         if (_journal is null) throw new InvalidOperationException("Call Recover (or Snapshot) before Append.");
         Span<byte> header = stackalloc byte[5];
         if (message.Length > maxMessageBytes)
@@ -84,6 +94,12 @@ public sealed class AggregatorStore : IDisposable
             _journal.Write(header);
             _journal.Write(message);
         }
+    }
+
+    /// <summary>Flushes every record written so far to the disk: one fsync for the whole group.</summary>
+    public void Flush()
+    {
+        if (_journal is null) throw new InvalidOperationException("Call Recover (or Snapshot) before Flush.");
         _journal.Flush(flushToDisk: true);
     }
 

@@ -2,6 +2,7 @@ namespace TinyTrain.Fleet.Aggregation;
 
 using System.Buffers;
 using System.Security.Cryptography;
+using System.Threading.Channels;
 using MQTTnet;
 using TinyTrain.Fleet.Agent;
 using TinyTrain.Fleet.Messages;
@@ -29,20 +30,30 @@ public sealed class IngestWorker : IAsyncDisposable
 
     /// <param name="key">This worker's signing key (its public half registered with the merger).</param>
     /// <param name="mergerPublicKey">The aggregator key the merger signs receipts (and globals) with.</param>
+    /// <param name="timeout">How long an operation waits for the broker; <see cref="FleetConnection.BulkTimeout"/> when null.</param>
     public IngestWorker(BrokerEndpoint broker, string workerId, FleetTopics topics, UpdateValidator validator, ECDsa key, ECDsa mergerPublicKey,
-        string stateDirectory, string group = "aggregators")
+        string stateDirectory, string group = "aggregators", TimeSpan? timeout = null)
     {
         WorkerId = FleetTopics.CheckName("worker id", workerId);
         Topics = topics ?? throw new ArgumentNullException(nameof(topics));
         _validator = validator ?? throw new ArgumentNullException(nameof(validator));
         _key = key ?? throw new ArgumentNullException(nameof(key));
         Group = FleetTopics.CheckName("aggregator group", group);
-        _connection = new FleetConnection(broker, $"worker-{topics.Fleet}-{workerId}");
+        _connection = new FleetConnection(broker, $"worker-{topics.Fleet}-{workerId}", timeout ?? FleetConnection.BulkTimeout);
         _sender = new ReceiptedSender(_connection, new Outbox(Path.Combine(stateDirectory, "outbox")), Topics.Partial(WorkerId), Topics.PartialReceipt(WorkerId),
-            Aggregator.WorkerReceiptPrefix + WorkerId, validator.Model, mergerPublicKey);
+            Aggregator.WorkerReceiptPrefix + WorkerId, validator.Model, mergerPublicKey)
+        {
+            Window = DefaultWindow,
+        };
         _connection.Client.ApplicationMessageReceivedAsync += OnMessage;
         _connection.OnConnected = OnConnected;
     }
+
+    /// <summary>Partials out at once without the merger's receipt (the rest wait in the outbox): a reconnect resends at most this many.</summary>
+    public const int DefaultWindow = 256;
+
+    /// <summary>Partials out at once without the merger's receipt; see <see cref="ReceiptedSender.Window"/>.</summary>
+    public int Window { get => _sender.Window; set => _sender.Window = value; }
 
     public string WorkerId { get; }
     public FleetTopics Topics { get; }
@@ -70,6 +81,7 @@ public sealed class IngestWorker : IAsyncDisposable
 
     public async Task StartAsync(TimeSpan timeout, CancellationToken cancel = default)
     {
+        _committer ??= Task.Run(CommitLoop);
         await _connection.ConnectAsync(timeout, cancel).ConfigureAwait(false);
         _sender.Start();
     }
@@ -82,30 +94,81 @@ public sealed class IngestWorker : IAsyncDisposable
         await _sender.OnConnectedAsync().ConfigureAwait(false);
     }
 
-    private async Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
+    /// <summary>The most device messages one group commit turns into partials with one flush of the outbox.</summary>
+    public int MaxBatch { get; set; } = 64;
+
+    /// <summary>
+    /// For tests: heard after a group's partials are on disk and before any of the device messages is acknowledged,
+    /// with how many it holds (a crash there must lose nothing and double nothing).
+    /// </summary>
+    public Action<int>? Committed { get; set; }
+
+    private readonly Channel<(MqttApplicationMessageReceivedEventArgs E, byte[] Message, int Length)> _incoming =
+        Channel.CreateUnbounded<(MqttApplicationMessageReceivedEventArgs, byte[], int)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _committer;
+
+    private Task OnMessage(MqttApplicationMessageReceivedEventArgs e)
     {
         string topic = e.ApplicationMessage.Topic;
         if (topic == Topics.PartialReceipt(WorkerId))
         {
             _sender.OnMessage(topic, e.ApplicationMessage.Payload.ToArray());
-            return;
+            return Task.CompletedTask;
         }
-        // Acknowledged below, after the partial is in the outbox on disk.
+        // Acknowledged by the commit loop, after its partial is in the outbox on disk.
         e.AutoAcknowledge = false;
-        if (_abandoned) return;
+        if (_abandoned) return Task.CompletedTask;
         ReadOnlySequence<byte> payload = e.ApplicationMessage.Payload;
-        // An oversize message is refused before it is copied.
+        // An oversize message is refused before it is copied; the rest copied now (the buffer may be reused after).
         byte[] message = payload.Length > _validator.MaxMessageBytes ? [] : payload.ToArray();
-        int length = (int)Math.Min(payload.Length, int.MaxValue);
-        _sender.Enqueue(sequence =>
+        _incoming.Writer.TryWrite((e, message, (int)Math.Min(payload.Length, int.MaxValue)));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Group commit: every device message that has arrived (up to <see cref="MaxBatch"/>) becomes one partial each,
+    /// all written to the outbox with one flush, and only then are they acknowledged. A crash before that has the
+    /// broker deliver them again; one after the flush and before the acknowledgements has them delivered again too,
+    /// and their second partials are refused by the merger as replays: nothing lost, nothing twice.
+    /// </summary>
+    private async Task CommitLoop()
+    {
+        var group = new List<(MqttApplicationMessageReceivedEventArgs E, byte[] Message, int Length)>(MaxBatch);
+        while (!_abandoned)
         {
-            PartialEnvelope partial = ToPartial(_validator, WorkerId, sequence, message, length);
-            if (partial.Refusal.Length > 0) Log?.Invoke(RejectReasons.Parse(partial.Refusal)!.Value, partial.Detail);
-            return SignedMessage.Sign(partial, WorkerId, _key);
-        });
-        Handled++;
-        if (_abandoned) return;
-        await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                if (!await _incoming.Reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false)) return;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            group.Clear();
+            while (group.Count < MaxBatch && _incoming.Reader.TryRead(out (MqttApplicationMessageReceivedEventArgs, byte[], int) item)) group.Add(item);
+            if (_abandoned) return;
+            _sender.EnqueueMany(group.Count, (i, sequence) =>
+            {
+                PartialEnvelope partial = ToPartial(_validator, WorkerId, sequence, group[i].Message, group[i].Length);
+                if (partial.Refusal.Length > 0) Log?.Invoke(RejectReasons.Parse(partial.Refusal)!.Value, partial.Detail);
+                return SignedMessage.Sign(partial, WorkerId, _key);
+            });
+            Handled += group.Count;
+            Committed?.Invoke(group.Count);
+            foreach ((MqttApplicationMessageReceivedEventArgs e, _, _) in group)
+            {
+                if (_abandoned) return;
+                try
+                {
+                    await e.AcknowledgeAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or ObjectDisposedException)
+                {
+                    // The connection dropped: the broker delivers it again; its second partial is refused as a replay.
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -146,6 +209,7 @@ public sealed class IngestWorker : IAsyncDisposable
     public void Abandon()
     {
         _abandoned = true;
+        _stopping.Cancel();
         _connection.Abandon();
         _ = _sender.DisposeAsync().AsTask();
     }
@@ -153,6 +217,8 @@ public sealed class IngestWorker : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_abandoned) return;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_committer is not null) await _committer.ConfigureAwait(false);
         await _sender.DisposeAsync().ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
     }

@@ -19,7 +19,17 @@ public sealed class FleetConnection : IAsyncDisposable
     private readonly CancellationTokenSource _closing = new();
     private Task? _reconnect;
 
-    public FleetConnection(BrokerEndpoint broker, string clientId)
+    /// <summary>How long a publish, subscribe or acknowledgement waits for the broker by default (MQTTnet's default).</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The wait for aggregators and ingest workers, which move bulk traffic: a broker busy persisting can stall past
+    /// 10 s under load, and a dropped connection then costs a resend of everything not yet receipted.
+    /// </summary>
+    public static readonly TimeSpan BulkTimeout = TimeSpan.FromSeconds(60);
+
+    /// <param name="timeout">How long an operation waits for the broker; <see cref="DefaultTimeout"/> when null.</param>
+    public FleetConnection(BrokerEndpoint broker, string clientId, TimeSpan? timeout = null)
     {
         Broker = broker ?? throw new ArgumentNullException(nameof(broker));
         ClientId = clientId;
@@ -31,7 +41,7 @@ public sealed class FleetConnection : IAsyncDisposable
             .WithCleanStart(false)
             .WithSessionExpiryInterval(SessionExpirySeconds)
             .WithKeepAlivePeriod(TimeSpan.FromSeconds(15))
-            .WithTimeout(TimeSpan.FromSeconds(10));
+            .WithTimeout(timeout ?? DefaultTimeout);
         if (broker.UserName is not null) builder.WithCredentials(broker.UserName, broker.Password ?? "");
         if (broker.Tls)
         {
