@@ -100,7 +100,9 @@ internal static class NanoPlans
     private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum, bool inPlaceDepthwise = false, bool memoryOptions = false, bool residuals = true)
     {
         var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum }, InPlaceDepthwise = inPlaceDepthwise };
-        if (memoryOptions) options = options with { Patch = "auto", PatchResiduals = residuals, ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true };
+        // Auto without its recompute limit, so that mbv2 at 128 px takes the residual stage (op 63).
+        if (memoryOptions) options = options with { Patch = "auto", PatchResiduals = residuals, PatchRecomputeLimit = double.PositiveInfinity,
+            ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true };
         options = update is SparseScheme scheme
             ? options with { Trainable = m => TrainableSet.FromScheme(scheme, m) }
             : options with { Update = (string)update };

@@ -33,6 +33,10 @@ public sealed record CompileOptions
     /// <summary>Whether the patch stage may run through residual blocks (a graph stage, plan op PatchGraphStage); off, it is
     /// a chain of frozen convs only (plan op PatchStage), which every executor runs, the nanoFramework one included.</summary>
     public bool PatchResiduals { get; init; } = true;
+
+    /// <summary>The most halo recomputation `--patch auto` accepts, as a share of the step's MACs (an explicit grid has no
+    /// limit); <see cref="double.PositiveInfinity"/> keeps the smallest arena whatever it costs.</summary>
+    public double PatchRecomputeLimit { get; init; } = PatchStages.DefaultAutoRecompute;
     /// <summary>Depthwise convs (and their input gradients) write their output over their dying input, channel by channel.</summary>
     public bool InPlaceDepthwise { get; init; }
     /// <summary>The backward of each expansion -> depthwise -> projection chain runs one expanded channel at a time (a
@@ -105,7 +109,7 @@ public static class PlanCompiler
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
         if (options.TrainedSlices) Planning.TrainedSlices.Mark(program);
         EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
-            options.InPlacePointwise, options.PatchResiduals);
+            options.InPlacePointwise, options.PatchResiduals, options.PatchRecomputeLimit);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

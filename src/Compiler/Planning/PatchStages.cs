@@ -31,9 +31,9 @@ public static class PatchStages
     /// <summary>
     /// The most halo recomputation <c>auto</c> accepts, as a share of the whole step's MACs: the smallest arena is not worth
     /// any speed (mbv2-w0.35's 16x16 residual stage at 128x128 saved 1.6 KB for +143 % of the step's MACs). An explicit RxC
-    /// grid has no limit.
+    /// grid has no limit. CompileOptions.PatchRecomputeLimit sets it.
     /// </summary>
-    public const double MaxAutoRecompute = 0.15;
+    public const double DefaultAutoRecompute = 0.15;
 
     /// <summary>Checks a --patch value: off, auto or RxC (rows x columns of tiles, 1..64 each).</summary>
     public static void Parse(string text, out bool auto, out int rows, out int cols)
@@ -55,7 +55,7 @@ public static class PatchStages
     /// <param name="throughResiduals">Whether a stage may run through residual blocks (<see cref="RtOpKind.PatchGraphStage"/>);
     /// off, stages are chains (<see cref="RtOpKind.PatchStage"/>) only.</param>
     public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
-        bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true)
+        bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true, double maxAutoRecompute = DefaultAutoRecompute)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
         EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
@@ -83,7 +83,7 @@ public static class PatchStages
                 // sum is not below the best arena so far is not planned (most of the finer grids and longer stages).
                 long floor = (long)program.Tensors[program.Input].Bytes + program.Tensors[program.Ops[end].Output].Bytes + staged.Patch!.TileBufferBytes;
                 if (best is not null && floor >= best.ArenaBytes) continue;
-                if (auto && staged.Patch.ExtraMacs > MaxAutoRecompute * stepMacs) continue;
+                if (auto && staged.Patch.ExtraMacs > maxAutoRecompute * stepMacs) continue;
                 EmittedPlan candidate = PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }

@@ -2,6 +2,7 @@ namespace TinyTrain.Compiler.Tests.Planning;
 
 using TinyTrain.Compiler.Compilation;
 using TinyTrain.Compiler.Learning;
+using TinyTrain.Compiler.Planning;
 using TinyTrain.Compiler.Quantization;
 using TinyTrain.Compiler.Zoo;
 using TinyTrain.Runtime.Execution;
@@ -21,9 +22,11 @@ public class PatchGraphStageTests
         Quantized q = PlanCompiler.Quantize(graph, CalibrationSet.Random(graph.InputShape, 4, 5), new CompileOptions(),
             m => TrainableSet.Parse(update, m));
         var trainable = q.Trainable!;
+        // Auto without its recompute limit: these tests want the smallest arena's stage, whatever its halos cost.
+        double unlimited = double.PositiveInfinity;
         return (PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = "off" }),
-            PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = patch, PatchResiduals = false }),
-            PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = patch }));
+            PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = patch, PatchResiduals = false, PatchRecomputeLimit = unlimited }),
+            PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = patch, PatchRecomputeLimit = unlimited }));
     }
 
     private static byte[] Input(PlanType plan, int seed)
@@ -83,6 +86,22 @@ public class PatchGraphStageTests
             b.Invoke();
             Assert.Equal(a.Arena.AsSpan(a.OutputOffset, a.OutputLength).ToArray(), b.Arena.AsSpan(b.OutputOffset, b.OutputLength).ToArray());
         }
+    }
+
+    [Fact]
+    public void Auto_takes_no_stage_whose_halos_add_more_than_its_recompute_limit_to_the_step()
+    {
+        var graph = ModelZoo.Build("mbv2-w0.35", 128, 10, seed: 3);
+        Quantized q = PlanCompiler.Quantize(graph, CalibrationSet.Random(graph.InputShape, 4, 5), new CompileOptions(), m => TrainableSet.Parse("bias:8", m));
+        CompileResult unlimited = PlanCompiler.Emit(q, q.Trainable!, new CompileOptions { Patch = "auto", PatchRecomputeLimit = double.PositiveInfinity });
+        CompileResult limited = PlanCompiler.Emit(q, q.Trainable!, new CompileOptions { Patch = "auto" });
+        long stepMacs = limited.Plan.Ops.Sum(o => o.Macs);
+        Assert.NotNull(limited.Plan.Program.Patch);
+        Assert.True(limited.Plan.Program.Patch!.ExtraMacs <= PatchStages.DefaultAutoRecompute * stepMacs,
+            $"auto recomputes {limited.Plan.Program.Patch.ExtraMacs:N0} MACs of a {stepMacs:N0}-MAC step");
+        // Without the limit auto buys a little memory with a lot of recomputation.
+        Assert.True(unlimited.Plan.ArenaBytes <= limited.Plan.ArenaBytes);
+        Assert.True(unlimited.Plan.Program.Patch!.ExtraMacs > PatchStages.DefaultAutoRecompute * unlimited.Plan.Ops.Sum(o => o.Macs));
     }
 
     [Fact]
