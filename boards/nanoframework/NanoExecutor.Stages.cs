@@ -221,20 +221,10 @@ public sealed partial class NanoExecutor
             for (int row = 0; row < th; row++)
             {
                 int yy = g.Y0[k] + row, xx = g.X0[k];
-                Add.RunReference(p, _arena, Element(g, g.Source0[k], x, slots, ch, yy, xx), _arena, Element(g, g.Source1[k], x, slots, ch, yy, xx),
+                Add.RunReference(p, _arena, g.Element(g.Source0[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx), _arena, g.Element(g.Source1[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx),
                     _arena, at + (ch * th + row) * tw);
             }
         }
-    }
-
-    private static int Element(TinyTrain.Runtime.Execution.PatchGraph g, int source, TensorInfo x, int slots, int ch, int yy, int xx)
-    {
-        if (source == TinyTrain.Runtime.Execution.PatchGraph.StageInput)
-        {
-            return x.ArenaOffset + (ch * x.H + yy) * x.W + xx;
-        }
-        int h = g.Y1[source] - g.Y0[source], w = g.X1[source] - g.X0[source];
-        return slots + g.Offset[source] + (ch * h + yy - g.Y0[source]) * w + xx - g.X0[source];
     }
 
     // One inner op of a patch stage on one tile: padded input tile (h, w) to output tile (oh, ow), no padding, no mask.

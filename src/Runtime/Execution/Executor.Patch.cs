@@ -107,17 +107,9 @@ public sealed partial class Executor
             for (int row = 0; row < th; row++)
             {
                 int yy = g.Y0[k] + row, xx = g.X0[k];
-                Add.Run(p, _arena, Element(g, g.Source0[k], x, slots, ch, yy, xx), _arena, Element(g, g.Source1[k], x, slots, ch, yy, xx),
+                Add.Run(p, _arena, g.Element(g.Source0[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx), _arena, g.Element(g.Source1[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx),
                     _arena, at + (ch * th + row) * tw);
             }
-    }
-
-    // Where element (ch, yy, xx) of an inner op's source lies: in the stage input whole, or in the source's tile.
-    private static int Element(PatchGraph g, int source, TensorInfo x, int slots, int ch, int yy, int xx)
-    {
-        if (source == PatchGraph.StageInput) return x.ArenaOffset + (ch * x.H + yy) * x.W + xx;
-        int h = g.Y1[source] - g.Y0[source], w = g.X1[source] - g.X0[source];
-        return slots + g.Offset[source] + (ch * h + yy - g.Y0[source]) * w + xx - g.X0[source];
     }
 
     // One inner op on one tile: the padded input tile (h, w) to the output tile (oh, ow), no padding, no mask.

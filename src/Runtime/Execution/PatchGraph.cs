@@ -33,6 +33,20 @@ public sealed class PatchGraph
     /// <summary>Per op, after <see cref="Measure"/>: its slot's offset and bytes after the padded input area, and its last reader.</summary>
     public readonly int[] Offset = new int[MaxOps], Size = new int[MaxOps], LastReader = new int[MaxOps];
 
+    /// <summary>
+    /// Where element (ch, yy, xx) of an inner op's source lies in the arena: in the stage input whole (a (C, H, W) tensor
+    /// at <paramref name="inputOffset"/>), or in that source's tile, whose slots start at <paramref name="slots"/>.
+    /// </summary>
+    public int Element(int source, int inputOffset, int inputH, int inputW, int slots, int ch, int yy, int xx)
+    {
+        if (source == StageInput)
+        {
+            return inputOffset + (ch * inputH + yy) * inputW + xx;
+        }
+        int h = Y1[source] - Y0[source], w = X1[source] - X0[source];
+        return slots + Offset[source] + (ch * h + yy - Y0[source]) * w + xx - X0[source];
+    }
+
     private readonly bool[] _live = new bool[MaxOps];
 
     /// <summary>As PatchTiling.PartStart (this file is linked into the nanoFramework build, which has no PatchTiling).</summary>
