@@ -52,6 +52,7 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         {
             first_op = patch.FirstOp, last_op = patch.LastOp, ops = patch.Ops, grid = $"{patch.Rows}x{patch.Cols}", tile_buffer_bytes = patch.TileBufferBytes,
             macs = patch.Macs, patched_macs = patch.PatchedMacs, extra_macs = patch.ExtraMacs, unpatched_arena_bytes = patch.UnpatchedArenaBytes,
+            input_streamed = patch.BandRows > 0, band_rows = patch.BandRows, band_bytes = patch.BandBytes,
         },
         planner = new { mode = Plan.Memory.Mode.ToString().ToLowerInvariant(), peak_bytes = Plan.Memory.PeakBytes, naive_bytes = Plan.NaiveMemory.PeakBytes },
         macs = Plan.Ops.Sum(o => o.Macs),
@@ -100,6 +101,9 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
             console.WriteLine($"patch by patch: {patch.FirstOp}..{patch.LastOp} ({patch.Ops} ops) in {patch.Rows}x{patch.Cols} tiles, tile buffer {patch.TileBufferBytes:N0} B; " +
                 $"arena {patch.UnpatchedArenaBytes:N0} -> {Plan.ArenaBytes:N0} B; recompute {patch.ExtraMacs:N0} MACs " +
                 $"(+{100.0 * patch.ExtraMacs / Math.Max(1, patch.Macs):F1} % of the stage's {patch.Macs:N0}, +{100.0 * patch.ExtraMacs / Math.Max(1, Plan.Ops.Sum(o => o.Macs) - patch.ExtraMacs):F1} % of the step)");
+        if (Result.Program.Patch is { BandRows: > 0 } streamed)
+            console.WriteLine($"input streamed: the {Result.Program.Tensors[Result.Program.Input].Bytes:N0}-byte input is never in the arena; a band of {streamed.BandRows} " +
+                $"rows ({streamed.BandBytes:N0} B, in the tile buffer) is read from the host's frame (outside SRAM: camera FIFO, external RAM) row by row, once each");
         if (Auto is not null)
         {
             PrintAuto(console, Auto);

@@ -28,6 +28,7 @@ internal static class CompileCommand
         string channelBackward = a.Option("channel-backward") ?? "on";
         string inPlacePointwise = a.Option("inplace-pw") ?? "on";
         string trainedSlices = a.Option("trained-slices") ?? "on";
+        string streamInput = a.Option("stream-input") ?? "off";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -45,6 +46,7 @@ internal static class CompileCommand
         if (channelBackward is not ("on" or "off")) throw new UsageException($"--channel-backward must be on or off, got '{channelBackward}'");
         if (inPlacePointwise is not ("on" or "off")) throw new UsageException($"--inplace-pw must be on or off, got '{inPlacePointwise}'");
         if (trainedSlices is not ("on" or "off")) throw new UsageException($"--trained-slices must be on or off, got '{trainedSlices}'");
+        if (streamInput is not ("on" or "off")) throw new UsageException($"--stream-input must be on or off, got '{streamInput}'");
         try
         {
             PatchStages.Parse(patch, out _, out _, out _);
@@ -74,6 +76,7 @@ internal static class CompileCommand
             ChannelBackward = channelBackward == "on",
             InPlacePointwise = inPlacePointwise == "on",
             TrainedSlices = trainedSlices == "on",
+            StreamInput = streamInput == "on",
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },

@@ -48,6 +48,10 @@ public sealed record CompileOptions
     /// <summary>A 1x1 conv that trains only its first input channels keeps only that slice of its weights writable
     /// (SRAM); the frozen rest is read from Flash (Planning.TrainedSlices). Bit for bit the same results.</summary>
     public bool TrainedSlices { get; init; }
+    /// <summary>The model input is never stored whole in the arena: the first patch stage (so Patch must not be off) reads it
+    /// band by band, each row once and in order, from a frame the host keeps outside the arena (a camera FIFO, external RAM,
+    /// the caller's array); SRAM holds only the band. Bit for bit the same results. See PlanFormat.TensorFlagStreamed.</summary>
+    public bool StreamInput { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -109,7 +113,7 @@ public static class PlanCompiler
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
         if (options.TrainedSlices) Planning.TrainedSlices.Mark(program);
         EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
-            options.InPlacePointwise, options.PatchResiduals, options.PatchRecomputeLimit);
+            options.InPlacePointwise, options.PatchResiduals, options.PatchRecomputeLimit, options.StreamInput);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

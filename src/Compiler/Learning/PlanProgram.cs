@@ -16,6 +16,10 @@ public sealed class PTensor
     public int ZeroPoint { get; init; }
     /// <summary>Inside a patch stage: the tensor exists only as tiles in the stage's tile buffer, never whole.</summary>
     public bool Tiled { get; init; }
+    /// <summary>The model input, streamed band by band into the first patch stage (PatchStages, --stream-input): never in the arena.</summary>
+    public bool Streamed { get; init; }
+    /// <summary>Whether the tensor takes arena bytes of its own (not tiled, not streamed).</summary>
+    public bool InArena => !Tiled && !Streamed;
 
     public int Bytes => Type switch
     {

@@ -7,8 +7,10 @@ using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
 
 /// <summary>What a patch stage does and costs, for the compile report.</summary>
 /// <param name="Macs">The stage's ops run whole; <paramref name="PatchedMacs"/> run tile by tile (halos are recomputed).</param>
+/// <param name="BandRows">With a streamed input (--stream-input): the rows of the input the band holds (its bytes are in
+/// <paramref name="TileBufferBytes"/>); 0 when the input is whole in the arena.</param>
 public sealed record PatchInfo(string FirstOp, string LastOp, int Ops, int Rows, int Cols, int TileBufferBytes, long Macs, long PatchedMacs,
-    int UnpatchedArenaBytes)
+    int UnpatchedArenaBytes, int BandRows = 0, int BandBytes = 0)
 {
     public long ExtraMacs => PatchedMacs - Macs;
 }
@@ -55,19 +57,22 @@ public static class PatchStages
     /// <param name="throughResiduals">Whether a stage may run through residual blocks (<see cref="RtOpKind.PatchGraphStage"/>);
     /// off, stages are chains (<see cref="RtOpKind.PatchStage"/>) only.</param>
     public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
-        bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true, double maxAutoRecompute = DefaultAutoRecompute)
+        bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true, double maxAutoRecompute = DefaultAutoRecompute,
+        bool streamInput = false)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
         EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
+        if (streamInput && !auto && rows == 0)
+            throw new TinyTrainException("--stream-input on needs a patch stage to read the input band by band; use --patch auto (or RxC), or --stream-input off");
         if (!auto && rows == 0) return plain;
         int longest = LongestStage(program);
         List<int> graphEnds = throughResiduals ? GraphEnds(program, longest) : [];
         if (longest < 1 && graphEnds.Count == 0)
         {
-            if (auto) return plain;
+            if (auto && !streamInput) return plain;
             string reason = program.Ops.Count > 1 ? $"op '{program.Ops[0].Name}' and the next are not two frozen convolutions in a chain" : "the model has one op";
             throw new TinyTrainException($"--patch {patch}: nothing to run patch by patch ({reason}: the backward pass reaches them, or a residual " +
-                "joins them); use --patch auto or off");
+                (streamInput ? "joins them), so no stage can read the input band by band; use --stream-input off" : "joins them); use --patch auto or off"));
         }
         EmittedPlan? best = null;
         long stepMacs = 0;
@@ -78,19 +83,39 @@ public static class PatchStages
                 int r = auto ? grid : rows, c = auto ? grid : cols;
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
-                PlanProgram staged = end <= longest ? Apply(program, end, r, c, plain.ArenaBytes) : ApplyGraph(program, end, r, c, plain.ArenaBytes);
-                // The stage's input, output and tile buffer are live together: no layout beats that, so a candidate whose
-                // sum is not below the best arena so far is not planned (most of the finer grids and longer stages).
-                long floor = (long)program.Tensors[program.Input].Bytes + program.Tensors[program.Ops[end].Output].Bytes + staged.Patch!.TileBufferBytes;
+                if (streamInput && ReadAfter(program, end)) continue;
+                PlanProgram staged = end <= longest ? Apply(program, end, r, c, plain.ArenaBytes, streamInput) : ApplyGraph(program, end, r, c, plain.ArenaBytes, streamInput);
+                // The stage's input (unless streamed), output and tile buffer are live together: no layout beats that, so a
+                // candidate whose sum is not below the best arena so far is not planned (most of the finer grids and longer stages).
+                long floor = (streamInput ? 0L : program.Tensors[program.Input].Bytes) + program.Tensors[program.Ops[end].Output].Bytes + staged.Patch!.TileBufferBytes;
                 if (best is not null && floor >= best.ArenaBytes) continue;
                 if (auto && staged.Patch.ExtraMacs > maxAutoRecompute * stepMacs) continue;
                 EmittedPlan candidate = PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }
+        if (best is null && streamInput)
+            throw new TinyTrainException($"--stream-input on: no patch stage {(auto ? "" : $"of a {rows}x{cols} grid ")}can read this model's input band by band " +
+                "(the input is read by a layer the backward pass reaches, or by more than the first layers); use --stream-input off");
         if (best is null && auto) return plain;   // no grid fits the stage (e.g. a 1-pixel-wide sensor window)
         if (best is null)
             throw new TinyTrainException($"--patch {patch}: the grid is finer than the stage output; use a coarser grid or auto");
-        return auto && best!.ArenaBytes >= plain.ArenaBytes ? plain : best!;
+        return auto && !streamInput && best!.ArenaBytes >= plain.ArenaBytes ? plain : best!;
+    }
+
+    // Whether an op after the stage's ops 0..end reads the model input (then it cannot be streamed into the stage).
+    private static bool ReadAfter(PlanProgram program, int end)
+    {
+        for (int k = end + 1; k < program.Ops.Count; k++)
+            if (program.Ops[k].Input0 == program.Input || program.Ops[k].Input1 == program.Input) return true;
+        return false;
+    }
+
+    // The tensors with the model input marked streamed (read band by band by the stage), when <paramref name="stream"/>.
+    private static void MarkStreamed(List<PTensor> tensors, int input, bool stream)
+    {
+        if (!stream) return;
+        PTensor t = tensors[input];
+        tensors[input] = new PTensor { Id = t.Id, Name = t.Name, Type = t.Type, Shape = t.Shape, Role = t.Role, Scale = t.Scale, ZeroPoint = t.ZeroPoint, Streamed = true };
     }
 
     /// <summary>
@@ -164,7 +189,7 @@ public static class PatchStages
 
     /// <summary>The program with ops 0..<paramref name="end"/> (see <see cref="GraphEnds"/>) run as one graph stage of
     /// <paramref name="rows"/> x <paramref name="cols"/> tiles.</summary>
-    public static PlanProgram ApplyGraph(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0)
+    public static PlanProgram ApplyGraph(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false)
     {
         List<POp> ops = program.Ops;
         var tensors = new List<PTensor>(program.Tensors);
@@ -186,20 +211,25 @@ public static class PatchStages
                 for (int k = 0; k <= end; k++)
                     patchedMacs += ops[k].Macs / ((long)g.H[k] * g.W[k]) * (g.Y1[k] - g.Y0[k]) * (g.X1[k] - g.X0[k]);
             }
-        if (padded + slots > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + slots} bytes are too large for a plan");
+        Graphs.Shape input = program.Tensors[program.Input].Shape;
+        int bandRows = streamInput ? g.BandRows(rows, cols) : 0;
+        long band = (long)input.C * bandRows * input.W;
+        if (padded + slots + band > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + slots + band} bytes are too large for a plan");
+        MarkStreamed(tensors, program.Input, streamInput);
         int tiles = tensors.Count;
         tensors.Add(new PTensor
         {
-            Id = tiles, Name = $"{ops[0].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + slots), 1, 1),
+            Id = tiles, Name = $"{ops[0].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + slots + band), 1, 1),
             Role = TensorRole.Scratch, Scale = 1f, // int8 bytes of several tensors' tiles: the scale is unused
         });
         var stage = new POp
         {
             Kind = RtOpKind.PatchGraphStage, Phase = OpPhase.Forward, Name = $"patch_stage[{ops[0].Name}..{ops[end].Name}]",
-            Input0 = program.Input, Output = ops[end].Output, Scratch = tiles, Args = [end + 1, rows, cols, (int)padded, (int)slots],
+            Input0 = program.Input, Output = ops[end].Output, Scratch = tiles, Args = [end + 1, rows, cols, (int)padded, (int)slots, bandRows],
             Macs = patchedMacs - macs,
         };
-        var info = new PatchInfo(ops[0].Name, ops[end].Name, end + 1, rows, cols, (int)(padded + slots), macs, patchedMacs, unpatchedArenaBytes);
+        var info = new PatchInfo(ops[0].Name, ops[end].Name, end + 1, rows, cols, (int)(padded + slots + band), macs, patchedMacs, unpatchedArenaBytes,
+            bandRows, (int)band);
         return new PlanProgram
         {
             Name = program.Name, Tensors = tensors, Ops = [stage, .. ops], Input = program.Input, Output = program.Output,
@@ -239,7 +269,7 @@ public static class PatchStages
     }
 
     /// <summary>The program with ops 0..<paramref name="end"/> run as one patch stage of <paramref name="rows"/> x <paramref name="cols"/> tiles.</summary>
-    public static PlanProgram Apply(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0)
+    public static PlanProgram Apply(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false)
     {
         List<POp> ops = program.Ops;
         var tensors = new List<PTensor>(program.Tensors);
@@ -253,6 +283,7 @@ public static class PatchStages
         // (the same walk as PatchTiling.Range, which the runtime and the loader use).
         Shape(program, end, out _, out int outH, out int outW);
         long padded = 0, output = 0, macs = 0, patchedMacs = 0;
+        int bandRows = 0;
         for (int k = 0; k <= end; k++) macs += ops[k].Macs;
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
@@ -269,6 +300,7 @@ public static class PatchStages
                     padded = Math.Max(padded, (long)x.C * (iy1 - iy0) * (ix1 - ix0));
                     output = Math.Max(output, (long)y.C * (y1 - y0) * (x1 - x0));
                     patchedMacs += op.Macs / ((long)y.H * y.W) * (y1 - y0) * (x1 - x0);
+                    if (k == 0) bandRows = Math.Max(bandRows, Math.Min(iy1, x.H) - Math.Max(iy0, 0));
                     // The previous op computes the part of this input inside the image.
                     y0 = Math.Max(iy0, 0);
                     y1 = Math.Min(iy1, x.H);
@@ -276,20 +308,25 @@ public static class PatchStages
                     x1 = Math.Min(ix1, x.W);
                 }
             }
-        if (padded + output > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + output} bytes are too large for a plan");
+        Graphs.Shape input = program.Tensors[program.Input].Shape;
+        if (!streamInput) bandRows = 0;
+        long band = (long)input.C * bandRows * input.W;
+        if (padded + output + band > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + output + band} bytes are too large for a plan");
+        MarkStreamed(tensors, program.Input, streamInput);
         int tiles = tensors.Count;
         tensors.Add(new PTensor
         {
-            Id = tiles, Name = $"{ops[0].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + output), 1, 1),
+            Id = tiles, Name = $"{ops[0].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + output + band), 1, 1),
             Role = TensorRole.Scratch, Scale = 1f, // int8 bytes of several tensors' tiles: the scale is unused
         });
         var stage = new POp
         {
             Kind = RtOpKind.PatchStage, Phase = OpPhase.Forward, Name = $"patch_stage[{ops[0].Name}..{ops[end].Name}]",
-            Input0 = ops[0].Input0, Output = ops[end].Output, Scratch = tiles, Args = [end + 1, rows, cols, (int)padded, (int)output],
+            Input0 = ops[0].Input0, Output = ops[end].Output, Scratch = tiles, Args = [end + 1, rows, cols, (int)padded, (int)output, bandRows],
             Macs = patchedMacs - macs,
         };
-        var info = new PatchInfo(ops[0].Name, ops[end].Name, end + 1, rows, cols, (int)(padded + output), macs, patchedMacs, unpatchedArenaBytes);
+        var info = new PatchInfo(ops[0].Name, ops[end].Name, end + 1, rows, cols, (int)(padded + output + band), macs, patchedMacs, unpatchedArenaBytes,
+            bandRows, (int)band);
         return new PlanProgram
         {
             Name = program.Name, Tensors = tensors, Ops = [stage, .. ops], Input = program.Input, Output = program.Output,

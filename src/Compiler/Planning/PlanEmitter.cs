@@ -140,7 +140,7 @@ public static class PlanEmitter
         }
         var groupBytes = new int[tensorCount];
         for (int t = 0; t < tensorCount; t++)
-            if (!tensors[t].Tiled) groupBytes[root[t]] = Math.Max(groupBytes[root[t]], delta[t] + tensors[t].Bytes);
+            if (tensors[t].InArena) groupBytes[root[t]] = Math.Max(groupBytes[root[t]], delta[t] + tensors[t].Bytes);
         var requests = new List<BufferRequest>();
         var requestOf = new int[tensorCount];
         for (int t = 0; t < tensorCount; t++)
@@ -184,9 +184,10 @@ public static class PlanEmitter
         for (int t = 0; t < tensorCount; t++)
         {
             PTensor p = tensors[t];
-            offsets[t] = p.Tiled ? 0 : memory.Offsets[requestOf[root[t]]] + delta[t];
+            offsets[t] = !p.InArena ? 0 : memory.Offsets[requestOf[root[t]]] + delta[t];
             b.AddTensor(p.Name, p.Type, p.Role, p.Shape.C, p.Shape.H, p.Shape.W, offsets[t], p.Scale, p.ZeroPoint,
-                t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]), p.Tiled ? PlanFormat.TensorFlagTiled : (ushort)0);
+                t == program.Input ? Plan.NoOp : (ushort)PlanIndex(first[t]), (ushort)PlanIndex(last[t]),
+                p.Tiled ? PlanFormat.TensorFlagTiled : p.Streamed ? PlanFormat.TensorFlagStreamed : (ushort)0);
         }
         b.InputTensor = program.Input;
         b.OutputTensor = program.Output;

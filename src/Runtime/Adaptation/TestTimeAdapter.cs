@@ -112,13 +112,5 @@ public sealed class TestTimeAdapter
     }
 
     // A constant image (a covered lens, a dead sensor) carries no information to adapt on.
-    private bool IsConstantInput()
-    {
-        byte[] arena = _executor.Arena;
-        int start = _executor.InputOffset, end = start + _executor.InputLength;
-        byte first = arena[start];
-        for (int i = start + 1; i < end; i++)
-            if (arena[i] != first) return false;
-        return true;
-    }
+    private bool IsConstantInput() => _executor.InputIsConstant();
 }

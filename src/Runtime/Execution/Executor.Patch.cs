@@ -17,9 +17,18 @@ public sealed partial class Executor
         int n = op.Arg(0), rows = op.Arg(1), cols = op.Arg(2);
         TensorInfo y = _plan.Tensor(op.Output), tile = _plan.Tensor(op.Scratch);
         int padded = tile.ArenaOffset, output = tile.ArenaOffset + op.Arg(3);
+        TensorInfo input = _plan.Tensor(op.Input0);
+        int band = output + op.Arg(4), capacity = op.Arg(5), held0 = 0, held1 = 0;
+        if (input.Streamed) RequireFrame();
         for (int r = 0; r < rows; r++)
         {
             int y0 = PatchTiling.PartStart(y.H, rows, r), y1 = PatchTiling.PartStart(y.H, rows, r + 1);
+            if (input.Streamed)
+            {
+                int count = PatchTiling.InputBand(_plan, index, r, out int start);
+                AdvanceBand(input, band, capacity, held0, held1, start, start + count);
+                (held0, held1) = (start, start + count);
+            }
             for (int c = 0; c < cols; c++)
             {
                 int x0 = PatchTiling.PartStart(y.W, cols, c), x1 = PatchTiling.PartStart(y.W, cols, c + 1);
@@ -33,7 +42,9 @@ public sealed partial class Executor
                     // The source: the stage input whole, or the previous op's output tile, which covers exactly the
                     // part of [iy0, iy1) x [ix0, ix1) inside the image.
                     int sy = iy0 < 0 ? 0 : iy0, sx = ix0 < 0 ? 0 : ix0;
-                    if (k == 0)
+                    if (k == 0 && x.Streamed)
+                        PatchTile.Pad(_arena, band, x.C, x.H, x.W, held0, 0, capacity, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                    else if (k == 0)
                         PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
                     else
                         PatchTile.Pad(_arena, output, x.C, x.H, x.W, sy, sx, th, tw, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
@@ -59,11 +70,22 @@ public sealed partial class Executor
         g.Measure(rows, cols, out _, out _);
         TensorInfo y = _plan.Tensor(op.Output), x = _plan.Tensor(op.Input0);
         int padded = _plan.Tensor(op.Scratch).ArenaOffset, slots = padded + op.Arg(3);
+        // A streamed input: its band (after the slots) stands in for the whole input, rows [held0, held1) at plane stride capacity.
+        int band = slots + op.Arg(4), capacity = op.Arg(5), held0 = 0, held1 = 0;
+        int inputAt = x.ArenaOffset, inputRows = x.H;
+        if (x.Streamed) RequireFrame();
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
             {
                 g.Ranges(PatchTiling.PartStart(y.H, rows, r), PatchTiling.PartStart(y.H, rows, r + 1),
                     PatchTiling.PartStart(y.W, cols, c), PatchTiling.PartStart(y.W, cols, c + 1));
+                if (x.Streamed && c == 0)
+                {
+                    int count = g.StageInputRows(out int start);
+                    AdvanceBand(x, band, capacity, held0, held1, start, start + count);
+                    (held0, held1) = (start, start + count);
+                    (inputAt, inputRows) = (band - held0 * x.W, capacity);
+                }
                 for (int k = 0; k < n; k++)
                 {
                     OpInfo inner = _plan.Op(index + 1 + k);
@@ -71,13 +93,15 @@ public sealed partial class Executor
                     int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k], at = slots + g.Offset[k];
                     if (g.IsAdd[k])
                     {
-                        AddTile(inner, g, k, x, to, slots, at);
+                        AddTile(inner, g, k, inputAt, inputRows, x.W, to, slots, at);
                         continue;
                     }
                     int h = g.InputRows(k, out int iy0), w = g.InputCols(k, out int ix0);
                     int s = g.Source0[k];
                     TensorInfo from = _plan.Tensor(inner.Input0);
-                    if (s == PatchGraph.StageInput)
+                    if (s == PatchGraph.StageInput && x.Streamed)
+                        PatchTile.Pad(_arena, band, x.C, x.H, x.W, held0, 0, capacity, x.W, iy0, iy0 + h, ix0, ix0 + w, x.ZeroPoint, padded);
+                    else if (s == PatchGraph.StageInput)
                         PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy0 + h, ix0, ix0 + w, x.ZeroPoint, padded);
                     else
                         PatchTile.Pad(_arena, slots + g.Offset[s], from.C, from.H, from.W, g.Y0[s], g.X0[s], g.Y1[s] - g.Y0[s], g.X1[s] - g.X0[s],
@@ -91,7 +115,7 @@ public sealed partial class Executor
 
     // An inner Add on one tile, one row of one channel at a time: each input row from its source (a slot, or the stage
     // input whole) at the output's rows and columns, which lie inside what the source holds.
-    private void AddTile(OpInfo op, PatchGraph g, int k, TensorInfo x, TensorInfo y, int slots, int at)
+    private void AddTile(OpInfo op, PatchGraph g, int k, int inputAt, int inputRows, int inputW, TensorInfo y, int slots, int at)
     {
         TensorInfo x0 = _plan.Tensor(op.Input0), x1 = _plan.Tensor(op.Input1);
         int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k];
@@ -107,10 +131,14 @@ public sealed partial class Executor
             for (int row = 0; row < th; row++)
             {
                 int yy = g.Y0[k] + row, xx = g.X0[k];
-                Add.Run(p, _arena, g.Element(g.Source0[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx), _arena, g.Element(g.Source1[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx),
+                Add.Run(p, _arena, g.Element(g.Source0[k], inputAt, inputRows, inputW, slots, ch, yy, xx), _arena, g.Element(g.Source1[k], inputAt, inputRows, inputW, slots, ch, yy, xx),
                     _arena, at + (ch * th + row) * tw);
             }
     }
+
+    // Moves a streamed input's band from frame rows [held0, held1) to [y0, y1), reading only the new rows (PatchTile.Advance).
+    private void AdvanceBand(TensorInfo x, int band, int capacity, int held0, int held1, int y0, int y1) =>
+        PatchTile.Advance(_arena, band, capacity, x.C, x.H, x.W, held0, held1, y0, y1, _frameBytes, _frameFloats, _frameOffset, 1f / x.Scale, x.ZeroPoint);
 
     // One inner op on one tile: the padded input tile (h, w) to the output tile (oh, ow), no padding, no mask.
     private void RunTile(OpInfo op, TensorInfo x, TensorInfo y, int h, int w, int oh, int ow, int from, int to)

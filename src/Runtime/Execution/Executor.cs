@@ -26,6 +26,12 @@ public sealed partial class Executor
     private readonly int _constants;
     private readonly byte _paint;
     private readonly int _inputOffset, _inputLength, _outputOffset, _outputLength;
+    // A streamed input (plan tensor flag Streamed) is not copied into the arena: the caller's frame, int8 bytes or floats, is
+    // read band by band by the first patch stage (Executor.Patch.cs).
+    private readonly bool _streamed;
+    private byte[]? _frameBytes;
+    private float[]? _frameFloats;
+    private int _frameOffset;
 
     /// <param name="paint">The arena is filled with this byte at bind, so that the high-water mark can be
     /// measured afterwards the way embedded developers measure stacks: the highest byte no longer painted.</param>
@@ -45,6 +51,7 @@ public sealed partial class Executor
         _inputLength = input.ByteLength;
         _outputOffset = output.ArenaOffset;
         _outputLength = output.ByteLength;
+        _streamed = input.Streamed;
         _objective = FindObjective(plan);
     }
 
@@ -67,11 +74,21 @@ public sealed partial class Executor
         return 0;
     }
 
-    /// <summary>Copies an int8 input (as bytes) into the arena.</summary>
+    /// <summary>True when the plan streams its input (compile --stream-input on): SetInput and TrySetInput then keep a
+    /// reference to the caller's frame, which the next Invoke, TrainStep or AdaptStep reads band by band; the caller must not
+    /// change it before that step is done.</summary>
+    public bool StreamsInput => _streamed;
+
+    /// <summary>Copies an int8 input (as bytes) into the arena (a streamed input: keeps the frame, see <see cref="StreamsInput"/>).</summary>
     public void SetInput(byte[] input, int offset)
     {
         if (offset < 0 || offset > input.Length - _inputLength)
             throw new TinyTrainException($"input needs {_inputLength} bytes, got {input.Length - offset}");
+        if (_streamed)
+        {
+            (_frameBytes, _frameFloats, _frameOffset) = (input, null, offset);
+            return;
+        }
         Array.Copy(input, offset, _arena, _inputOffset, _inputLength);
     }
 
@@ -88,16 +105,47 @@ public sealed partial class Executor
             float v = values[offset + i];
             if (!float.IsFinite(v)) return false;
         }
+        if (_streamed)
+        {
+            (_frameBytes, _frameFloats, _frameOffset) = (null, values, offset);
+            return true;
+        }
         TensorInfo input = _plan.Tensor(_plan.InputTensor);
         float inverse = 1f / input.Scale;
         int zeroPoint = input.ZeroPoint;
         for (int i = 0; i < _inputLength; i++)
-        {
-            float scaled = values[offset + i] * inverse;
-            int q = (int)(scaled >= 0 ? scaled + 0.5f : scaled - 0.5f) + zeroPoint;
-            _arena[_inputOffset + i] = (byte)(sbyte)(q < -128 ? -128 : q > 127 ? 127 : q);
-        }
+            _arena[_inputOffset + i] = PatchTile.Quantize(values[offset + i], inverse, zeroPoint);
         return true;
+    }
+
+    /// <summary>True when every int8 value of the input set last is the same (a covered lens, a dead sensor).</summary>
+    public bool InputIsConstant()
+    {
+        if (!_streamed)
+        {
+            for (int i = 1; i < _inputLength; i++)
+                if (_arena[_inputOffset + i] != _arena[_inputOffset]) return false;
+            return true;
+        }
+        RequireFrame();
+        if (_frameBytes is not null)
+        {
+            for (int i = 1; i < _inputLength; i++)
+                if (_frameBytes[_frameOffset + i] != _frameBytes[_frameOffset]) return false;
+            return true;
+        }
+        TensorInfo input = _plan.Tensor(_plan.InputTensor);
+        float inverse = 1f / input.Scale;
+        byte first = PatchTile.Quantize(_frameFloats![_frameOffset], inverse, input.ZeroPoint);
+        for (int i = 1; i < _inputLength; i++)
+            if (PatchTile.Quantize(_frameFloats[_frameOffset + i], inverse, input.ZeroPoint) != first) return false;
+        return true;
+    }
+
+    private void RequireFrame()
+    {
+        if (_frameBytes is null && _frameFloats is null)
+            throw new TinyTrainException($"{_plan.Source}: this plan streams its input and none was set; call SetInput or TrySetInput before each step");
     }
 
     public sbyte Output(int index) => (sbyte)_arena[_outputOffset + index];

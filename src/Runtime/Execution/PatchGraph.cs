@@ -110,6 +110,38 @@ public sealed class PatchGraph
         return InputEnd(b, Kernel[k], Stride[k], Pad[k]) - start;
     }
 
+    /// <summary>After <see cref="Ranges"/>: the rows [<paramref name="start"/>, start + count) of the stage input (clamped to it) the
+    /// tile's ops read, window ops with their halos; the same for every tile of a row of tiles. Returns the count.</summary>
+    public int StageInputRows(out int start)
+    {
+        int a = int.MaxValue, b = int.MinValue;
+        for (int k = 0; k < Count; k++)
+        {
+            if (IsAdd[k] ? Source0[k] != StageInput && Source1[k] != StageInput : Source0[k] != StageInput) continue;
+            int s = IsAdd[k] ? Y0[k] : InputStart(Y0[k], Stride[k], Pad[k]);
+            int e = IsAdd[k] ? Y1[k] : InputEnd(Y1[k], Kernel[k], Stride[k], Pad[k]);
+            if (s < a) a = s;
+            if (e > b) b = e;
+        }
+        if (a < 0) a = 0;
+        if (b > InH) b = InH;
+        start = a;
+        return b > a ? b - a : 0;
+    }
+
+    /// <summary>The most rows of the stage input any row of a rows x cols grid reads: the band a streamed input needs.</summary>
+    public int BandRows(int rows, int cols)
+    {
+        int most = 0, n = Count;
+        for (int r = 0; r < rows; r++)
+        {
+            Ranges(PartStart(H[n - 1], rows, r), PartStart(H[n - 1], rows, r + 1), 0, PartStart(W[n - 1], cols, 1));
+            int count = StageInputRows(out _);
+            if (count > most) most = count;
+        }
+        return most;
+    }
+
     /// <summary>The channels of what op k's input <paramref name="source"/> names.</summary>
     public int SourceChannels(int source) => source == StageInput ? InC : C[source];
 

@@ -46,6 +46,26 @@ public static class PatchTiling
         }
     }
 
+    /// <summary>The rows [<paramref name="start"/>, start + count) of the stage input (clamped to it) that row <paramref name="r"/>
+    /// of the tiles reads: what a streamed input's band holds then (see <see cref="PlanFormat.TensorFlagStreamed"/>). Returns the count.</summary>
+    public static int InputBand(Plan plan, int stage, int r, out int start)
+    {
+        OpInfo op = plan.Op(stage);
+        int rows = op.Arg(1), h = plan.Tensor(op.Output).H, inH = plan.Tensor(op.Input0).H;
+        Range(plan, stage, 0, PartStart(h, rows, r), PartStart(h, rows, r + 1), false, out _, out _, out int iy0, out int iy1);
+        start = iy0 < 0 ? 0 : iy0;
+        return (iy1 > inH ? inH : iy1) - start;
+    }
+
+    /// <summary>The most rows of the stage input any row of tiles reads: the band a streamed input needs.</summary>
+    public static int BandRows(Plan plan, int stage)
+    {
+        int most = 0;
+        for (int r = 0; r < plan.Op(stage).Arg(1); r++)
+            most = Math.Max(most, InputBand(plan, stage, r, out _));
+        return most;
+    }
+
     /// <summary>
     /// The tile buffer a stage needs: the largest padded input tile and the largest output tile of any inner
     /// op over every tile (bytes, int8).

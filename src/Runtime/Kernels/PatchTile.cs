@@ -48,6 +48,48 @@ public static class PatchTile
         }
     }
 
+    /// <summary>
+    /// Makes the band of a streamed model input (plan tensor flag Streamed) hold rows [<paramref name="y0"/>, <paramref name="y1"/>)
+    /// of the (C, H, W) frame, where it held [<paramref name="held0"/>, <paramref name="held1"/>) (nothing when they are equal;
+    /// y0 &gt;= held0 and y1 &gt;= held1, as tile rows go down the image): rows it already holds move to the top of each channel's
+    /// <paramref name="capacity"/>-row plane, and only the rows after them are read from the frame, so that each frame row is read
+    /// once and in order (a camera FIFO or a line stream can feed it). The frame is int8 bytes (<paramref name="bytes"/>) or
+    /// floats quantized here exactly as Executor.TrySetInput quantizes (<paramref name="floats"/>); one of them is null.
+    /// </summary>
+    public static void Advance(byte[] arena, int band, int capacity, int channels, int h, int w, int held0, int held1, int y0, int y1,
+        byte[]? bytes, float[]? floats, int frameOffset, float inverse, int zeroPoint)
+    {
+        int kept = 0;
+        if (held1 > held0 && y0 < held1)
+        {
+            kept = (y1 < held1 ? y1 : held1) - y0;
+            if (y0 > held0)
+                for (int ch = 0; ch < channels; ch++)
+                    Array.Copy(arena, band + (ch * capacity + y0 - held0) * w, arena, band + ch * capacity * w, kept * w);
+        }
+        int count = (y1 - y0 - kept) * w;
+        for (int ch = 0; ch < channels; ch++)
+        {
+            int from = frameOffset + (ch * h + y0 + kept) * w, to = band + (ch * capacity + kept) * w;
+            if (bytes != null)
+            {
+                Array.Copy(bytes, from, arena, to, count);
+                continue;
+            }
+            for (int i = 0; i < count; i++)
+                arena[to + i] = Quantize(floats![from + i], inverse, zeroPoint);
+        }
+    }
+
+    /// <summary>A real input value to int8 (round half away from zero, saturate): the model input's quantization, shared by
+    /// TrySetInput and the streamed band so that both give the same bytes.</summary>
+    public static byte Quantize(float value, float inverse, int zeroPoint)
+    {
+        float scaled = value * inverse;
+        int q = (int)(scaled >= 0 ? scaled + 0.5f : scaled - 0.5f) + zeroPoint;
+        return (byte)(sbyte)(q < -128 ? -128 : q > 127 ? 127 : q);
+    }
+
     private static void Fill(byte[] arena, int at, int count, byte value)
     {
         for (int i = 0; i < count; i++)

@@ -42,10 +42,54 @@ public sealed partial class Plan
                     : $"{OpLabel(j)}: its op {k} ({OpLabel(i)}) writes {TensorLabel(previous)}, which is not tiled; inside a stage only tiles exist");
         }
 
+        CheckBand(j, r, in0, PatchTiling.BandRows(this, j));
         PatchTiling.BufferBytes(this, j, out long needPadded, out long needOutput);
-        if (paddedBytes < needPadded || outputBytes < needOutput || (long)paddedBytes + outputBytes > Tensor(scratch).ByteLength)
-            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {outputBytes} bytes (args 3, 4) in a {Tensor(scratch).ByteLength}-byte " +
-                $"tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
+        if (paddedBytes < needPadded || outputBytes < needOutput || (long)paddedBytes + outputBytes + BandBytes(j, r) > Tensor(scratch).ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {outputBytes} bytes (args 3, 4) + a {BandBytes(j, r)}-byte band in a " +
+                $"{Tensor(scratch).ByteLength}-byte tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
+    }
+
+    // A stage's band (arg 5, rows; see PlanFormat.TensorFlagStreamed): bytes after its tiles for a streamed input, 0 otherwise.
+    private long BandBytes(int j, int r)
+    {
+        TensorInfo x = Tensor(U16(_image, r + PlanFormat.OpInput0));
+        int rows = Arg(r, 5);
+        return (long)x.C * rows * x.W; // CheckBand has checked 0 <= rows <= H
+    }
+
+    // Only a stage reading the streamed model input has a band, and it holds the rows each row of tiles reads.
+    private void CheckBand(int j, int r, int in0, int needRows)
+    {
+        int rows = Arg(r, 5);
+        if (!Tensor(in0).Streamed)
+        {
+            if (rows != 0)
+                throw Invalid(_source, $"{OpLabel(j)}: has a {rows}-row band (arg 5) but its input {TensorLabel(in0)} is not streamed; recompile the plan");
+            return;
+        }
+        if (rows < needRows || rows > Tensor(in0).H)
+            throw Invalid(_source, $"{OpLabel(j)}: its band holds {rows} rows (arg 5) of the streamed input {TensorLabel(in0)}, but a row of tiles reads {needRows}; recompile the plan");
+    }
+
+    // A streamed model input: read by the plan's first op only, a patch stage (and the stage's own inner ops).
+    private void ValidateStreamedInput()
+    {
+        int input = InputTensor; // ValidateTensor refused a streamed tensor that is not the input
+        if (!Tensor(input).Streamed) return;
+        int first = 0;
+        while (first < _opCount && Op(first).Phase == OpPhase.Init) first++;
+        OpInfo stage = first < _opCount ? Op(first) : default;
+        if (first >= _opCount || stage.Kind is not (OpKind.PatchStage or OpKind.PatchGraphStage) || stage.Input0 != input)
+            throw Invalid(_source, $"the model input {TensorLabel(input)} is streamed, but the plan's first op is not a patch stage reading it; recompile the plan");
+        int inner = first + stage.Arg(0);
+        for (int j = 0; j < _opCount; j++)
+        {
+            if (j >= first && j <= inner) continue;
+            int r = _ops + j * PlanFormat.OpRecordSize;
+            for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
+                if (U16(_image, r + f) == input)
+                    throw Invalid(_source, $"{OpLabel(j)}: names the streamed model input {TensorLabel(input)}, which only the first patch stage reads; recompile the plan");
+        }
     }
 
     // A patch stage through residual blocks (OpKind.PatchGraphStage): its inner ops are frozen window ops and Adds, each
@@ -96,10 +140,11 @@ public sealed partial class Plan
                 throw Invalid(_source, $"{OpLabel(j)}: its op {k} ({OpLabel(j + 1 + k)}) writes a tile that no later op of the stage reads");
         }
 
+        CheckBand(j, r, U16(b, r + PlanFormat.OpInput0), g.BandRows(rows, cols));
         g.Measure(rows, cols, out long needPadded, out long needSlots);
-        if (paddedBytes < needPadded || slotBytes < needSlots || (long)paddedBytes + slotBytes > Tensor(scratch).ByteLength)
-            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {slotBytes} bytes (args 3, 4) in a {Tensor(scratch).ByteLength}-byte " +
-                $"tensor, but its tiles need {needPadded} + {needSlots}; recompile the plan");
+        if (paddedBytes < needPadded || slotBytes < needSlots || (long)paddedBytes + slotBytes + BandBytes(j, r) > Tensor(scratch).ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {slotBytes} bytes (args 3, 4) + a {BandBytes(j, r)}-byte band in a " +
+                $"{Tensor(scratch).ByteLength}-byte tensor, but its tiles need {needPadded} + {needSlots}; recompile the plan");
     }
 
     // The fields every patch stage shares: an int8 input, output and tile buffer, whole and apart, no constants.
@@ -119,8 +164,9 @@ public sealed partial class Plan
             throw Invalid(_source, $"{OpLabel(j)}: writes the model input {TensorLabel(InputTensor)}");
         if (Tensor(in0).Tiled || Tensor(output).Tiled || Tensor(scratch).Tiled)
             throw Invalid(_source, $"{OpLabel(j)}: its input, output and tile buffer must exist whole in the arena, not as tiles");
-        CheckApart(j, scratch, in0, "input");
         CheckApart(j, scratch, output, "output");
+        if (Tensor(in0).Streamed) return; // not in the arena: the stage reads it band by band
+        CheckApart(j, scratch, in0, "input");
         CheckApart(j, output, in0, "input");
     }
 
@@ -148,6 +194,7 @@ public sealed partial class Plan
     {
         if (Tensor(InputTensor).Tiled || Tensor(OutputTensor).Tiled)
             throw Invalid(_source, "the model input and output must exist whole in the arena, but one is marked tiled");
+        ValidateStreamedInput();
         for (int j = 0; j < _opCount; j++)
         {
             int r = _ops + j * PlanFormat.OpRecordSize;

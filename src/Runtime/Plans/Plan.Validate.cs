@@ -127,9 +127,19 @@ public sealed partial class Plan
             throw Invalid(_source, $"{TensorLabel(i)}: byte length {byteLength} does not match its shape ({c},{h},{w}) of {ElementTypeName(type)} ({bytes} bytes)");
         uint offset = U32(b, r + PlanFormat.TensorArenaOffset);
         int tensorFlags = U16(b, r + PlanFormat.TensorFlags);
-        if ((tensorFlags & ~PlanFormat.TensorFlagTiled) != 0)
-            throw Invalid(_source, $"{TensorLabel(i)}: flags {tensorFlags} set bits this runtime does not know (only {PlanFormat.TensorFlagTiled}, tiled)");
-        if (tensorFlags != 0)
+        if ((tensorFlags & ~(PlanFormat.TensorFlagTiled | PlanFormat.TensorFlagStreamed)) != 0)
+            throw Invalid(_source, $"{TensorLabel(i)}: flags {tensorFlags} set bits this runtime does not know (only {PlanFormat.TensorFlagTiled}, tiled, and {PlanFormat.TensorFlagStreamed}, streamed)");
+        if (tensorFlags == PlanFormat.TensorFlagStreamed)
+        {
+            // ValidateStreamedInput checks who reads it.
+            if (i != InputTensor)
+                throw Invalid(_source, $"{TensorLabel(i)}: is marked streamed, but only the model input may be streamed");
+            if (type != (int)ElementType.Int8 || offset != 0)
+                throw Invalid(_source, $"{TensorLabel(i)}: a streamed tensor must be int8 at arena offset 0 (it is never in the arena), not {ElementTypeName(type)} at {offset}");
+        }
+        else if (tensorFlags == (PlanFormat.TensorFlagTiled | PlanFormat.TensorFlagStreamed))
+            throw Invalid(_source, $"{TensorLabel(i)}: is marked both tiled and streamed; a tensor is one or the other");
+        else if (tensorFlags != 0)
         {
             // A tiled tensor exists only inside a patch stage's tile buffer (int8) or a channel stage's plane buffer
             // (float32); ValidatePatchStages checks who names it.
@@ -644,8 +654,8 @@ public sealed partial class Plan
     private void CheckPlacement(int j, int input, string field, int output, bool inPlaceAllowed, string rule)
     {
         TensorInfo x = Tensor(input), y = Tensor(output);
-        if (x.Tiled || y.Tiled)
-            return; // a patch stage's tiles: ValidatePatchStage checks its tile buffer instead
+        if (x.Tiled || y.Tiled || x.Streamed)
+            return; // a patch stage's tiles, or a streamed input (not in the arena): ValidatePatchStage checks its tile buffer instead
         int x0 = x.ArenaOffset, x1 = x0 + x.ByteLength, y0 = y.ArenaOffset, y1 = y0 + y.ByteLength;
         if (x0 < y1 && y0 < x1 && !(inPlaceAllowed && x0 == y0 && x1 == y1))
             throw Invalid(_source, $"{OpLabel(j)}: output at arena bytes [{y0}, {y1}) overlaps {field} {TensorLabel(input)} at [{x0}, {x1}); {rule}");

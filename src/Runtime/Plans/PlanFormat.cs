@@ -63,7 +63,7 @@ public static partial class PlanFormat
     // Tensor record (48 bytes).
     public const int TensorType = 0;             // u8 ElementType
     public const int TensorRole = 1;             // u8 TensorRole
-    public const int TensorFlags = 2;            // u16, TensorFlagTiled or 0
+    public const int TensorFlags = 2;            // u16, TensorFlagTiled, TensorFlagStreamed or 0
     public const int TensorC = 4;                // u32
     public const int TensorH = 8;                // u32
     public const int TensorW = 12;               // u32
@@ -81,6 +81,13 @@ public static partial class PlanFormat
     /// tile buffer (its arena offset is 0 and unused; only the stage's inner ops may name it). A float32 tensor may be
     /// tiled too: it then lives one channel plane at a time in a <see cref="OpKind.ChannelStage"/>'s plane buffer.</summary>
     public const ushort TensorFlagTiled = 1;
+
+    /// <summary>Tensor flag, on the model input only: the input is streamed, never stored whole in the arena (its arena offset
+    /// is 0 and unused). The plan's first op is a <see cref="OpKind.PatchStage"/> or <see cref="OpKind.PatchGraphStage"/> whose
+    /// args[5] (&gt; 0) is the row capacity of a band after its tile buffer (C x args[5] x W bytes): for each row of tiles the
+    /// executor reads into the band the frame rows that row of tiles needs, each frame row once and in order, from a frame the
+    /// host holds outside the arena (a camera FIFO, external RAM, the caller's array). No other op reads the input.</summary>
+    public const ushort TensorFlagStreamed = 2;
 
     // Op record (64 bytes).
     public const int OpKindField = 0;            // u16 OpKind
@@ -238,7 +245,7 @@ public enum OpKind : ushort
     /// halo is built in the Scratch tensor (the tile buffer: args[3] bytes for the padded input tile, then args[4] bytes
     /// for the op's output tile), positions outside the image holding that tensor's zero point, and the op's kernel runs
     /// on it without padding; the last op's tile is copied into y. Outputs are bit for bit those of the ops run whole.
-    /// args: ops, tileRows, tileCols, paddedBytes, outputBytes.</summary>
+    /// args: ops, tileRows, tileCols, paddedBytes, outputBytes, bandRows (0 unless x is streamed: see TensorFlagStreamed).</summary>
     PatchStage = 60,
     /// <summary>Phase Backward. Runs the next args[0] ops (at most 8) one channel at a time, for args[1] channels, so that
     /// the float32 gradients between them (tiled tensors of args[1] channels) never exist whole: each exists as one plane
@@ -266,7 +273,7 @@ public enum OpKind : ushort
     /// columns its readers need (Execution.PatchGraph.Ranges); its output tile lives in a slot of the tile buffer after the
     /// args[3]-byte padded input area, slots placed first-fit by lifetime over args[4] bytes (PatchGraph.Measure). A window
     /// op builds its padded input tile from its source, an Add reads both inputs from their slots row by row. Outputs are
-    /// bit for bit those of the ops run whole. args: ops, tileRows, tileCols, paddedBytes, slotBytes.</summary>
+    /// bit for bit those of the ops run whole. args: ops, tileRows, tileCols, paddedBytes, slotBytes, bandRows (as PatchStage).</summary>
     PatchGraphStage = 63,
 
     /// <summary>Phase Init. Copies the first args[2] bytes of each of args[0] rows of args[1] bytes from Constants at

@@ -27,6 +27,8 @@ public readonly partial struct TensorInfo
     public int ByteLength => (int)LittleEndian.U32(_image, _record + PlanFormat.TensorByteLength);
     /// <summary>The tensor lives only as tiles inside a patch stage (see <see cref="PlanFormat.TensorFlagTiled"/>).</summary>
     public bool Tiled => (LittleEndian.U16(_image, _record + PlanFormat.TensorFlags) & PlanFormat.TensorFlagTiled) != 0;
+    /// <summary>The model input is streamed band by band into its patch stage (see <see cref="PlanFormat.TensorFlagStreamed"/>).</summary>
+    public bool Streamed => (LittleEndian.U16(_image, _record + PlanFormat.TensorFlags) & PlanFormat.TensorFlagStreamed) != 0;
     public float Scale => LittleEndian.F32(_image, _record + PlanFormat.TensorScale);
     public int ZeroPoint => LittleEndian.I32(_image, _record + PlanFormat.TensorZeroPoint);
 
