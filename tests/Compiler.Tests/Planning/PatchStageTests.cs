@@ -195,7 +195,7 @@ public class PatchStageTests
             case "count": PlanImage.Put32(image, PlanImage.OpArg(image, stage, 0), good.ForwardOpCount); break;
             case "short": PlanImage.Put32(image, PlanImage.OpArg(image, stage, 0), n - 1); break;
             case "untiled": PlanImage.Put16(image, PlanImage.Tensor(image, firstTiled, PlanFormat.TensorFlags), 0); break;
-            case "flags": PlanImage.Put16(image, PlanImage.Tensor(image, firstTiled, PlanFormat.TensorFlags), 3); break;
+            case "flags": PlanImage.Put16(image, PlanImage.Tensor(image, firstTiled, PlanFormat.TensorFlags), 4); break;
             case "outside":
                 // A later op reads a tiled tensor: it would read bytes that never held it.
                 PlanImage.Put16(image, PlanImage.Op(image, stage + n + 1, PlanFormat.OpInput0), firstTiled);
