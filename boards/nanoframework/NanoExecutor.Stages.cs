@@ -74,9 +74,27 @@ public sealed partial class NanoExecutor
         int n = op.Arg(0), rows = op.Arg(1), cols = op.Arg(2);
         TensorInfo y = Tensor(op.Output), tile = Tensor(op.Scratch);
         int padded = tile.ArenaOffset, output = tile.ArenaOffset + op.Arg(3);
+        TensorInfo input = Tensor(op.Input0);
+        bool streamed = input.Streamed;
+        int band = output + op.Arg(4), capacity = op.Arg(5), held0 = 0, held1 = 0;
+        if (streamed)
+        {
+            RequireFrame();
+        }
         for (int r = 0; r < rows; r++)
         {
             int y0 = PartStart(y.H, rows, r), y1 = PartStart(y.H, rows, r + 1);
+            if (streamed)
+            {
+                // The rows the first op reads for this row of tiles (src/Runtime's PatchTiling.InputBand).
+                int bo0, bo1, by0, by1;
+                Range(index, 0, y0, y1, false, out bo0, out bo1, out by0, out by1);
+                if (by0 < 0) by0 = 0;
+                if (by1 > input.H) by1 = input.H;
+                AdvanceBand(input, band, capacity, held0, held1, by0, by1);
+                held0 = by0;
+                held1 = by1;
+            }
             for (int c = 0; c < cols; c++)
             {
                 int x0 = PartStart(y.W, cols, c), x1 = PartStart(y.W, cols, c + 1);
@@ -89,7 +107,11 @@ public sealed partial class NanoExecutor
                     Range(index, k, x0, x1, true, out ox0, out ox1, out ix0, out ix1);
                     TensorInfo x = Tensor(inner.Input0);
                     int sy = iy0 < 0 ? 0 : iy0, sx = ix0 < 0 ? 0 : ix0;
-                    if (k == 0)
+                    if (k == 0 && streamed)
+                    {
+                        PatchTile.Pad(_arena, band, x.C, x.H, x.W, held0, 0, capacity, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
+                    }
+                    else if (k == 0)
                     {
                         PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy1, ix0, ix1, x.ZeroPoint, padded);
                     }
@@ -117,11 +139,29 @@ public sealed partial class NanoExecutor
         g.Measure(rows, cols, out paddedBytes, out slotBytes);
         TensorInfo y = Tensor(op.Output), x = Tensor(op.Input0);
         int padded = Tensor(op.Scratch).ArenaOffset, slots = padded + op.Arg(3);
+        // A streamed input: its band (after the slots) stands in for the whole input (src/Runtime's Executor.Patch.cs).
+        bool streamed = x.Streamed;
+        int band = slots + op.Arg(4), capacity = op.Arg(5), held0 = 0, held1 = 0;
+        int inputAt = x.ArenaOffset, inputRows = x.H;
+        if (streamed)
+        {
+            RequireFrame();
+        }
         for (int r = 0; r < rows; r++)
         {
             for (int c = 0; c < cols; c++)
             {
                 g.Ranges(PartStart(y.H, rows, r), PartStart(y.H, rows, r + 1), PartStart(y.W, cols, c), PartStart(y.W, cols, c + 1));
+                if (streamed && c == 0)
+                {
+                    int start;
+                    int count = g.StageInputRows(out start);
+                    AdvanceBand(x, band, capacity, held0, held1, start, start + count);
+                    held0 = start;
+                    held1 = start + count;
+                    inputAt = band - held0 * x.W;
+                    inputRows = capacity;
+                }
                 for (int k = 0; k < n; k++)
                 {
                     OpInfo inner = Op(index + 1 + k);
@@ -129,14 +169,18 @@ public sealed partial class NanoExecutor
                     int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k], at = slots + g.Offset[k];
                     if (g.IsAdd[k])
                     {
-                        AddTile(inner, g, k, x, to, slots, at);
+                        AddTile(inner, g, k, inputAt, inputRows, x.W, to, slots, at);
                         continue;
                     }
                     int iy0, ix0;
                     int h = g.InputRows(k, out iy0), w = g.InputCols(k, out ix0);
                     int s = g.Source0[k];
                     TensorInfo from = Tensor(inner.Input0);
-                    if (s == TinyTrain.Runtime.Execution.PatchGraph.StageInput)
+                    if (s == TinyTrain.Runtime.Execution.PatchGraph.StageInput && streamed)
+                    {
+                        PatchTile.Pad(_arena, band, x.C, x.H, x.W, held0, 0, capacity, x.W, iy0, iy0 + h, ix0, ix0 + w, x.ZeroPoint, padded);
+                    }
+                    else if (s == TinyTrain.Runtime.Execution.PatchGraph.StageInput)
                     {
                         PatchTile.Pad(_arena, x.ArenaOffset, x.C, x.H, x.W, 0, 0, x.H, x.W, iy0, iy0 + h, ix0, ix0 + w, x.ZeroPoint, padded);
                     }
@@ -204,7 +248,7 @@ public sealed partial class NanoExecutor
     }
 
     // An inner Add on one tile, one row of one channel at a time (src/Runtime's Executor.AddTile).
-    private void AddTile(OpInfo op, TinyTrain.Runtime.Execution.PatchGraph g, int k, TensorInfo x, TensorInfo y, int slots, int at)
+    private void AddTile(OpInfo op, TinyTrain.Runtime.Execution.PatchGraph g, int k, int inputAt, int inputRows, int inputW, TensorInfo y, int slots, int at)
     {
         TensorInfo x0 = Tensor(op.Input0), x1 = Tensor(op.Input1);
         int th = g.Y1[k] - g.Y0[k], tw = g.X1[k] - g.X0[k];
@@ -221,10 +265,16 @@ public sealed partial class NanoExecutor
             for (int row = 0; row < th; row++)
             {
                 int yy = g.Y0[k] + row, xx = g.X0[k];
-                Add.RunReference(p, _arena, g.Element(g.Source0[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx), _arena, g.Element(g.Source1[k], x.ArenaOffset, x.H, x.W, slots, ch, yy, xx),
+                Add.RunReference(p, _arena, g.Element(g.Source0[k], inputAt, inputRows, inputW, slots, ch, yy, xx), _arena, g.Element(g.Source1[k], inputAt, inputRows, inputW, slots, ch, yy, xx),
                     _arena, at + (ch * th + row) * tw);
             }
         }
+    }
+
+    // Moves a streamed input's band from frame rows [held0, held1) to [y0, y1), reading only the new rows (PatchTile.Advance).
+    private void AdvanceBand(TensorInfo x, int band, int capacity, int held0, int held1, int y0, int y1)
+    {
+        PatchTile.Advance(_arena, band, capacity, x.C, x.H, x.W, held0, held1, y0, y1, _frameBytes, _frameFloats, _frameOffset, 1f / x.Scale, x.ZeroPoint);
     }
 
     // One inner op of a patch stage on one tile: padded input tile (h, w) to output tile (oh, ow), no padding, no mask.

@@ -80,6 +80,7 @@ public sealed partial class NanoExecutor
         _inputLength = input.ByteLength;
         _outputOffset = output.ArenaOffset;
         _outputLength = output.ByteLength;
+        _streamed = input.Streamed;
         _objective = FindObjective();
         Reset();
     }
@@ -138,12 +139,37 @@ public sealed partial class NanoExecutor
         }
     }
 
-    /// <summary>Copies an int8 input (as bytes) into the arena.</summary>
+    // A streamed input (plan tensor flag Streamed) is not copied into the arena: the caller's frame is read band by band by
+    // the first patch stage (NanoExecutor.Stages.cs), as src/Runtime's Executor does.
+    private readonly bool _streamed;
+    private byte[]? _frameBytes;
+    private float[]? _frameFloats;
+    private int _frameOffset;
+
+    /// <summary>True when the plan streams its input: SetInput and TrySetInput keep the caller's frame, read by the next step.</summary>
+    public bool StreamsInput => _streamed;
+
+    private void RequireFrame()
+    {
+        if (_frameBytes == null && _frameFloats == null)
+        {
+            throw new TinyTrainException(Source + ": this plan streams its input and none was set; call SetInput or TrySetInput before each step");
+        }
+    }
+
+    /// <summary>Copies an int8 input (as bytes) into the arena (a streamed input: keeps the frame).</summary>
     public void SetInput(byte[] input, int offset)
     {
         if (offset < 0 || offset > input.Length - _inputLength)
         {
             throw new TinyTrainException("input needs " + _inputLength + " bytes, got " + (input.Length - offset));
+        }
+        if (_streamed)
+        {
+            _frameBytes = input;
+            _frameFloats = null;
+            _frameOffset = offset;
+            return;
         }
         Array.Copy(input, offset, _arena, _inputOffset, _inputLength);
     }
@@ -166,14 +192,19 @@ public sealed partial class NanoExecutor
                 return false; // NaN or infinite
             }
         }
+        if (_streamed)
+        {
+            _frameBytes = null;
+            _frameFloats = values;
+            _frameOffset = offset;
+            return true;
+        }
         TensorInfo input = Tensor(_inputTensor);
         float inverse = 1f / input.Scale;
         int zeroPoint = input.ZeroPoint;
         for (int i = 0; i < _inputLength; i++)
         {
-            float scaled = values[offset + i] * inverse;
-            int q = (int)(scaled >= 0 ? scaled + 0.5f : scaled - 0.5f) + zeroPoint;
-            _arena[_inputOffset + i] = (byte)(sbyte)(q < -128 ? -128 : q > 127 ? 127 : q);
+            _arena[_inputOffset + i] = PatchTile.Quantize(values[offset + i], inverse, zeroPoint);
         }
         return true;
     }

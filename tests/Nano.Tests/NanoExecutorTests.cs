@@ -26,6 +26,8 @@ public class NanoExecutorTests
     [InlineData("proxyless-w0.3@64 largest, all memory options")]
     [InlineData("mcunet-5fps@64 49kb, trained slices")]
     [InlineData("mbv2-w0.35@128 largest, all memory options")]
+    [InlineData("mcunet-5fps@96 148kb, streamed input")]
+    [InlineData("proxyless-w0.3@64 largest, streamed input, chain")]
     public void Forward_passes_training_steps_and_scores_are_bit_identical_to_the_runtime(string name)
     {
         byte[] image = NanoPlans.Image(name);
@@ -182,6 +184,28 @@ public class NanoExecutorTests
         values[7] = float.PositiveInfinity;
         Assert.False((bool)nano.TrySetInput(values, 0));
         Assert.Equal(before, (byte[])nano.Arena);
+    }
+
+    [Theory]
+    [InlineData("mcunet-5fps@96 148kb, streamed input")]
+    [InlineData("proxyless-w0.3@64 largest, streamed input, chain")]
+    public void Streamed_inputs_are_read_from_the_frame_float_or_int8_as_the_runtime_reads_them(string name)
+    {
+        byte[] image = NanoPlans.Image(name);
+        var desktop = new Executor(PlanImage.Load(image, name), paint: 0);
+        dynamic nano = NanoAssembly.Executor(NanoPlans.Image(name));
+        Assert.True(desktop.StreamsInput);
+        Assert.True((bool)nano.StreamsInput);
+        Action invoke = () => { nano.Invoke(); };
+        Assert.Contains("streams its input and none was set", Assert.ThrowsAny<Exception>(invoke).Message);
+        var random = new Random(5);
+        float[] values = new float[desktop.InputLength + 3];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2.4 - 1.2);
+        Assert.True(desktop.TrySetInput(values, 3));
+        Assert.True((bool)nano.TrySetInput(values, 3));
+        desktop.Invoke();
+        nano.Invoke();
+        Assert.Equal(desktop.Arena, (byte[])nano.Arena);
     }
 
     [Fact]
