@@ -51,6 +51,7 @@ internal static class MemoryBench
 
         var rows = new List<Row>();
         var effects = new List<Effect>();
+        var streamed = new List<Streamed>();
         var clock = Stopwatch.StartNew();
         foreach (string name in models)
         {
@@ -78,6 +79,16 @@ internal static class MemoryBench
                     isLargest ? publishedSparseKb : null, isLargest ? "sparse+reorder" : null,
                     s.GetProperty("analytic_extra_memory_kb_recomputed").GetDouble(), detail && isLargest));
                 if (isLargest)
+                    foreach (double limit in new[] { PatchStages.DefaultAutoRecompute, double.PositiveInfinity })
+                    {
+                        // The input streamed from outside SRAM (--stream-input on): not the conservative comparison, see PrintStreamed.
+                        CompileOptions o = options with { Patch = "auto", StreamInput = true, PatchRecomputeLimit = limit };
+                        Row r = Measure(args, name, schemeName, graph, calibration, o, training: true, publishedSparseKb, "sparse+reorder", null, false);
+                        CompileResult c = PlanCompiler.Compile(graph, calibration, o);
+                        long stepMacs = c.Plan.Ops.Sum(op => op.Macs) - c.Program.Patch!.ExtraMacs;
+                        streamed.Add(new Streamed(r, limit, c.Program.Patch!, (double)c.Program.Patch.ExtraMacs / stepMacs));
+                    }
+                if (isLargest)
                     foreach ((string p, bool dw, bool cb, bool pw) in EffectOptions)
                     {
                         Row r = Measure(args, name, schemeName, graph, calibration,
@@ -93,6 +104,7 @@ internal static class MemoryBench
 
         PrintTable(args, rows, clock.Elapsed);
         PrintEffects(args, effects);
+        PrintStreamed(args, streamed);
         return new
         {
             benchmark = "memory",
@@ -108,6 +120,14 @@ internal static class MemoryBench
             {
                 name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise, channel_backward = e.ChannelBackward, inplace_pointwise = e.InPlacePointwise,
                 peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
+            }).ToList(),
+            streamed_input = streamed.Select(e => new
+            {
+                name = e.Row.Model, scheme = e.Row.Scheme, recompute_limit = double.IsInfinity(e.RecomputeLimit) ? (double?)null : e.RecomputeLimit,
+                stage = $"{e.Patch.FirstOp}..{e.Patch.LastOp}", grid = $"{e.Patch.Rows}x{e.Patch.Cols}", band_rows = e.Patch.BandRows, band_bytes = e.Patch.BandBytes,
+                extra_macs_share_of_step = Math.Round(e.ExtraShare, 3),
+                peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
+                published_bytes = e.Row.PublishedKb!.Value * 1024L, ratio_to_published = Math.Round(e.Row.PeakSram / (e.Row.PublishedKb!.Value * 1024.0), 3),
             }).ToList(),
             models = rows.Select(r => new
             {
@@ -130,6 +150,32 @@ internal static class MemoryBench
                 peak_op = r.Peak.OpName,
             }).ToList(),
         };
+    }
+
+    private sealed record Streamed(Row Row, double RecomputeLimit, PatchInfo Patch, double ExtraShare);
+
+    /// <summary>
+    /// The largest schemes with the input streamed (--stream-input on): the 48 KB input image is read band by band from where
+    /// the host keeps it (a camera FIFO, external RAM), never stored whole in SRAM. Not the conservative comparison: the Tiny
+    /// Training Engine's figure held the input in its arena.
+    /// </summary>
+    private static void PrintStreamed(BenchArgs args, List<Streamed> streamed)
+    {
+        args.Log("");
+        args.Log("the largest schemes with the input streamed (--stream-input on; the frame outside SRAM, read band by band; NOT the conservative " +
+            "comparison: the published figures held the input in SRAM):");
+        args.Log($"{"model",-15}{"scheme",-8}{"recompute",11}{"stage",34}{"grid",7}{"band",8}{"arena",8}{"PEAK",8}{"measured",10}{"halo MACs",11}{"published",11}{"ours/pub",9}");
+        foreach (Streamed e in streamed)
+        {
+            Row r = e.Row;
+            string limit = double.IsInfinity(e.RecomputeLimit) ? "unlimited" : $"<= {e.RecomputeLimit * 100:F0} %";
+            args.Log($"{r.Model,-15}{r.Scheme,-8}{limit,11}{e.Patch.FirstOp + ".." + e.Patch.LastOp,34}{e.Patch.Rows + "x" + e.Patch.Cols,7}{Kb(e.Patch.BandBytes),8}" +
+                $"{Kb(r.Arena),8}{Kb(r.PeakSram),8}{Kb(r.MeasuredSram),10}{"+" + (e.ExtraShare * 100).ToString("F0", CultureInfo.InvariantCulture) + " %",11}" +
+                $"{r.PublishedKb,11}{(r.PeakSram / (r.PublishedKb!.Value * 1024.0)).ToString("F2", CultureInfo.InvariantCulture) + "x",9}");
+        }
+        args.Log("recompute = auto's limit on the halo recomputation (CompileOptions.PatchRecomputeLimit; the default is 15 % of the step's MACs); " +
+            "halo MACs = what the stage recomputes, as a share of the step's MACs; band = the input rows the stage holds; measured == planned on " +
+            (streamed.All(e => e.Row.ArenaHighWater == e.Row.Arena) ? "every row" : "NOT every row"));
     }
 
     private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, Row Row);
