@@ -34,12 +34,7 @@ public class ChannelStageTests
         return (PlanCompiler.Emit(q, q.Trainable!, options), PlanCompiler.Emit(q, q.Trainable!, options with { ChannelBackward = true }));
     }
 
-    private static byte[] Input(PlanType plan, int seed)
-    {
-        var input = new byte[plan.Tensor(plan.InputTensor).ByteLength];
-        new Random(seed).NextBytes(input);
-        return input;
-    }
+    private static byte[] Input(PlanType plan, int seed) => PlanSamples.RandomInput(plan, seed);
 
     private static List<int> Stages(PlanType plan) =>
         Enumerable.Range(0, plan.OpCount).Where(i => plan.Op(i).Kind == OpKind.ChannelStage).ToList();

@@ -29,12 +29,7 @@ public class InPlaceDepthwiseTests
             PlanCompiler.Emit(q, q.Trainable!, new CompileOptions { Patch = patch, InPlaceDepthwise = true }));
     }
 
-    private static byte[] Input(PlanType plan, int seed)
-    {
-        var input = new byte[plan.Tensor(plan.InputTensor).ByteLength];
-        new Random(seed).NextBytes(input);
-        return input;
-    }
+    private static byte[] Input(PlanType plan, int seed) => PlanSamples.RandomInput(plan, seed);
 
     [Theory]
     [InlineData("mbv2-w0.35", 64, "off")]

@@ -29,19 +29,9 @@ public class PatchGraphStageTests
             PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = patch, PatchRecomputeLimit = unlimited }));
     }
 
-    private static byte[] Input(PlanType plan, int seed)
-    {
-        var input = new byte[plan.Tensor(plan.InputTensor).ByteLength];
-        new Random(seed).NextBytes(input);
-        return input;
-    }
+    private static byte[] Input(PlanType plan, int seed) => PlanSamples.RandomInput(plan, seed);
 
-    private static int StageIndex(PlanType plan)
-    {
-        int n = 0;
-        while (n < plan.OpCount && plan.Op(n).Phase == OpPhase.Init) n++;
-        return n;
-    }
+    private static int StageIndex(PlanType plan) => PlanSamples.FirstRunOp(plan);
 
     private static int InnerAdds(PlanType plan, int stage)
     {
@@ -69,23 +59,7 @@ public class PatchGraphStageTests
         Assert.True(graph.Plan.ArenaBytes < chain.Plan.ArenaBytes, $"graph {graph.Plan.ArenaBytes} vs chain {chain.Plan.ArenaBytes}");
 
         Assert.Equal(b.Plan.ArenaBytes, ArenaProbe.MeasureTrainStep(b.Plan, Input(b.Plan, 9), 0, 2));
-        a.Seed(7);
-        b.Seed(7);
-        for (int step = 0; step < 3; step++)
-        {
-            byte[] input = Input(a.Plan, 200 + step);
-            a.SetInput(input, 0);
-            b.SetInput(input, 0);
-            float la = a.TrainStep(step % 10), lb = b.TrainStep(step % 10);
-            Assert.Equal(BitConverter.SingleToInt32Bits(la), BitConverter.SingleToInt32Bits(lb));
-            Assert.Equal(a.LastPrediction, b.LastPrediction);
-            Assert.Equal(a.Params, b.Params);
-            a.SetInput(input, 0);
-            b.SetInput(input, 0);
-            a.Invoke();
-            b.Invoke();
-            Assert.Equal(a.Arena.AsSpan(a.OutputOffset, a.OutputLength).ToArray(), b.Arena.AsSpan(b.OutputOffset, b.OutputLength).ToArray());
-        }
+        PlanSamples.AssertSameTraining(a, b, 3, 200);
     }
 
     [Fact]

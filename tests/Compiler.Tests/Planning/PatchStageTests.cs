@@ -24,19 +24,9 @@ public class PatchStageTests
         return (PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = "off" }), PlanCompiler.Emit(q, trainable, new CompileOptions { Patch = patch }));
     }
 
-    private static byte[] Input(PlanType plan, int seed)
-    {
-        var input = new byte[plan.Tensor(plan.InputTensor).ByteLength];
-        new Random(seed).NextBytes(input);
-        return input;
-    }
+    private static byte[] Input(PlanType plan, int seed) => PlanSamples.RandomInput(plan, seed);
 
-    private static int InitOps(PlanType plan)
-    {
-        int n = 0;
-        while (n < plan.OpCount && plan.Op(n).Phase == OpPhase.Init) n++;
-        return n;
-    }
+    private static int InitOps(PlanType plan) => PlanSamples.FirstRunOp(plan);
 
     [Theory]
     [InlineData("mbv2-w0.35", 64, "none", "auto")]

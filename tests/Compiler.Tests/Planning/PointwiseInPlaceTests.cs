@@ -23,12 +23,7 @@ public class PointwiseInPlaceTests
         return (PlanCompiler.Emit(q, q.Trainable!, options), PlanCompiler.Emit(q, q.Trainable!, options with { InPlacePointwise = true }));
     }
 
-    private static byte[] Input(PlanType plan, int seed)
-    {
-        var input = new byte[plan.Tensor(plan.InputTensor).ByteLength];
-        new Random(seed).NextBytes(input);
-        return input;
-    }
+    private static byte[] Input(PlanType plan, int seed) => PlanSamples.RandomInput(plan, seed);
 
     [Theory]
     [InlineData("mcunet-5fps", 128, "none", "auto")]

@@ -40,19 +40,9 @@ public class StreamInputTests
         return (PlanCompiler.Emit(q, q.Trainable!, options), PlanCompiler.Emit(q, q.Trainable!, options with { StreamInput = true }));
     }
 
-    private static byte[] Input(PlanType plan, int seed)
-    {
-        var input = new byte[plan.Tensor(plan.InputTensor).ByteLength];
-        new Random(seed).NextBytes(input);
-        return input;
-    }
+    private static byte[] Input(PlanType plan, int seed) => PlanSamples.RandomInput(plan, seed);
 
-    private static int StageIndex(PlanType plan)
-    {
-        int n = 0;
-        while (n < plan.OpCount && plan.Op(n).Phase == OpPhase.Init) n++;
-        return n;
-    }
+    private static int StageIndex(PlanType plan) => PlanSamples.FirstRunOp(plan);
 
     [Theory]
     [InlineData("mcunet-5fps", 128, "148kb", "16x16", true, true)]
@@ -81,18 +71,7 @@ public class StreamInputTests
             $"streamed {streamed.Plan.ArenaBytes} vs whole {whole.Plan.ArenaBytes}");
         Assert.Equal(b.Plan.ArenaBytes, ArenaProbe.MeasureTrainStep(b.Plan, Input(b.Plan, 9), 0, 2));
 
-        a.Seed(7);
-        b.Seed(7);
-        for (int step = 0; step < 3; step++)
-        {
-            byte[] input = Input(a.Plan, 300 + step);
-            a.SetInput(input, 0);
-            b.SetInput(input, 0);
-            float la = a.TrainStep(step % 10), lb = b.TrainStep(step % 10);
-            Assert.Equal(BitConverter.SingleToInt32Bits(la), BitConverter.SingleToInt32Bits(lb));
-            Assert.Equal(a.LastPrediction, b.LastPrediction);
-            Assert.Equal(a.Params, b.Params);
-        }
+        PlanSamples.AssertSameTraining(a, b, 3, 300);
         // Float frames are quantized as they stream, to the same bytes TrySetInput writes into the arena.
         var values = new float[a.InputLength + 5];
         var random = new Random(11);

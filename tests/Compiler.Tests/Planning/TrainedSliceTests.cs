@@ -37,12 +37,7 @@ public class TrainedSliceTests
         return (PlanCompiler.Emit(q, q.Trainable!, options), PlanCompiler.Emit(q, q.Trainable!, options with { TrainedSlices = true }));
     }
 
-    private static byte[] Input(PlanType plan, int seed)
-    {
-        var input = new byte[plan.Tensor(plan.InputTensor).ByteLength];
-        new Random(seed).NextBytes(input);
-        return input;
-    }
+    private static byte[] Input(PlanType plan, int seed) => PlanSamples.RandomInput(plan, seed);
 
     // Every writable parameter whole, in Init op order (the same in both plans).
     private static List<byte[]> Learned(Executor e) =>
