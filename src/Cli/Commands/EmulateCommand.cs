@@ -36,6 +36,10 @@ internal static class EmulateCommand
         var plan = PlanFile.Load(path);
         if (plan.Board is { } compiledFor && !string.Equals(compiledFor, board.Id, StringComparison.OrdinalIgnoreCase))
             Console.Error.WriteLine($"warning: {path} was compiled for {compiledFor}; checking it against {board.Id}'s limits instead");
+        TinyTrain.Runtime.Plans.TensorInfo input = plan.Tensor(plan.InputTensor);
+        if (input.Streamed)
+            Console.Error.WriteLine($"note: {path} streams its input (--stream-input on): each {input.ByteLength:N0}-byte frame is read band by band from " +
+                "outside SRAM (a camera FIFO, external RAM), so the SRAM figures here do not include it");
         var device = new EmulatedDevice(plan, board, lr, (uint)seed, oodThreshold);
         DataStream stream = DataStream.Open(spec, (ulong)seed, device.InputShape);
         console.MarkupLine($"emulating [bold]{Markup.Escape(plan.ModelName)}[/] on [bold]{Markup.Escape(board.Id)}[/] ({Markup.Escape(board.Name)}): " +
