@@ -92,7 +92,7 @@ internal static class CompileCommand
             // The search compiles every candidate with these options (patch stages, in-place depthwise), so the
             // SRAM it measured is the SRAM of the plan emitted below.
             auto = SparseAuto.Search(quantized, options, calibration, budget, seed: seed);
-            result = PlanCompiler.Emit(quantized, TinyTrain.Compiler.Learning.TrainableSet.FromScheme(auto.Scheme, quantized.Model, "auto"), options);
+            result = SparseAuto.Emit(quantized, auto.Scheme, options);
         }
         else
         {

@@ -38,6 +38,25 @@ public static class SparseAuto
     public static readonly double[] Ratios = [0, 0.125, 0.25, 0.5, 1];
     private const int DefaultScoreSamples = 128;
 
+    /// <summary>
+    /// Emits <paramref name="scheme"/> with <paramref name="options"/>; with StreamInput, a scheme that trains the first layers
+    /// (no frozen stage can read the input band by band) keeps its input in the arena instead of being refused, so that the
+    /// search weighs it at what it really costs.
+    /// </summary>
+    public static CompileResult Emit(Quantized quantized, SparseScheme scheme, CompileOptions options)
+    {
+        TrainableSet trainable = TrainableSet.FromScheme(scheme, quantized.Model, "auto");
+        if (!options.StreamInput) return PlanCompiler.Emit(quantized, trainable, options);
+        try
+        {
+            return PlanCompiler.Emit(quantized, trainable, options);
+        }
+        catch (TinyTrainException)
+        {
+            return PlanCompiler.Emit(quantized, trainable, options with { StreamInput = false });
+        }
+    }
+
     public static AutoScheme Search(Quantized quantized, CompileOptions options, CalibrationSet samples, long budgetBytes,
         int scoreSamples = DefaultScoreSamples, int seed = 0)
     {
@@ -50,7 +69,7 @@ public static class SparseAuto
             string key = Key(scheme);
             if (cache.TryGetValue(key, out long bytes)) return bytes;
             compiles++;
-            EmittedPlan plan = PlanCompiler.Emit(quantized, TrainableSet.FromScheme(scheme, model, "auto"), options).Plan;
+            EmittedPlan plan = Emit(quantized, scheme, options).Plan;
             return cache[key] = plan.SramBytes;
         }
 
@@ -182,7 +201,8 @@ public static class SparseAuto
             var weights = new double[convs.Count][];
             for (int c = 0; c < convs.Count; c++) weights[c] = new double[TrainableSet.InputChannels(model.Ops[convs[c]], model)];
 
-            EmittedPlan emitted = PlanCompiler.Emit(quantized, TrainableSet.Parse("full", model), options).Plan;
+            // A tool plan, never shipped: its memory does not matter, and a full update cannot stream its input.
+            EmittedPlan emitted = PlanCompiler.Emit(quantized, TrainableSet.Parse("full", model), options with { StreamInput = false }).Plan;
             var plan = PlanImage.Load(emitted.Image, "sparse:auto scores");
             int initOps = plan.OpCount - emitted.Program.Ops.Count;
             // Nothing is learned while scoring: rate 0, and the source parameters restored after every sample.
