@@ -23,6 +23,8 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
 
     private EmittedPlan Plan => Result.Plan;
     private long SramTotal => Plan.SramBytes;
+    // The halo recomputation of every patch stage: the step's own MACs are the ops' sum less this.
+    private long StageMacs() => (Result.Program.Patch?.ExtraMacs ?? 0) + Result.Program.MidStages.Sum(m => m.ExtraMacs);
 
     public object ToJson(string? output) => new
     {
@@ -54,6 +56,11 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
             macs = patch.Macs, patched_macs = patch.PatchedMacs, extra_macs = patch.ExtraMacs, unpatched_arena_bytes = patch.UnpatchedArenaBytes,
             input_streamed = patch.BandRows > 0, band_rows = patch.BandRows, band_bytes = patch.BandBytes,
         },
+        mid_stages = Result.Program.MidStages.Select(m => new
+        {
+            first_op = m.FirstOp, last_op = m.LastOp, ops = m.Ops, grid = $"{m.Rows}x{m.Cols}", tile_buffer_bytes = m.TileBufferBytes,
+            macs = m.Macs, patched_macs = m.PatchedMacs, extra_macs = m.ExtraMacs,
+        }).ToList(),
         planner = new { mode = Plan.Memory.Mode.ToString().ToLowerInvariant(), peak_bytes = Plan.Memory.PeakBytes, naive_bytes = Plan.NaiveMemory.PeakBytes },
         macs = Plan.Ops.Sum(o => o.Macs),
         ops = Plan.Ops.Select(o => new
@@ -100,7 +107,10 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         if (Result.Program.Patch is { } patch)
             console.WriteLine($"patch by patch: {patch.FirstOp}..{patch.LastOp} ({patch.Ops} ops) in {patch.Rows}x{patch.Cols} tiles, tile buffer {patch.TileBufferBytes:N0} B; " +
                 $"arena {patch.UnpatchedArenaBytes:N0} -> {Plan.ArenaBytes:N0} B; recompute {patch.ExtraMacs:N0} MACs " +
-                $"(+{100.0 * patch.ExtraMacs / Math.Max(1, patch.Macs):F1} % of the stage's {patch.Macs:N0}, +{100.0 * patch.ExtraMacs / Math.Max(1, Plan.Ops.Sum(o => o.Macs) - patch.ExtraMacs):F1} % of the step)");
+                $"(+{100.0 * patch.ExtraMacs / Math.Max(1, patch.Macs):F1} % of the stage's {patch.Macs:N0}, +{100.0 * patch.ExtraMacs / Math.Max(1, Plan.Ops.Sum(o => o.Macs) - StageMacs()):F1} % of the step)");
+        foreach (PatchInfo m in Result.Program.MidStages)
+            console.WriteLine($"patch by patch further in: {m.FirstOp}..{m.LastOp} ({m.Ops} ops) in {m.Rows}x{m.Cols} tiles, tile buffer {m.TileBufferBytes:N0} B; " +
+                $"recompute {m.ExtraMacs:N0} MACs (+{100.0 * m.ExtraMacs / Math.Max(1, Plan.Ops.Sum(o => o.Macs) - StageMacs()):F1} % of the step)");
         if (Result.Program.Patch is { BandRows: > 0 } streamed)
             console.WriteLine($"input streamed: the {Result.Program.Tensors[Result.Program.Input].Bytes:N0}-byte input is never in the arena; a band of {streamed.BandRows} " +
                 $"rows ({streamed.BandBytes:N0} B, in the tile buffer) is read from the host's frame (outside SRAM: camera FIFO, external RAM) row by row, once each");

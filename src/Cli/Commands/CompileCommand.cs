@@ -29,6 +29,7 @@ internal static class CompileCommand
         string inPlacePointwise = a.Option("inplace-pw") ?? "on";
         string trainedSlices = a.Option("trained-slices") ?? "on";
         string streamInput = a.Option("stream-input") ?? "off";
+        string midStages = a.Option("patch-mid") ?? "on";
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -47,6 +48,7 @@ internal static class CompileCommand
         if (inPlacePointwise is not ("on" or "off")) throw new UsageException($"--inplace-pw must be on or off, got '{inPlacePointwise}'");
         if (trainedSlices is not ("on" or "off")) throw new UsageException($"--trained-slices must be on or off, got '{trainedSlices}'");
         if (streamInput is not ("on" or "off")) throw new UsageException($"--stream-input must be on or off, got '{streamInput}'");
+        if (midStages is not ("on" or "off")) throw new UsageException($"--patch-mid must be on or off, got '{midStages}'");
         try
         {
             PatchStages.Parse(patch, out _, out _, out _);
@@ -77,6 +79,7 @@ internal static class CompileCommand
             InPlacePointwise = inPlacePointwise == "on",
             TrainedSlices = trainedSlices == "on",
             StreamInput = streamInput == "on",
+            PatchMidStages = midStages == "on",
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },

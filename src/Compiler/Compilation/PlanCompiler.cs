@@ -52,6 +52,9 @@ public sealed record CompileOptions
     /// band by band, each row once and in order, from a frame the host keeps outside the arena (a camera FIFO, external RAM,
     /// the caller's array); SRAM holds only the band. Bit for bit the same results. See PlanFormat.TensorFlagStreamed.</summary>
     public bool StreamInput { get; init; }
+    /// <summary>With Patch auto, further frozen conv chains where the step peaks (an expansion, its depthwise and projection
+    /// convs) run patch by patch too, as more PatchStage ops past the first (Planning.PatchStages). Bit for bit the same results.</summary>
+    public bool PatchMidStages { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -113,7 +116,7 @@ public static class PlanCompiler
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
         if (options.TrainedSlices) Planning.TrainedSlices.Mark(program);
         EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
-            options.InPlacePointwise, options.PatchResiduals, options.PatchRecomputeLimit, options.StreamInput);
+            options.InPlacePointwise, options.PatchResiduals, options.PatchRecomputeLimit, options.StreamInput, options.PatchMidStages);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

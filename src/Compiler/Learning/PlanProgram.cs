@@ -101,5 +101,7 @@ public sealed class PlanProgram
     public required TrainableSet Trainable { get; init; }
     /// <summary>The patch stage the program starts with, or null (see Planning.PatchStages).</summary>
     public Planning.PatchInfo? Patch { get; init; }
+    /// <summary>Patch stages further in (frozen conv chains past the first stage; see Planning.PatchStages), in order.</summary>
+    public IReadOnlyList<Planning.PatchInfo> MidStages { get; init; } = [];
     public int NumClasses => Tensors[Output].Shape.Size;
 }

@@ -55,8 +55,31 @@ public static class MemoryPlanner
             return new MemoryPlan(requests, offsets, Peak(requests, offsets), naive, mode);
         }
 
+        // Greedy-by-size first; then the same first-fit placement in other orders, kept only where its arena is smaller, so the
+        // plan is never looser than greedy-by-size: large long-lived buffers first, and buffers in the order they come to life.
         int[] bySize = Enumerable.Range(0, requests.Count)
             .OrderByDescending(i => requests[i].Size).ThenBy(i => requests[i].FirstUse).ThenBy(i => i).ToArray();
+        int[] bestOffsets = Place(requests, bySize);
+        int bestPeak = Peak(requests, bestOffsets);
+        int[][] others =
+        [
+            Enumerable.Range(0, requests.Count).OrderByDescending(i => (long)requests[i].Size * (requests[i].LastUse - requests[i].FirstUse + 1))
+                .ThenBy(i => requests[i].FirstUse).ThenBy(i => i).ToArray(),
+            Enumerable.Range(0, requests.Count).OrderBy(i => requests[i].FirstUse).ThenByDescending(i => requests[i].Size).ThenBy(i => i).ToArray(),
+        ];
+        foreach (int[] order in others)
+        {
+            int[] tried = Place(requests, order);
+            int peak = Peak(requests, tried);
+            if (peak < bestPeak) (bestOffsets, bestPeak) = (tried, peak);
+        }
+        return new MemoryPlan(requests, bestOffsets, bestPeak, naive, mode);
+    }
+
+    // First fit in the given order (a request anchored to another right after it), each at the lowest offset free for its lifetime.
+    private static int[] Place(IReadOnlyList<BufferRequest> requests, int[] bySize)
+    {
+        var offsets = new int[requests.Count];
         // A request anchored to another is placed right after it, before larger buffers can take the anchor's space.
         var order = new List<int>();
         var queued = new bool[requests.Count];
@@ -98,7 +121,7 @@ public static class MemoryPlanner
             offsets[i] = candidate;
             placed.Add(i);
         }
-        return new MemoryPlan(requests, offsets, Peak(requests, offsets), naive, mode);
+        return offsets;
     }
 
     private static int Peak(IReadOnlyList<BufferRequest> requests, int[] offsets)

@@ -58,10 +58,22 @@ public static class PatchStages
     /// off, stages are chains (<see cref="RtOpKind.PatchStage"/>) only.</param>
     public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
         bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true, double maxAutoRecompute = DefaultAutoRecompute,
-        bool streamInput = false)
+        bool streamInput = false, bool midStages = false)
+    {
+        // With stages past the first, each first-stage candidate is judged with the stages it leaves room for.
+        Func<PlanProgram, EmittedPlan, EmittedPlan> finish = midStages && patch == "auto"
+            ? (staged, plan) => EmitMidStages(staged, plan, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise, maxAutoRecompute)
+            : (_, plan) => plan;
+        return EmitFirst(program, patch, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise, throughResiduals, maxAutoRecompute,
+            streamInput, finish);
+    }
+
+    private static EmittedPlan EmitFirst(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise,
+        bool channelBackward, bool inPlacePointwise, bool throughResiduals, double maxAutoRecompute, bool streamInput,
+        Func<PlanProgram, EmittedPlan, EmittedPlan> finish)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
-        EmittedPlan plain = PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
+        EmittedPlan plain = finish(program, PlanEmitter.Emit(program, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise));
         if (streamInput && !auto && rows == 0)
             throw new TinyTrainException("--stream-input on needs a patch stage to read the input band by band; use --patch auto (or RxC), or --stream-input off");
         if (!auto && rows == 0) return plain;
@@ -77,6 +89,8 @@ public static class PatchStages
         EmittedPlan? best = null;
         long stepMacs = 0;
         foreach (OpReport op in plain.Ops) stepMacs += op.Macs;
+        foreach (POp op in plain.Program.Ops)
+            if (op.Kind is RtOpKind.PatchStage or RtOpKind.PatchGraphStage) stepMacs -= op.Macs; // plain's own stages past the first
         foreach (int grid in auto ? AutoGrids : [0])
             foreach (int end in Enumerable.Range(1, Math.Max(0, longest)).Concat(graphEnds))
             {
@@ -90,7 +104,7 @@ public static class PatchStages
                 long floor = (streamInput ? 0L : program.Tensors[program.Input].Bytes) + program.Tensors[program.Ops[end].Output].Bytes + staged.Patch!.TileBufferBytes;
                 if (best is not null && floor >= best.ArenaBytes) continue;
                 if (auto && staged.Patch.ExtraMacs > maxAutoRecompute * stepMacs) continue;
-                EmittedPlan candidate = PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
+                EmittedPlan candidate = finish(staged, PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise));
                 if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
             }
         if (best is null && streamInput)
@@ -100,6 +114,95 @@ public static class PatchStages
         if (best is null)
             throw new TinyTrainException($"--patch {patch}: the grid is finer than the stage output; use a coarser grid or auto");
         return auto && !streamInput && best!.ArenaBytes >= plain.ArenaBytes ? plain : best!;
+    }
+
+    /// <summary>Grids a stage past the first may take (square, coarsest first).</summary>
+    private static readonly int[] MidGrids = [2, 3, 4, 6, 8];
+
+    /// <summary>At most this many stages past the first.</summary>
+    private const int MaxMidStages = 8;
+
+    /// <summary>
+    /// Stages past the first (CompileOptions.PatchMidStages, with --patch auto): while the step's busiest op lies in a chain of
+    /// frozen convs without masks (a 1x1 expansion, its depthwise conv and projection, whose expanded tensors are the step's
+    /// largest once the first stage is patched), that chain, or the part of it around the busiest op, runs patch by patch as
+    /// one more PatchStage op reading a whole tensor of the step; the candidate with the smallest arena is kept if it is
+    /// smaller, within auto's recompute limit for all stages together. Bit for bit the same results (each stage is).
+    /// </summary>
+    private static EmittedPlan EmitMidStages(PlanProgram program, EmittedPlan plan, PlannerMode mode, string? board, bool inPlaceDepthwise,
+        bool channelBackward, bool inPlacePointwise, double maxAutoRecompute)
+    {
+        long stepMacs = 0, extra = 0;
+        foreach (OpReport op in plan.Ops) stepMacs += op.Macs;
+        foreach (POp op in program.Ops)
+            if (op.Kind is RtOpKind.PatchStage or RtOpKind.PatchGraphStage)
+            {
+                stepMacs -= op.Macs;
+                extra += op.Macs;
+            }
+        for (int round = 0; round < MaxMidStages; round++)
+        {
+            int peak = program.Ops.FindIndex(o => o.Name == plan.Peak.OpName);
+            if (!ChainAround(program, peak, out int first, out int last)) break;
+            PlanProgram? bestProgram = null;
+            EmittedPlan? best = null;
+            long bestExtra = 0;
+            for (int start = first; start <= peak && start < last; start++)
+                for (int end = Math.Max(peak, start + 1); end <= last; end++)
+                    foreach (int grid in MidGrids)
+                    {
+                        Graphs.Shape y = program.Tensors[program.Ops[end].Output].Shape;
+                        if (grid > y.H || grid > y.W) continue;
+                        PlanProgram staged = ApplyChain(program, start, end, grid, grid, plan.ArenaBytes);
+                        PatchInfo info = start == 0 ? staged.Patch! : staged.MidStages[^1];
+                        long floor = (long)program.Tensors[program.Ops[start].Input0].Bytes + program.Tensors[program.Ops[end].Output].Bytes + info.TileBufferBytes;
+                        if (floor >= (best ?? plan).ArenaBytes) continue;
+                        if (extra + info.ExtraMacs > maxAutoRecompute * stepMacs) continue;
+                        EmittedPlan candidate = PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
+                        if (candidate.ArenaBytes < (best ?? plan).ArenaBytes) (best, bestProgram, bestExtra) = (candidate, staged, info.ExtraMacs);
+                    }
+            if (best is null) break;
+            extra += bestExtra;
+            (plan, program) = (best, bestProgram!);
+        }
+        return plan;
+    }
+
+    /// <summary>
+    /// The chain of frozen convs [first, last] (two ops at least) around op <paramref name="at"/>: Conv2D / DepthwiseConv2D in the
+    /// forward pass, without masks or trained weights, outside every stage, each reading the previous one's output, which
+    /// nothing else reads; the chain's input and output stay whole.
+    /// </summary>
+    private static bool ChainAround(PlanProgram program, int at, out int first, out int last)
+    {
+        first = last = -1;
+        List<POp> ops = program.Ops;
+        if (at < 0 || !Chainable(program, at)) return false;
+        var readers = new int[program.Tensors.Count];
+        foreach (POp op in ops)
+        {
+            if (op.Input0 >= 0) readers[op.Input0]++;
+            if (op.Input1 >= 0 && op.Input1 != op.Input0) readers[op.Input1]++;
+        }
+        bool Linked(int k) => ops[k].Input0 == ops[k - 1].Output && readers[ops[k - 1].Output] == 1 && ops[k - 1].Output != program.Output;
+        first = last = at;
+        while (first > 0 && Chainable(program, first - 1) && Linked(first)) first--;
+        while (last + 1 < ops.Count && Chainable(program, last + 1) && Linked(last + 1)) last++;
+        return last > first;
+    }
+
+    // A frozen forward conv without a mask, not the op or an inner op of a stage, whose input is a whole tensor of the arena.
+    private static bool Chainable(PlanProgram program, int k)
+    {
+        POp op = program.Ops[k];
+        if (op.Phase != OpPhase.Forward || op.Kind is not (RtOpKind.Conv2D or RtOpKind.DepthwiseConv2D) || op.Scratch >= 0 || op.Input1 >= 0
+            || op.Weights?.IsParam == true || op.Bias?.IsParam == true)
+            return false;
+        PTensor x = program.Tensors[op.Input0];
+        if (x.Tiled || program.Tensors[op.Output].Tiled || op.Input0 == program.Input && x.Streamed) return false;
+        for (int i = 0; i < k; i++)
+            if (program.Ops[i].Kind is RtOpKind.PatchStage or RtOpKind.PatchGraphStage && k <= i + program.Ops[i].Args[0]) return false;
+        return true;
     }
 
     // Whether an op after the stage's ops 0..end reads the model input (then it cannot be streamed into the stage).
@@ -233,7 +336,7 @@ public static class PatchStages
         return new PlanProgram
         {
             Name = program.Name, Tensors = tensors, Ops = [stage, .. ops], Input = program.Input, Output = program.Output,
-            Trainable = program.Trainable, Patch = info,
+            Trainable = program.Trainable, Patch = info, MidStages = program.MidStages,
         };
     }
 
@@ -269,11 +372,17 @@ public static class PatchStages
     }
 
     /// <summary>The program with ops 0..<paramref name="end"/> run as one patch stage of <paramref name="rows"/> x <paramref name="cols"/> tiles.</summary>
-    public static PlanProgram Apply(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false)
+    public static PlanProgram Apply(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false) =>
+        ApplyChain(program, 0, end, rows, cols, unpatchedArenaBytes, streamInput);
+
+    /// <summary>The program with the frozen conv chain ops <paramref name="start"/>..<paramref name="end"/> run as one patch stage of
+    /// <paramref name="rows"/> x <paramref name="cols"/> tiles, inserted before op <paramref name="start"/>; a stage after the first
+    /// (start &gt; 0) reads a whole tensor of the step and is listed in <see cref="PlanProgram.MidStages"/>.</summary>
+    public static PlanProgram ApplyChain(PlanProgram program, int start, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false)
     {
         List<POp> ops = program.Ops;
         var tensors = new List<PTensor>(program.Tensors);
-        for (int k = 0; k < end; k++)
+        for (int k = start; k < end; k++)
         {
             PTensor t = tensors[ops[k].Output];
             tensors[t.Id] = new PTensor { Id = t.Id, Name = t.Name, Type = t.Type, Shape = t.Shape, Role = t.Role, Scale = t.Scale, ZeroPoint = t.ZeroPoint, Tiled = true };
@@ -284,13 +393,13 @@ public static class PatchStages
         Shape(program, end, out _, out int outH, out int outW);
         long padded = 0, output = 0, macs = 0, patchedMacs = 0;
         int bandRows = 0;
-        for (int k = 0; k <= end; k++) macs += ops[k].Macs;
+        for (int k = start; k <= end; k++) macs += ops[k].Macs;
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
             {
                 int y0 = PatchTiling.PartStart(outH, rows, r), y1 = PatchTiling.PartStart(outH, rows, r + 1);
                 int x0 = PatchTiling.PartStart(outW, cols, c), x1 = PatchTiling.PartStart(outW, cols, c + 1);
-                for (int k = end; k >= 0; k--)
+                for (int k = end; k >= start; k--)
                 {
                     POp op = ops[k];
                     Graphs.Shape x = tensors[op.Input0].Shape, y = tensors[op.Output].Shape;
@@ -300,7 +409,7 @@ public static class PatchStages
                     padded = Math.Max(padded, (long)x.C * (iy1 - iy0) * (ix1 - ix0));
                     output = Math.Max(output, (long)y.C * (y1 - y0) * (x1 - x0));
                     patchedMacs += op.Macs / ((long)y.H * y.W) * (y1 - y0) * (x1 - x0);
-                    if (k == 0) bandRows = Math.Max(bandRows, Math.Min(iy1, x.H) - Math.Max(iy0, 0));
+                    if (k == start) bandRows = Math.Max(bandRows, Math.Min(iy1, x.H) - Math.Max(iy0, 0));
                     // The previous op computes the part of this input inside the image.
                     y0 = Math.Max(iy0, 0);
                     y1 = Math.Min(iy1, x.H);
@@ -308,29 +417,30 @@ public static class PatchStages
                     x1 = Math.Min(ix1, x.W);
                 }
             }
-        Graphs.Shape input = program.Tensors[program.Input].Shape;
-        if (!streamInput) bandRows = 0;
+        Graphs.Shape input = tensors[ops[start].Input0].Shape;
+        bool stream = streamInput && start == 0;
+        if (!stream) bandRows = 0;
         long band = (long)input.C * bandRows * input.W;
         if (padded + output + band > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + output + band} bytes are too large for a plan");
-        MarkStreamed(tensors, program.Input, streamInput);
+        MarkStreamed(tensors, program.Input, stream);
         int tiles = tensors.Count;
         tensors.Add(new PTensor
         {
-            Id = tiles, Name = $"{ops[0].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + output + band), 1, 1),
+            Id = tiles, Name = $"{ops[start].Name}..{ops[end].Name}.tiles", Type = ElementType.Int8, Shape = new Graphs.Shape((int)(padded + output + band), 1, 1),
             Role = TensorRole.Scratch, Scale = 1f, // int8 bytes of several tensors' tiles: the scale is unused
         });
         var stage = new POp
         {
-            Kind = RtOpKind.PatchStage, Phase = OpPhase.Forward, Name = $"patch_stage[{ops[0].Name}..{ops[end].Name}]",
-            Input0 = ops[0].Input0, Output = ops[end].Output, Scratch = tiles, Args = [end + 1, rows, cols, (int)padded, (int)output, bandRows],
+            Kind = RtOpKind.PatchStage, Phase = OpPhase.Forward, Name = $"patch_stage[{ops[start].Name}..{ops[end].Name}]",
+            Input0 = ops[start].Input0, Output = ops[end].Output, Scratch = tiles, Args = [end - start + 1, rows, cols, (int)padded, (int)output, bandRows],
             Macs = patchedMacs - macs,
         };
-        var info = new PatchInfo(ops[0].Name, ops[end].Name, end + 1, rows, cols, (int)(padded + output + band), macs, patchedMacs, unpatchedArenaBytes,
+        var info = new PatchInfo(ops[start].Name, ops[end].Name, end - start + 1, rows, cols, (int)(padded + output + band), macs, patchedMacs, unpatchedArenaBytes,
             bandRows, (int)band);
         return new PlanProgram
         {
-            Name = program.Name, Tensors = tensors, Ops = [stage, .. ops], Input = program.Input, Output = program.Output,
-            Trainable = program.Trainable, Patch = info,
+            Name = program.Name, Tensors = tensors, Ops = [.. ops.Take(start), stage, .. ops.Skip(start)], Input = program.Input, Output = program.Output,
+            Trainable = program.Trainable, Patch = start == 0 ? info : program.Patch, MidStages = start == 0 ? program.MidStages : [.. program.MidStages, info],
         };
     }
 
