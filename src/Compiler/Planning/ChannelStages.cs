@@ -52,7 +52,7 @@ public static class ChannelStages
         return !changed ? program : new PlanProgram
         {
             Name = program.Name, Tensors = tensors, Ops = ops, Input = program.Input, Output = program.Output,
-            Trainable = program.Trainable, Patch = program.Patch,
+            Trainable = program.Trainable, Patch = program.Patch, MidStages = program.MidStages,
         };
     }
 

@@ -19,10 +19,13 @@ public sealed record BufferRequest(string Name, int Size, int FirstUse, int Last
 
 public enum PlannerMode
 {
-    /// <summary>Largest buffer first, each at the lowest offset free for its whole lifetime (TFLite Micro's greedy-by-size).</summary>
+    /// <summary>Largest buffer first, each at the lowest offset free for its whole lifetime (TFLite Micro's greedy-by-size); then the
+    /// same first fit in two more orders (largest size x lifetime first; first to come to life first), the smallest arena kept.</summary>
     Greedy,
     /// <summary>Every buffer at its own offset, one after another: the baseline and a debugging aid.</summary>
     Naive,
+    /// <summary>Greedy-by-size alone (the first order <see cref="Greedy"/> tries): the comparison Greedy is held to.</summary>
+    GreedyBySize,
 }
 
 /// <summary>Offsets for every request, the arena size (peak) they need, and the naive size for comparison.</summary>
@@ -61,6 +64,7 @@ public static class MemoryPlanner
             .OrderByDescending(i => requests[i].Size).ThenBy(i => requests[i].FirstUse).ThenBy(i => i).ToArray();
         int[] bestOffsets = Place(requests, bySize);
         int bestPeak = Peak(requests, bestOffsets);
+        if (mode == PlannerMode.GreedyBySize) return new MemoryPlan(requests, bestOffsets, bestPeak, naive, mode);
         int[][] others =
         [
             Enumerable.Range(0, requests.Count).OrderByDescending(i => (long)requests[i].Size * (requests[i].LastUse - requests[i].FirstUse + 1))

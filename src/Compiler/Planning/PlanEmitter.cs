@@ -272,7 +272,7 @@ public static class PlanEmitter
         return !changed ? program : new PlanProgram
         {
             Name = program.Name, Tensors = program.Tensors, Ops = ops, Input = program.Input, Output = program.Output,
-            Trainable = program.Trainable, Patch = program.Patch,
+            Trainable = program.Trainable, Patch = program.Patch, MidStages = program.MidStages,
         };
     }
 
@@ -315,7 +315,7 @@ public static class PlanEmitter
         return tensors.Count == program.Tensors.Count ? program : new PlanProgram
         {
             Name = program.Name, Tensors = tensors, Ops = ops, Input = program.Input, Output = program.Output,
-            Trainable = program.Trainable, Patch = program.Patch,
+            Trainable = program.Trainable, Patch = program.Patch, MidStages = program.MidStages,
         };
     }
 

@@ -59,4 +59,25 @@ public class MemoryPlannerTests
             Assert.True(plan.PeakBytes <= MemoryPlanner.Plan(requests, PlannerMode.Naive).PeakBytes);
         }
     }
+
+    [Fact]
+    public void Greedy_is_never_looser_than_greedy_by_size_and_tighter_where_another_order_packs_better()
+    {
+        var random = new Random(9);
+        int tighter = 0;
+        for (int trial = 0; trial < 300; trial++)
+        {
+            int n = random.Next(2, 24);
+            var requests = new BufferRequest[n];
+            for (int i = 0; i < n; i++)
+            {
+                int first = random.Next(0, 16);
+                requests[i] = new BufferRequest($"t{i}", random.Next(1, 5000), first, first + random.Next(0, 8));
+            }
+            int greedy = MemoryPlanner.Plan(requests).PeakBytes, bySize = MemoryPlanner.Plan(requests, PlannerMode.GreedyBySize).PeakBytes;
+            Assert.True(greedy <= bySize, $"trial {trial}: {greedy} > greedy-by-size {bySize}");
+            if (greedy < bySize) tighter++;
+        }
+        Assert.True(tighter > 0, "no random set packed tighter than greedy-by-size");
+    }
 }

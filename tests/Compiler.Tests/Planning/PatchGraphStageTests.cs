@@ -44,7 +44,7 @@ public class PatchGraphStageTests
     [Theory]
     [InlineData("mbv2-w0.35", 96, "bias:6", "auto")]
     [InlineData("mbv2-w0.35", 128, "bias:8", "auto")]
-    [InlineData("proxyless-w0.3", 80, "bias:6", "3x3")]
+    [InlineData("proxyless-w0.3", 96, "bias:6", "3x3")]
     [InlineData("proxyless-w0.3", 112, "bias:8", "auto")]
     [InlineData("mcunet-5fps", 96, "bias:8", "4x3")]
     [InlineData("mcunet-5fps", 128, "bias:10", "auto")]
