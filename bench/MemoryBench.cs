@@ -25,8 +25,8 @@ namespace TinyTrain.Bench;
 /// published full-update peak; the other schemes have no published figure and show the analytic
 /// extra memory (the scheme's name) for reference. KB = 1024 bytes.
 /// Options: --reference FILE (default data/reference/tte-models.json, found upwards), --models a,b, --patch auto|off|RxC,
-/// --inplace-dw on|off, --channel-backward on|off, --inplace-pw on|off, --trained-slices on|off (the defaults are the CLI's: auto, on,
-/// on, on, on),
+/// --inplace-dw on|off, --channel-backward on|off, --inplace-pw on|off, --trained-slices on|off, --patch-mid on|off (the defaults are
+/// the CLI's: auto, on, on, on, on, on),
 /// --detail (the largest live tensors at each compared row's peak, on stderr).
 /// </summary>
 internal static class MemoryBench
@@ -45,6 +45,7 @@ internal static class MemoryBench
         bool channelBackward = args.Text("channel-backward", "on") == "on";
         bool inPlacePointwise = args.Text("inplace-pw", "on") == "on";
         bool trainedSlices = args.Text("trained-slices", "on") == "on";
+        bool midStages = args.Text("patch-mid", "on") == "on";
         using JsonDocument reference = JsonDocument.Parse(File.ReadAllBytes(referencePath));
         args.Log($"memory: peak SRAM of one training step, {Resolution}x{Resolution}, {Classes} classes, batch 1, default options " +
             $"(greedy planner, QAS, no momentum); random weights (seed 0), calibrated on 4 random inputs; KB = 1024 B; reference {referencePath}");
@@ -73,7 +74,7 @@ internal static class MemoryBench
                     s.GetProperty("manual_weight_idx").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                     s.GetProperty("weight_update_ratio").EnumerateArray().Select(e => e.GetDouble()).ToArray());
                 var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch, InPlaceDepthwise = inPlaceDepthwise,
-                    ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices };
+                    ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages };
                 bool isLargest = schemeName == largest;
                 rows.Add(Measure(args, name, schemeName, graph, calibration, options, training: true,
                     isLargest ? publishedSparseKb : null, isLargest ? "sparse+reorder" : null,
@@ -85,20 +86,21 @@ internal static class MemoryBench
                         CompileOptions o = options with { Patch = "auto", StreamInput = true, PatchRecomputeLimit = limit };
                         Row r = Measure(args, name, schemeName, graph, calibration, o, training: true, publishedSparseKb, "sparse+reorder", null, false);
                         CompileResult c = PlanCompiler.Compile(graph, calibration, o);
-                        long stepMacs = c.Plan.Ops.Sum(op => op.Macs) - c.Program.Patch!.ExtraMacs;
-                        streamed.Add(new Streamed(r, limit, c.Program.Patch!, (double)c.Program.Patch.ExtraMacs / stepMacs));
+                        long extra = c.Program.Patch!.ExtraMacs + c.Program.MidStages.Sum(m => m.ExtraMacs);
+                        long stepMacs = c.Plan.Ops.Sum(op => op.Macs) - extra;
+                        streamed.Add(new Streamed(r, limit, c.Program.Patch!, c.Program.MidStages.Count, (double)extra / stepMacs));
                     }
                 if (isLargest)
-                    foreach ((string p, bool dw, bool cb, bool pw) in EffectOptions)
+                    foreach ((string p, bool dw, bool cb, bool pw, bool mid) in EffectOptions)
                     {
                         Row r = Measure(args, name, schemeName, graph, calibration,
-                            options with { Patch = p, InPlaceDepthwise = dw, ChannelBackward = cb, InPlacePointwise = pw }, training: true, null, null, null, false);
-                        effects.Add(new Effect(name, schemeName, p, dw, cb, pw, r));
+                            options with { Patch = p, InPlaceDepthwise = dw, ChannelBackward = cb, InPlacePointwise = pw, PatchMidStages = mid }, training: true, null, null, null, false);
+                        effects.Add(new Effect(name, schemeName, p, dw, cb, pw, mid, r));
                     }
             }
-            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices }, training: true,
+            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages }, training: true,
                 publishedFullKb, "full update", null, detail));
-            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices }, training: false,
+            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages }, training: false,
                 null, null, null, false));
         }
 
@@ -116,15 +118,18 @@ internal static class MemoryBench
             channel_backward = channelBackward,
             inplace_pointwise = inPlacePointwise,
             trained_slices = trainedSlices,
+            patch_mid_stages = midStages,
             optimizations = effects.Select(e => new
             {
                 name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise, channel_backward = e.ChannelBackward, inplace_pointwise = e.InPlacePointwise,
+                patch_mid_stages = e.MidStages,
                 peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
             }).ToList(),
             streamed_input = streamed.Select(e => new
             {
                 name = e.Row.Model, scheme = e.Row.Scheme, recompute_limit = double.IsInfinity(e.RecomputeLimit) ? (double?)null : e.RecomputeLimit,
                 stage = $"{e.Patch.FirstOp}..{e.Patch.LastOp}", grid = $"{e.Patch.Rows}x{e.Patch.Cols}", band_rows = e.Patch.BandRows, band_bytes = e.Patch.BandBytes,
+                stages_further_in = e.MidStages,
                 extra_macs_share_of_step = Math.Round(e.ExtraShare, 3),
                 peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
                 published_bytes = e.Row.PublishedKb!.Value * 1024L, ratio_to_published = Math.Round(e.Row.PeakSram / (e.Row.PublishedKb!.Value * 1024.0), 3),
@@ -152,7 +157,7 @@ internal static class MemoryBench
         };
     }
 
-    private sealed record Streamed(Row Row, double RecomputeLimit, PatchInfo Patch, double ExtraShare);
+    private sealed record Streamed(Row Row, double RecomputeLimit, PatchInfo Patch, int MidStages, double ExtraShare);
 
     /// <summary>
     /// The largest schemes with the input streamed (--stream-input on): the 48 KB input image is read band by band from where
@@ -164,39 +169,41 @@ internal static class MemoryBench
         args.Log("");
         args.Log("the largest schemes with the input streamed (--stream-input on; the frame outside SRAM, read band by band; NOT the conservative " +
             "comparison: the published figures held the input in SRAM):");
-        args.Log($"{"model",-15}{"scheme",-8}{"recompute",11}{"stage",34}{"grid",7}{"band",8}{"arena",8}{"PEAK",8}{"measured",10}{"halo MACs",11}{"published",11}{"ours/pub",9}");
+        args.Log($"{"model",-15}{"scheme",-8}{"recompute",11}{"stage (+ stages further in)",37}{"grid",7}{"band",8}{"arena",8}{"PEAK",8}{"measured",10}{"halo MACs",11}{"published",11}{"ours/pub",9}");
         foreach (Streamed e in streamed)
         {
             Row r = e.Row;
             string limit = double.IsInfinity(e.RecomputeLimit) ? "unlimited" : $"<= {e.RecomputeLimit * 100:F0} %";
-            args.Log($"{r.Model,-15}{r.Scheme,-8}{limit,11}{e.Patch.FirstOp + ".." + e.Patch.LastOp,34}{e.Patch.Rows + "x" + e.Patch.Cols,7}{Kb(e.Patch.BandBytes),8}" +
+            string stage = e.Patch.FirstOp + ".." + e.Patch.LastOp + (e.MidStages > 0 ? $" +{e.MidStages}" : "");
+            args.Log($"{r.Model,-15}{r.Scheme,-8}{limit,11}{stage,37}{e.Patch.Rows + "x" + e.Patch.Cols,7}{Kb(e.Patch.BandBytes),8}" +
                 $"{Kb(r.Arena),8}{Kb(r.PeakSram),8}{Kb(r.MeasuredSram),10}{"+" + (e.ExtraShare * 100).ToString("F0", CultureInfo.InvariantCulture) + " %",11}" +
                 $"{r.PublishedKb,11}{(r.PeakSram / (r.PublishedKb!.Value * 1024.0)).ToString("F2", CultureInfo.InvariantCulture) + "x",9}");
         }
         args.Log("recompute = auto's limit on the halo recomputation (CompileOptions.PatchRecomputeLimit; the default is 15 % of the step's MACs); " +
-            "halo MACs = what the stage recomputes, as a share of the step's MACs; band = the input rows the stage holds; measured == planned on " +
+            "halo MACs = what all stages recompute, as a share of the step's MACs; band = the input rows the stage holds; measured == planned on " +
             (streamed.All(e => e.Row.ArenaHighWater == e.Row.Arena) ? "every row" : "NOT every row"));
     }
 
-    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, Row Row);
+    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, bool MidStages, Row Row);
 
     // What each optimization buys: none, each alone, all but one, all four (patch, in-place depthwise, channel backward,
-    // in-place pointwise).
-    private static readonly (string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise)[] EffectOptions =
+    // in-place pointwise), then all four with patch stages further in.
+    private static readonly (string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, bool MidStages)[] EffectOptions =
     [
-        ("off", false, false, false), ("auto", false, false, false), ("off", true, false, false), ("off", false, true, false), ("off", false, false, true),
-        ("off", true, true, true), ("auto", false, true, true), ("auto", true, false, true), ("auto", true, true, false), ("auto", true, true, true),
+        ("off", false, false, false, false), ("auto", false, false, false, false), ("off", true, false, false, false), ("off", false, true, false, false),
+        ("off", false, false, true, false), ("off", true, true, true, false), ("auto", false, true, true, false), ("auto", true, false, true, false),
+        ("auto", true, true, false, false), ("auto", true, true, true, false), ("auto", true, true, true, true),
     ];
 
     private static readonly string[] EffectNames =
-        ["none", "patch", "in-place dw", "channel bw", "in-place pw", "all - patch", "all - dw", "all - channel", "all - pw", "all four"];
+        ["none", "patch", "in-place dw", "channel bw", "in-place pw", "all - patch", "all - dw", "all - channel", "all - pw", "all four", "+ mid stages"];
 
     /// <summary>The largest scheme of each model with each memory optimization off and on: what each one buys.</summary>
     private static void PrintEffects(BenchArgs args, List<Effect> effects)
     {
         args.Log("");
         args.Log("effect of each optimization on the largest scheme (planned peak SRAM, KB; arena in brackets; measured == planned):");
-        args.Log($"{"model",-15}{"scheme",-8}" + string.Concat(EffectNames.Select(n => $"{n,15}")) + "  peak op with all four");
+        args.Log($"{"model",-15}{"scheme",-8}" + string.Concat(EffectNames.Select(n => $"{n,15}")) + "  peak op with all");
         foreach (var g in effects.GroupBy(e => (e.Model, e.Scheme)))
         {
             var cells = g.Select(e => $"{Kb(e.Row.PeakSram)} ({Kb(e.Row.Arena)})" + (e.Row.ArenaHighWater == e.Row.Arena ? "" : "!")).ToList();
