@@ -196,6 +196,11 @@ public class NanoExecutorTests
         dynamic nano = NanoAssembly.Executor(NanoPlans.Image(name));
         Assert.True(desktop.StreamsInput);
         Assert.True((bool)nano.StreamsInput);
+        // The plan also has a patch stage further in (op 60 reading a whole tensor of the step, not the input).
+        bool further = false;
+        for (int i = 1; i < desktop.Plan.OpCount; i++)
+            further |= desktop.Plan.Op(i).Kind == OpKind.PatchStage && desktop.Plan.Op(i).Input0 != desktop.Plan.InputTensor;
+        Assert.True(further, "no patch stage past the first");
         Action invoke = () => { nano.Invoke(); };
         Assert.Contains("streams its input and none was set", Assert.ThrowsAny<Exception>(invoke).Message);
         var random = new Random(5);

@@ -54,12 +54,14 @@ internal static class NanoPlans
             new SparseScheme(20, [23, 24, 27, 30, 33, 39], [0, 0.25, 0.5, 0.5, 0, 0]), momentum: false, inPlaceDepthwise: true, memoryOptions: true)),
         ["mbv2-w0.35@128 largest, all memory options"] = new(() => Compile(ModelZoo.Build("mbv2-w0.35", 128, 10, seed: 7), Digits,
             new SparseScheme(34, [27, 30, 33, 36, 39, 42, 45, 48], [1, 1, 1, 1, 1, 1, 1, 1]), momentum: false, inPlaceDepthwise: true, memoryOptions: true)),
-        // A streamed input: the first stage reads the frame band by band (a graph stage for mcunet, a chain for proxyless).
+        // A streamed input: the first stage reads the frame band by band (a graph stage for mcunet, a chain for proxyless), and
+        // patch stages further in (PatchMidStages) read whole tensors of the step.
         ["mcunet-5fps@96 148kb, streamed input"] = new(() => Compile(ModelZoo.Build("mcunet-5fps", 96, 10, seed: 7), Digits,
-            new SparseScheme(23, [21, 24, 27, 30, 36, 39], [1, 1, 1, 1, 1, 0.5]), momentum: false, inPlaceDepthwise: true, memoryOptions: true, streamInput: true)),
+            new SparseScheme(23, [21, 24, 27, 30, 36, 39], [1, 1, 1, 1, 1, 0.5]), momentum: false, inPlaceDepthwise: true, memoryOptions: true, streamInput: true,
+            midStages: true)),
         ["proxyless-w0.3@64 largest, streamed input, chain"] = new(() => Compile(ModelZoo.Build("proxyless-w0.3", 64, 10, seed: 7), Digits,
             new SparseScheme(45, [36, 39, 42, 45, 48, 51, 54, 57], [1, 1, 1, 1, 1, 1, 1, 1]), momentum: false, inPlaceDepthwise: true, memoryOptions: true,
-            residuals: false, streamInput: true)),
+            residuals: false, streamInput: true, midStages: true)),
     };
 
     /// <summary>Puts sample <paramref name="index"/> for plan <paramref name="name"/> into <paramref name="input"/>; returns its label.</summary>
@@ -104,12 +106,12 @@ internal static class NanoPlans
     }
 
     private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum, bool inPlaceDepthwise = false, bool memoryOptions = false, bool residuals = true,
-        bool streamInput = false)
+        bool streamInput = false, bool midStages = false)
     {
         var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum }, InPlaceDepthwise = inPlaceDepthwise };
         // Auto without its recompute limit, so that mbv2 at 128 px takes the residual stage (op 63).
         if (memoryOptions) options = options with { Patch = "auto", PatchResiduals = residuals, PatchRecomputeLimit = double.PositiveInfinity,
-            ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true, StreamInput = streamInput };
+            ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true, StreamInput = streamInput, PatchMidStages = midStages };
         options = update is SparseScheme scheme
             ? options with { Trainable = m => TrainableSet.FromScheme(scheme, m) }
             : options with { Update = (string)update };
