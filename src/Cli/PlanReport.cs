@@ -128,7 +128,8 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         var s = auto.Scheme;
         console.WriteLine($"sparse:auto under {ByteSize.Format(auto.BudgetBytes)}: n_bias_update {s.NBiasUpdate}, manual_weight_idx [{string.Join(",", s.ManualWeightIdx)}], " +
             $"weight_update_ratio [{string.Join(",", s.WeightUpdateRatio.Select(r => r.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]; " +
-            $"{auto.SramBytes:N0} B SRAM, {auto.ScoreShare:P1} of the full update's gradient score ({auto.Steps.Count} moves, {auto.Compiles} plans compiled)");
+            $"{auto.SramBytes:N0} B SRAM as searched (without patch stages further in; the plan below needs at most that), {auto.ScoreShare:P1} of the full " +
+            $"update's gradient score ({auto.Steps.Count} moves, {auto.Compiles} plans compiled)");
         foreach (string step in auto.Steps) console.WriteLine("  + " + step);
     }
 }

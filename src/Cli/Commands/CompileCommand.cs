@@ -92,8 +92,8 @@ internal static class CompileCommand
                 ? TinyTrain.Compiler.Boards.ByteSize.Parse(budgetText) ?? throw new UsageException($"--budget '{budgetText}' is not a byte count; write it as 65536, 64KB or 1.5MB")
                 : board?.UsableSramBytes ?? throw new UsageException("--update sparse:auto needs a memory budget: give --budget <bytes|KB> or --board <id>");
             Quantized quantized = PlanCompiler.Quantize(graph, calibration, options, training: true);
-            // The search compiles every candidate with these options (patch stages, in-place depthwise), so the
-            // SRAM it measured is the SRAM of the plan emitted below.
+            // The search compiles every candidate with these options (patch stages, in-place depthwise) but without patch
+            // stages further in, so the plan emitted below needs at most the SRAM the search measured.
             auto = SparseAuto.Search(quantized, options, calibration, budget, seed: seed);
             result = SparseAuto.Emit(quantized, auto.Scheme, options);
         }

@@ -69,7 +69,9 @@ public static class SparseAuto
             string key = Key(scheme);
             if (cache.TryGetValue(key, out long bytes)) return bytes;
             compiles++;
-            EmittedPlan plan = Emit(quantized, scheme, options).Plan;
+            // Stages further in are left to the final plan (SparseAuto.Emit): they would multiply the search's compile time, and
+            // they only lower a plan's SRAM, so the chosen scheme still fits.
+            EmittedPlan plan = Emit(quantized, scheme, options with { PatchMidStages = false }).Plan;
             return cache[key] = plan.SramBytes;
         }
 
