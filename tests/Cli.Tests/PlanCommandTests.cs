@@ -81,7 +81,8 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
         JsonElement auto = doc.RootElement.GetProperty("auto");
         long sram = doc.RootElement.GetProperty("sram").GetProperty("total_bytes").GetInt64();
         Assert.Equal(65536, auto.GetProperty("budget_bytes").GetInt64());
-        Assert.Equal(sram, auto.GetProperty("sram_bytes").GetInt64());
+        // The search runs without patch stages further in; the plan gets them, so it needs at most what was searched.
+        Assert.InRange(sram, 1, auto.GetProperty("sram_bytes").GetInt64());
         Assert.InRange(sram, auto.GetProperty("smallest_bytes").GetInt64(), 65536);
         Assert.True(auto.GetProperty("scheme").GetProperty("n_bias_update").GetInt32() >= 0);
         Assert.True(File.Exists(plan));
@@ -93,6 +94,10 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
     [InlineData(new[] { "--update", "none", "--channel-backward", "1" }, "--channel-backward must be on or off, got '1'")]
     [InlineData(new[] { "--update", "none", "--inplace-pw", "no" }, "--inplace-pw must be on or off, got 'no'")]
     [InlineData(new[] { "--update", "none", "--trained-slices", "maybe" }, "--trained-slices must be on or off, got 'maybe'")]
+    [InlineData(new[] { "--update", "none", "--stream-input", "yes" }, "--stream-input must be on or off, got 'yes'")]
+    [InlineData(new[] { "--update", "none", "--patch-mid", "2" }, "--patch-mid must be on or off, got '2'")]
+    [InlineData(new[] { "--update", "none", "--stream-input", "on", "--patch", "off" }, "--stream-input on needs a patch stage")]
+    [InlineData(new[] { "--update", "full", "--stream-input", "on" }, "use --stream-input off")]
     [InlineData(new[] { "--update", "full", "--patch", "2x2" }, "--patch 2x2: nothing to run patch by patch")]
     [InlineData(new[] { "--update", "sparse:auto" }, "needs a memory budget")]
     [InlineData(new[] { "--update", "sparse:auto", "--budget", "lots" }, "not a byte count")]
@@ -180,6 +185,26 @@ public class PlanCommandTests : IClassFixture<PlanCommandTests.CompiledPlan>
         Assert.Equal(150, root.GetProperty("segments")[1].GetProperty("samples").GetInt32());
         Assert.True(root.GetProperty("sram_high_water_bytes").GetInt64() > 0);
         Assert.True(new FileInfo(plot).Length > 10_000);
+    }
+
+    [Fact]
+    public void A_plan_that_streams_its_input_emulates_as_the_same_plan_without_and_says_its_frame_is_outside_SRAM()
+    {
+        var results = new List<string>();
+        foreach (string stream in new[] { "off", "on" })
+        {
+            string plan = Path.Combine(_plan.Directory, $"stream-{stream}.ttplan");
+            var c = CliRunner.Run("compile", _plan.Onnx, "--calib", "mnist-mini", "--update", "bias:1", "--stream-input", stream, "-o", plan, "--json");
+            Assert.True(c.ExitCode == 0, c.Stderr);
+            using (JsonDocument compiled = JsonDocument.Parse(c.Stdout))
+                Assert.Equal(stream == "on", compiled.RootElement.GetProperty("patch").GetProperty("input_streamed").GetBoolean());
+            var r = CliRunner.Run("emulate", plan, "--board", "stm32f746-disco", "--stream", "mnist-mini:clean*60, mnist-mini-c:fog*60", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(stream == "on", r.Stderr.Contains("streams its input (--stream-input on)"));
+            using JsonDocument doc = JsonDocument.Parse(r.Stdout);
+            results.Add(doc.RootElement.GetProperty("segments").ToString());
+        }
+        Assert.Equal(results[0], results[1]);   // the same predictions and learning, segment by segment
     }
 
     [Fact]
