@@ -17,13 +17,7 @@ using PlanType = TinyTrain.Runtime.Plans.Plan;
 /// </summary>
 public class ChannelStageTests
 {
-    // The largest shipped schemes (data/reference/tte-models.json): biases of the last convs, weights of expansion convs.
-    private static SparseScheme Largest(string model) => model switch
-    {
-        "mbv2-w0.35" => new SparseScheme(34, [27, 30, 33, 36, 39, 42, 45, 48], [1, 1, 1, 1, 1, 1, 1, 1]),
-        "proxyless-w0.3" => new SparseScheme(45, [36, 39, 42, 45, 48, 51, 54, 57], [1, 1, 1, 1, 1, 1, 1, 1]),
-        _ => new SparseScheme(23, [21, 24, 27, 30, 36, 39], [1, 1, 1, 1, 1, 0.5]),
-    };
+    private static SparseScheme Largest(string model) => PlanSamples.LargestScheme(model);
 
     private static (CompileResult Off, CompileResult On) CompileBoth(string model, int resolution, string patch, string? update = null, bool momentum = false)
     {

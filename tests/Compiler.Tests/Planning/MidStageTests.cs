@@ -16,19 +16,11 @@ using PlanType = TinyTrain.Runtime.Plans.Plan;
 /// </summary>
 public class MidStageTests
 {
-    // The largest shipped schemes (data/reference/tte-models.json).
-    private static SparseScheme Largest(string model) => model switch
-    {
-        "mcunet-5fps" => new SparseScheme(23, [21, 24, 27, 30, 36, 39], [1, 1, 1, 1, 1, 0.5]),
-        "mbv2-w0.35" => new SparseScheme(34, [27, 30, 33, 36, 39, 42, 45, 48], [1, 1, 1, 1, 1, 1, 1, 1]),
-        _ => new SparseScheme(45, [36, 39, 42, 45, 48, 51, 54, 57], [1, 1, 1, 1, 1, 1, 1, 1]),
-    };
-
     private static (CompileResult Off, CompileResult On) Compile(string model, int resolution, bool stream)
     {
         var graph = ModelZoo.Build(model, resolution, 10, seed: 3);
         Quantized q = PlanCompiler.Quantize(graph, CalibrationSet.Random(graph.InputShape, 4, 5), new CompileOptions(),
-            m => TrainableSet.FromScheme(Largest(model), m, "largest"));
+            m => TrainableSet.FromScheme(PlanSamples.LargestScheme(model), m, "largest"));
         var off = new CompileOptions
         {
             Patch = "auto", InPlaceDepthwise = true, ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true, StreamInput = stream,

@@ -1,5 +1,6 @@
 namespace TinyTrain.Compiler.Tests.Planning;
 
+using TinyTrain.Compiler.Learning;
 using TinyTrain.Runtime.Execution;
 using TinyTrain.Runtime.Plans;
 using PlanType = TinyTrain.Runtime.Plans.Plan;
@@ -8,6 +9,16 @@ using PlanType = TinyTrain.Runtime.Plans.Plan;
 /// of two plans that must learn the same.</summary>
 internal static class PlanSamples
 {
+    /// <summary>The largest shipped scheme of a model (data/reference/tte-models.json): biases of the last convs, weights of
+    /// expansion convs (mcunet's last on half its input channels).</summary>
+    public static SparseScheme LargestScheme(string model) => model switch
+    {
+        "mbv2-w0.35" => new SparseScheme(34, [27, 30, 33, 36, 39, 42, 45, 48], [1, 1, 1, 1, 1, 1, 1, 1]),
+        "proxyless-w0.3" => new SparseScheme(45, [36, 39, 42, 45, 48, 51, 54, 57], [1, 1, 1, 1, 1, 1, 1, 1]),
+        "mcunet-5fps" => new SparseScheme(23, [21, 24, 27, 30, 36, 39], [1, 1, 1, 1, 1, 0.5]),
+        _ => throw new ArgumentException($"no shipped scheme for {model}"),
+    };
+
     /// <summary>A random int8 input of the plan's input size.</summary>
     public static byte[] RandomInput(PlanType plan, int seed)
     {

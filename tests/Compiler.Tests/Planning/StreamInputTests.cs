@@ -18,14 +18,11 @@ using PlanType = TinyTrain.Runtime.Plans.Plan;
 /// </summary>
 public class StreamInputTests
 {
-    // mcunet-5fps's largest shipped scheme (data/reference/tte-models.json), whose first stage sets the arena at 128x128.
-    private static readonly SparseScheme Mcunet148 = new(23, [21, 24, 27, 30, 36, 39], [1, 1, 1, 1, 1, 0.5]);
-
     private static Quantized Quantize(string model, int resolution, string update)
     {
         var graph = ModelZoo.Build(model, resolution, 10, seed: 3);
         return PlanCompiler.Quantize(graph, CalibrationSet.Random(graph.InputShape, 4, 5), new CompileOptions(),
-            m => update == "148kb" ? TrainableSet.FromScheme(Mcunet148, m, update) : TrainableSet.Parse(update, m));
+            m => update == "148kb" ? TrainableSet.FromScheme(PlanSamples.LargestScheme("mcunet-5fps"), m, update) : TrainableSet.Parse(update, m));
     }
 
     // Both with the CLI's memory options (the stage is then often the step's peak) and auto's recompute limit off.
