@@ -56,6 +56,8 @@ public static class PatchStages
     /// <summary>Plans memory and emits the program, patching its first stage as <paramref name="patch"/> says.</summary>
     /// <param name="throughResiduals">Whether a stage may run through residual blocks (<see cref="RtOpKind.PatchGraphStage"/>);
     /// off, stages are chains (<see cref="RtOpKind.PatchStage"/>) only.</param>
+    /// <param name="streamInput">The first stage reads the model input band by band from the host's frame (PlanFormat.TensorFlagStreamed).</param>
+    /// <param name="midStages">With <c>auto</c>, frozen conv chains further in where the step peaks run patch by patch too (EmitMidStages).</param>
     public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
         bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true, double maxAutoRecompute = DefaultAutoRecompute,
         bool streamInput = false, bool midStages = false)
