@@ -25,8 +25,8 @@ namespace TinyTrain.Bench;
 /// published full-update peak; the other schemes have no published figure and show the analytic
 /// extra memory (the scheme's name) for reference. KB = 1024 bytes.
 /// Options: --reference FILE (default data/reference/tte-models.json, found upwards), --models a,b, --patch auto|off|RxC,
-/// --inplace-dw on|off, --channel-backward on|off, --inplace-pw on|off, --trained-slices on|off, --patch-mid on|off (the defaults are
-/// the CLI's: auto, on, on, on, on, on),
+/// --inplace-dw on|off, --channel-backward on|off, --inplace-pw on|off, --trained-slices on|off, --patch-mid on|off,
+/// --stage-over-input on|off (the defaults are the CLI's: auto, on, on, on, on, on, on),
 /// --detail (the largest live tensors at each compared row's peak, on stderr).
 /// </summary>
 internal static class MemoryBench
@@ -46,6 +46,7 @@ internal static class MemoryBench
         bool inPlacePointwise = args.Text("inplace-pw", "on") == "on";
         bool trainedSlices = args.Text("trained-slices", "on") == "on";
         bool midStages = args.Text("patch-mid", "on") == "on";
+        bool stageOverInput = args.Text("stage-over-input", "on") == "on";
         using JsonDocument reference = JsonDocument.Parse(File.ReadAllBytes(referencePath));
         args.Log($"memory: peak SRAM of one training step, {Resolution}x{Resolution}, {Classes} classes, batch 1, default options " +
             $"(greedy planner, QAS, no momentum); random weights (seed 0), calibrated on 4 random inputs; KB = 1024 B; reference {referencePath}");
@@ -74,7 +75,8 @@ internal static class MemoryBench
                     s.GetProperty("manual_weight_idx").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
                     s.GetProperty("weight_update_ratio").EnumerateArray().Select(e => e.GetDouble()).ToArray());
                 var options = new CompileOptions { Trainable = m => TrainableSet.FromScheme(scheme, m, schemeName), Patch = patch, InPlaceDepthwise = inPlaceDepthwise,
-                    ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages };
+                    ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages,
+                    StageOverInput = stageOverInput };
                 bool isLargest = schemeName == largest;
                 rows.Add(Measure(args, name, schemeName, graph, calibration, options, training: true,
                     isLargest ? publishedSparseKb : null, isLargest ? "sparse+reorder" : null,
@@ -98,9 +100,9 @@ internal static class MemoryBench
                         effects.Add(new Effect(name, schemeName, p, dw, cb, pw, mid, r));
                     }
             }
-            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages }, training: true,
+            rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages, StageOverInput = stageOverInput }, training: true,
                 publishedFullKb, "full update", null, detail));
-            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages }, training: false,
+            rows.Add(Measure(args, name, "inference", graph, calibration, new CompileOptions { Update = "none", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages, StageOverInput = stageOverInput }, training: false,
                 null, null, null, false));
         }
 
@@ -119,6 +121,7 @@ internal static class MemoryBench
             inplace_pointwise = inPlacePointwise,
             trained_slices = trainedSlices,
             patch_mid_stages = midStages,
+            stage_over_input = stageOverInput,
             optimizations = effects.Select(e => new
             {
                 name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise, channel_backward = e.ChannelBackward, inplace_pointwise = e.InPlacePointwise,

@@ -77,6 +77,8 @@ public sealed partial class NanoExecutor
         TensorInfo input = Tensor(op.Input0);
         bool streamed = input.Streamed;
         int band = output + op.Arg(4), capacity = op.Arg(5), held0 = 0, held1 = 0;
+        // Arg 6 > 0: the output staged over the dying input (src/Runtime's Executor.Patch.cs).
+        int spill = op.Arg(6), spillAt = band + input.C * capacity * input.W;
         if (streamed)
         {
             RequireFrame();
@@ -123,8 +125,19 @@ public sealed partial class NanoExecutor
                     tw = ox1 - ox0;
                     RunTile(inner, x, Tensor(inner.Output), iy1 - iy0, ix1 - ix0, th, tw, padded, output);
                 }
-                PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
+                if (spill > 0)
+                {
+                    PatchTile.Stage(_arena, output, y.C, th, tw, input.ArenaOffset + op.Arg(7), spillAt, spill, y.W, y0, x0);
+                }
+                else
+                {
+                    PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
+                }
             }
+        }
+        if (spill > 0)
+        {
+            PatchTile.Unstage(_arena, input.ArenaOffset + op.Arg(7), spillAt, spill, y.C, y.H, y.W, y.ArenaOffset);
         }
     }
 

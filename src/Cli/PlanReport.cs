@@ -55,6 +55,7 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
             first_op = patch.FirstOp, last_op = patch.LastOp, ops = patch.Ops, grid = $"{patch.Rows}x{patch.Cols}", tile_buffer_bytes = patch.TileBufferBytes,
             macs = patch.Macs, patched_macs = patch.PatchedMacs, extra_macs = patch.ExtraMacs, unpatched_arena_bytes = patch.UnpatchedArenaBytes,
             input_streamed = patch.BandRows > 0, band_rows = patch.BandRows, band_bytes = patch.BandBytes,
+            output_staged_over_input = patch.SpillRows > 0, spill_rows = patch.SpillRows,
         },
         mid_stages = Result.Program.MidStages.Select(m => new
         {
@@ -111,6 +112,9 @@ internal sealed record PlanReport(CompileResult Result, FitReport? Fit, string U
         foreach (PatchInfo m in Result.Program.MidStages)
             console.WriteLine($"patch by patch further in: {m.FirstOp}..{m.LastOp} ({m.Ops} ops) in {m.Rows}x{m.Cols} tiles, tile buffer {m.TileBufferBytes:N0} B; " +
                 $"recompute {m.ExtraMacs:N0} MACs (+{100.0 * m.ExtraMacs / Math.Max(1, Plan.Ops.Sum(o => o.Macs) - StageMacs()):F1} % of the step)");
+        if (Result.Program.Patch is { SpillRows: > 0 } staged)
+            console.WriteLine($"first stage output staged over its input: each output row kept on input rows no later tile reads " +
+                $"({staged.SpillRows} rows in a spill buffer first), moved to the input's end after the last tile");
         if (Result.Program.Patch is { BandRows: > 0 } streamed)
             console.WriteLine($"input streamed: the {Result.Program.Tensors[Result.Program.Input].Bytes:N0}-byte input is never in the arena; a band of {streamed.BandRows} " +
                 $"rows ({streamed.BandBytes:N0} B, in the tile buffer) is read from the host's frame (outside SRAM: camera FIFO, external RAM) row by row, once each");

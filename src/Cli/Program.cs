@@ -19,7 +19,7 @@ public static class Program
                                              float training on the CPU, exported as ONNX
           compile <model.onnx|zoo-name> --update none|full|bias:K|sparse:scheme.json|sparse:auto|tta:norm|tta:tent[:K]|tta:eco[:K][:dw]|adapter:clr|adapter:bias|adapter:residual|adapter:lora[:R]
                   [--calib <data>] [--calib-percentile P] [--board B] [--resolution N]
-                  [--classes K] [--planner greedy|naive] [--patch auto|off|RxC] [--inplace-dw on|off] [--channel-backward on|off] [--inplace-pw on|off] [--trained-slices on|off] [--stream-input on|off] [--patch-mid on|off] [--budget <bytes|KB>] -o plan.ttplan [--json]
+                  [--classes K] [--planner greedy|naive] [--patch auto|off|RxC] [--inplace-dw on|off] [--channel-backward on|off] [--inplace-pw on|off] [--trained-slices on|off] [--stream-input on|off] [--patch-mid on|off] [--stage-over-input on|off] [--patch-recompute <share|none>] [--budget <bytes|KB>] -o plan.ttplan [--json]
                                              quantize to int8, plan memory, write the plan and a report
           eval <plan.ttplan> --data <name> [--max-samples N] [--json]
                                              accuracy of the int8 runtime on the test split

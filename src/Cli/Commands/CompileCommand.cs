@@ -30,6 +30,8 @@ internal static class CompileCommand
         string trainedSlices = a.Option("trained-slices") ?? "on";
         string streamInput = a.Option("stream-input") ?? "off";
         string midStages = a.Option("patch-mid") ?? "on";
+        string stageOverInput = a.Option("stage-over-input") ?? "on";
+        string recompute = a.Option("patch-recompute") ?? PatchStages.DefaultAutoRecompute.ToString(System.Globalization.CultureInfo.InvariantCulture);
         string qas = a.Option("qas") ?? "on";
         bool momentum = a.Flag("momentum");
         string? budgetText = a.Option("budget");
@@ -49,6 +51,10 @@ internal static class CompileCommand
         if (trainedSlices is not ("on" or "off")) throw new UsageException($"--trained-slices must be on or off, got '{trainedSlices}'");
         if (streamInput is not ("on" or "off")) throw new UsageException($"--stream-input must be on or off, got '{streamInput}'");
         if (midStages is not ("on" or "off")) throw new UsageException($"--patch-mid must be on or off, got '{midStages}'");
+        if (stageOverInput is not ("on" or "off")) throw new UsageException($"--stage-over-input must be on or off, got '{stageOverInput}'");
+        double recomputeLimit = recompute == "none" ? double.PositiveInfinity
+            : double.TryParse(recompute, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double share) && share >= 0 && double.IsFinite(share) ? share
+            : throw new UsageException($"--patch-recompute must be a share of the step's MACs (e.g. 0.15) or none, got '{recompute}'");
         try
         {
             PatchStages.Parse(patch, out _, out _, out _);
@@ -80,6 +86,8 @@ internal static class CompileCommand
             TrainedSlices = trainedSlices == "on",
             StreamInput = streamInput == "on",
             PatchMidStages = midStages == "on",
+            StageOverInput = stageOverInput == "on",
+            PatchRecomputeLimit = recomputeLimit,
             CalibrationPercentile = percentile,
             Board = board?.Id,
             Training = new TinyTrain.Compiler.Learning.TrainingOptions { Qas = qas == "on", Momentum = momentum },

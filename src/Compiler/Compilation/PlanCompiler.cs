@@ -55,6 +55,10 @@ public sealed record CompileOptions
     /// <summary>With Patch auto, further frozen conv chains where the step peaks (an expansion, its depthwise and projection
     /// convs) run patch by patch too, as more PatchStage ops past the first (Planning.PatchStages). Bit for bit the same results.</summary>
     public bool PatchMidStages { get; init; }
+    /// <summary>A chain first stage keeps its output row by row over the input rows no later tile reads, and moves it into place
+    /// at the input's end after its last tile, so that the input and the output are not live side by side (PatchStage arg 6).
+    /// Bit for bit the same results.</summary>
+    public bool StageOverInput { get; init; }
 
     public const double DefaultCalibrationPercentile = 99.99;
 }
@@ -116,7 +120,8 @@ public static class PlanCompiler
         PlanProgram program = Learning.Autodiff.Build(quantized.Model, trainable, options.Training);
         if (options.TrainedSlices) Planning.TrainedSlices.Mark(program);
         EmittedPlan plan = PatchStages.Emit(program, options.Patch, options.Planner, options.Board, options.InPlaceDepthwise, options.ChannelBackward,
-            options.InPlacePointwise, options.PatchResiduals, options.PatchRecomputeLimit, options.StreamInput, options.PatchMidStages);
+            options.InPlacePointwise, options.PatchResiduals, options.PatchRecomputeLimit, options.StreamInput, options.PatchMidStages,
+            options.StageOverInput);
         return new CompileResult(plan, quantized.Folded, quantized.Model, quantized.Calibration);
     }
 }

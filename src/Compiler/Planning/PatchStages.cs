@@ -9,8 +9,10 @@ using RtOpKind = TinyTrain.Runtime.Plans.OpKind;
 /// <param name="Macs">The stage's ops run whole; <paramref name="PatchedMacs"/> run tile by tile (halos are recomputed).</param>
 /// <param name="BandRows">With a streamed input (--stream-input): the rows of the input the band holds (its bytes are in
 /// <paramref name="TileBufferBytes"/>); 0 when the input is whole in the arena.</param>
+/// <param name="SpillRows">When the stage's output is staged over its dying input (PatchStage arg 6): the output rows kept in a
+/// spill buffer (in <paramref name="TileBufferBytes"/>); 0 otherwise.</param>
 public sealed record PatchInfo(string FirstOp, string LastOp, int Ops, int Rows, int Cols, int TileBufferBytes, long Macs, long PatchedMacs,
-    int UnpatchedArenaBytes, int BandRows = 0, int BandBytes = 0)
+    int UnpatchedArenaBytes, int BandRows = 0, int BandBytes = 0, int SpillRows = 0)
 {
     public long ExtraMacs => PatchedMacs - Macs;
 }
@@ -58,20 +60,21 @@ public static class PatchStages
     /// off, stages are chains (<see cref="RtOpKind.PatchStage"/>) only.</param>
     /// <param name="streamInput">The first stage reads the model input band by band from the host's frame (PlanFormat.TensorFlagStreamed).</param>
     /// <param name="midStages">With <c>auto</c>, frozen conv chains further in where the step peaks run patch by patch too (EmitMidStages).</param>
+    /// <param name="stageOverInput">A chain first stage keeps its output over the input rows it has consumed (PatchStage arg 6).</param>
     public static EmittedPlan Emit(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise = false,
         bool channelBackward = false, bool inPlacePointwise = false, bool throughResiduals = true, double maxAutoRecompute = DefaultAutoRecompute,
-        bool streamInput = false, bool midStages = false)
+        bool streamInput = false, bool midStages = false, bool stageOverInput = false)
     {
         // With stages past the first, each first-stage candidate is judged with the stages it leaves room for.
         Func<PlanProgram, EmittedPlan, EmittedPlan> finish = midStages && patch == "auto"
             ? (staged, plan) => EmitMidStages(staged, plan, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise, maxAutoRecompute)
             : (_, plan) => plan;
         return EmitFirst(program, patch, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise, throughResiduals, maxAutoRecompute,
-            streamInput, finish);
+            streamInput, stageOverInput, finish);
     }
 
     private static EmittedPlan EmitFirst(PlanProgram program, string patch, PlannerMode mode, string? board, bool inPlaceDepthwise,
-        bool channelBackward, bool inPlacePointwise, bool throughResiduals, double maxAutoRecompute, bool streamInput,
+        bool channelBackward, bool inPlacePointwise, bool throughResiduals, double maxAutoRecompute, bool streamInput, bool stageOverInput,
         Func<PlanProgram, EmittedPlan, EmittedPlan> finish)
     {
         Parse(patch, out bool auto, out int rows, out int cols);
@@ -100,10 +103,14 @@ public static class PatchStages
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
                 if (streamInput && ReadAfter(program, end)) continue;
-                PlanProgram staged = end <= longest ? Apply(program, end, r, c, plain.ArenaBytes, streamInput) : ApplyGraph(program, end, r, c, plain.ArenaBytes, streamInput);
-                // The stage's input (unless streamed), output and tile buffer are live together: no layout beats that, so a
-                // candidate whose sum is not below the best arena so far is not planned (most of the finer grids and longer stages).
-                long floor = (streamInput ? 0L : program.Tensors[program.Input].Bytes) + program.Tensors[program.Ops[end].Output].Bytes + staged.Patch!.TileBufferBytes;
+                PlanProgram staged = end <= longest
+                    ? Apply(program, end, r, c, plain.ArenaBytes, streamInput, stageOverInput)
+                    : ApplyGraph(program, end, r, c, plain.ArenaBytes, streamInput);
+                // The stage's input (unless streamed), output (unless staged over the input) and tile buffer are live together: no
+                // layout beats that, so a candidate whose sum is not below the best arena so far is not planned (most of the finer
+                // grids and longer stages).
+                long floor = (streamInput ? 0L : program.Tensors[program.Input].Bytes) + staged.Patch!.TileBufferBytes +
+                    (staged.Patch.SpillRows > 0 ? 0L : program.Tensors[program.Ops[end].Output].Bytes);
                 if (best is not null && floor >= best.ArenaBytes) continue;
                 if (auto && staged.Patch.ExtraMacs > maxAutoRecompute * stepMacs) continue;
                 EmittedPlan candidate = finish(staged, PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise));
@@ -144,11 +151,19 @@ public static class PatchStages
             }
         for (int round = 0; round < MaxMidStages; round++)
         {
-            int peak = program.Ops.FindIndex(o => o.Name == plan.Peak.OpName);
-            if (!ChainAround(program, peak, out int first, out int last)) break;
+            // The chains around every op at which the arena reaches its top: relieving any of them may let it shrink.
+            var chains = new List<(int First, int Last, int At)>();
+            foreach (string name in TopOps(plan))
+            {
+                int at = program.Ops.FindIndex(o => o.Name == name);
+                if (ChainAround(program, at, out int first, out int last) && !chains.Exists(c => c.First == first && c.Last == last && c.At == at))
+                    chains.Add((first, last, at));
+            }
+            if (chains.Count == 0) break;
             PlanProgram? bestProgram = null;
             EmittedPlan? best = null;
-            long bestExtra = 0;
+            long bestExtra = 0, bestFloor = long.MaxValue;
+            foreach ((int first, int last, int peak) in chains)
             for (int start = first; start <= peak && start < last; start++)
                 for (int end = Math.Max(peak, start + 1); end <= last; end++)
                     foreach (int grid in MidGrids)
@@ -158,16 +173,46 @@ public static class PatchStages
                         PlanProgram staged = ApplyChain(program, start, end, grid, grid, plan.ArenaBytes);
                         PatchInfo info = start == 0 ? staged.Patch! : staged.MidStages[^1];
                         long floor = (long)program.Tensors[program.Ops[start].Input0].Bytes + program.Tensors[program.Ops[end].Output].Bytes + info.TileBufferBytes;
-                        if (floor >= (best ?? plan).ArenaBytes) continue;
+                        if (floor > (best ?? plan).ArenaBytes) continue;
                         if (extra + info.ExtraMacs > maxAutoRecompute * stepMacs) continue;
                         EmittedPlan candidate = PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise);
-                        if (candidate.ArenaBytes < (best ?? plan).ArenaBytes) (best, bestProgram, bestExtra) = (candidate, staged, info.ExtraMacs);
+                        // Smaller, or as small with fewer bytes live where it peaks, or with a smaller stage: two stages may be needed
+                        // to lower a plateau, and a stage taken now is not revisited.
+                        EmittedPlan than = best ?? plan;
+                        bool better = Better(candidate, than) || best is not null && !Better(than, candidate) && floor < bestFloor;
+                        if (better) (best, bestProgram, bestExtra, bestFloor) = (candidate, staged, info.ExtraMacs, floor);
                     }
             if (best is null) break;
             extra += bestExtra;
             (plan, program) = (best, bestProgram!);
         }
         return plan;
+    }
+
+    private static bool Better(EmittedPlan a, EmittedPlan b) =>
+        a.ArenaBytes < b.ArenaBytes || a.ArenaBytes == b.ArenaBytes && Live(a.Peak) < Live(b.Peak);
+
+    private static long Live(PeakBreakdown p) => (long)p.ActivationBytes + p.SavedForBackwardBytes + p.GradientBytes + p.ScratchBytes;
+
+    /// <summary>
+    /// The names of the ops that set the plan's arena: the four with the most bytes live, then those at which a live buffer
+    /// ends at the arena's size (at most 16 in all).
+    /// </summary>
+    private static List<string> TopOps(EmittedPlan plan)
+    {
+        IReadOnlyList<BufferRequest> requests = plan.Memory.Requests;
+        int count = plan.Program.Ops.Count;
+        var live = new long[count];
+        foreach (BufferRequest r in requests)
+            for (int j = Math.Max(0, r.FirstUse); j <= r.LastUse && j < count; j++) live[j] += r.Size;
+        var names = Enumerable.Range(0, count).OrderByDescending(j => live[j]).Take(4).Select(j => plan.Program.Ops[j].Name).ToList();
+        for (int i = 0; i < requests.Count && names.Count < 16; i++)
+        {
+            if (requests[i].Size == 0 || plan.Memory.Offsets[i] + requests[i].Size != plan.ArenaBytes) continue;
+            for (int j = requests[i].FirstUse; j <= requests[i].LastUse && j < count && names.Count < 16; j++)
+                if (!names.Contains(plan.Program.Ops[j].Name)) names.Add(plan.Program.Ops[j].Name);
+        }
+        return names;
     }
 
     /// <summary>
@@ -208,10 +253,16 @@ public static class PatchStages
     }
 
     // Whether an op after the stage's ops 0..end reads the model input (then it cannot be streamed into the stage).
-    private static bool ReadAfter(PlanProgram program, int end)
+    private static bool ReadAfter(PlanProgram program, int end) => ReadAfter(program, program.Input, end);
+
+    // Whether an op after op end reads (or writes) the tensor.
+    private static bool ReadAfter(PlanProgram program, int tensor, int end)
     {
         for (int k = end + 1; k < program.Ops.Count; k++)
-            if (program.Ops[k].Input0 == program.Input || program.Ops[k].Input1 == program.Input) return true;
+        {
+            POp op = program.Ops[k];
+            if (op.Input0 == tensor || op.Input1 == tensor || op.Output == tensor || op.Scratch == tensor) return true;
+        }
         return false;
     }
 
@@ -374,13 +425,16 @@ public static class PatchStages
     }
 
     /// <summary>The program with ops 0..<paramref name="end"/> run as one patch stage of <paramref name="rows"/> x <paramref name="cols"/> tiles.</summary>
-    public static PlanProgram Apply(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false) =>
-        ApplyChain(program, 0, end, rows, cols, unpatchedArenaBytes, streamInput);
+    public static PlanProgram Apply(PlanProgram program, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false,
+        bool stageOverInput = false) =>
+        ApplyChain(program, 0, end, rows, cols, unpatchedArenaBytes, streamInput, stageOverInput);
 
     /// <summary>The program with the frozen conv chain ops <paramref name="start"/>..<paramref name="end"/> run as one patch stage of
     /// <paramref name="rows"/> x <paramref name="cols"/> tiles, inserted before op <paramref name="start"/>; a stage after the first
     /// (start &gt; 0) reads a whole tensor of the step and is listed in <see cref="PlanProgram.MidStages"/>.</summary>
-    public static PlanProgram ApplyChain(PlanProgram program, int start, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false)
+    /// <param name="stageOverInput">Stage the output over the dying input (PatchStage arg 6) when the geometry allows it.</param>
+    public static PlanProgram ApplyChain(PlanProgram program, int start, int end, int rows, int cols, int unpatchedArenaBytes = 0, bool streamInput = false,
+        bool stageOverInput = false)
     {
         List<POp> ops = program.Ops;
         var tensors = new List<PTensor>(program.Tensors);
@@ -395,6 +449,8 @@ public static class PatchStages
         Shape(program, end, out _, out int outH, out int outW);
         long padded = 0, output = 0, macs = 0, patchedMacs = 0;
         int bandRows = 0;
+        var firstOutRow = new int[rows];
+        var firstInputRow = new int[rows];
         for (int k = start; k <= end; k++) macs += ops[k].Macs;
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
@@ -412,6 +468,7 @@ public static class PatchStages
                     output = Math.Max(output, (long)y.C * (y1 - y0) * (x1 - x0));
                     patchedMacs += op.Macs / ((long)y.H * y.W) * (y1 - y0) * (x1 - x0);
                     if (k == start) bandRows = Math.Max(bandRows, Math.Min(iy1, x.H) - Math.Max(iy0, 0));
+                    if (k == start && c == 0) (firstOutRow[r], firstInputRow[r]) = (PatchTiling.PartStart(outH, rows, r), Math.Max(iy0, 0));
                     // The previous op computes the part of this input inside the image.
                     y0 = Math.Max(iy0, 0);
                     y1 = Math.Min(iy1, x.H);
@@ -423,6 +480,30 @@ public static class PatchStages
         bool stream = streamInput && start == 0;
         if (!stream) bandRows = 0;
         long band = (long)input.C * bandRows * input.W;
+        // Staging the output over the input: every row of it on input rows no later tile reads (but the first spill rows), the
+        // output's place at the input's end past the staged rows, and nothing after the stage reading the input.
+        // Staged at the last input plane's start, the output goes to the input's start (below, where the next tensors go);
+        // where the output is larger than the planes before the last, staged at the start and moved to the input's end.
+        int spill = 0, stageBase = 0;
+        if (stageOverInput && !stream && !ReadAfter(program, ops[start].Input0, end) && ops[start].Input0 != program.Output)
+        {
+            int outC = tensors[ops[end].Output].Shape.C, rowBytes = outC * outW;
+            long outBytes = (long)outC * outH * outW, plane = (long)input.H * input.W;
+            foreach (long b in new[] { (input.C - 1) * plane, 0L })
+            {
+                if (b > 0 && outBytes > b) continue; // the output at the input's start would overlap the staged rows
+                int need = PatchTiling.SpillRows(input.C, input.H, input.W, rowBytes, outH, rows, firstOutRow, firstInputRow, b);
+                long staged = (long)(outH - need) * rowBytes;
+                bool fits = b > 0 ? b + staged <= input.Size : staged <= input.Size - outBytes;
+                if (need < outH && fits)
+                {
+                    (spill, stageBase) = (need, (int)b);
+                    break;
+                }
+            }
+        }
+        long spillBytes = (long)spill * tensors[ops[end].Output].Shape.C * outW;
+        band += spillBytes; // the spill buffer follows the band in the tile buffer
         if (padded + output + band > int.MaxValue) throw new TinyTrainException($"patch stage tiles of {padded + output + band} bytes are too large for a plan");
         MarkStreamed(tensors, program.Input, stream);
         int tiles = tensors.Count;
@@ -434,11 +515,11 @@ public static class PatchStages
         var stage = new POp
         {
             Kind = RtOpKind.PatchStage, Phase = OpPhase.Forward, Name = $"patch_stage[{ops[start].Name}..{ops[end].Name}]",
-            Input0 = ops[start].Input0, Output = ops[end].Output, Scratch = tiles, Args = [end - start + 1, rows, cols, (int)padded, (int)output, bandRows],
+            Input0 = ops[start].Input0, Output = ops[end].Output, Scratch = tiles, Args = [end - start + 1, rows, cols, (int)padded, (int)output, bandRows, spill, stageBase],
             Macs = patchedMacs - macs,
         };
         var info = new PatchInfo(ops[start].Name, ops[end].Name, end - start + 1, rows, cols, (int)(padded + output + band), macs, patchedMacs, unpatchedArenaBytes,
-            bandRows, (int)band);
+            bandRows, (int)(band - spillBytes), spill);
         return new PlanProgram
         {
             Name = program.Name, Tensors = tensors, Ops = [.. ops.Take(start), stage, .. ops.Skip(start)], Input = program.Input, Output = program.Output,

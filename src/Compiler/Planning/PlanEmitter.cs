@@ -162,9 +162,21 @@ public static class PlanEmitter
                 AnchorSteps = Math.Max(0, tensors[x].Shape.C - tensors[y].Shape.C),
             };
         }
+        // A patch stage that stages its output over its dying input (arg 6) may have it at the input's start (staged at byte
+        // arg 7 > 0) or end (staged at byte 0).
+        foreach (POp op in ops)
+        {
+            if (op.Kind != RtOpKind.PatchStage || op.Args.Length < 7 || op.Args[6] == 0) continue;
+            int x = op.Input0, y = op.Output, r = requestOf[root[y]];
+            requests[r] = requests[r] with
+            {
+                Anchor = requestOf[root[x]], AnchorStep = 0, AnchorSteps = 0,
+                AnchorDelta = delta[x] + (op.Args[7] > 0 ? 0 : tensors[x].Bytes - tensors[y].Bytes) - delta[y],
+            };
+        }
         MemoryPlan memory = MemoryPlanner.Plan(requests, mode);
         MemoryPlan naive = MemoryPlanner.Plan(requests, PlannerMode.Naive);
-        PeakBreakdown peak = Breakdown(program, requests, requestOf, root, first, groupLast);
+        PeakBreakdown peak = Breakdown(program, requests, requestOf, root, first, groupLast, memory.Offsets);
 
         var b = new PlanBuilder { ModelName = program.Name, ArenaBytes = memory.PeakBytes, NumClasses = program.NumClasses, Board = board ?? "" };
         var constants = new Dictionary<byte[], uint>(ReferenceEqualityComparer.Instance);
@@ -353,19 +365,26 @@ public static class PlanEmitter
 
     private static int Align4(int n) => (n + 3) & ~3;
 
-    // The op at which the most arena bytes are live, and what those bytes hold. An int8 activation
-    // still alive after the forward pass is counted as saved for backward.
-    private static PeakBreakdown Breakdown(PlanProgram program, List<BufferRequest> requests, int[] requestOf, int[] root, int[] first, int[] last)
+    // The op at which the arena reaches highest (the end of the highest live buffer; among such ops the one with the most
+    // bytes live), and what those bytes hold. An int8 activation still alive after the forward pass is counted as saved for
+    // backward. (Live bytes alone can name the wrong op: buffers that may overlap, a stage output over its dying input, count twice.)
+    private static PeakBreakdown Breakdown(PlanProgram program, List<BufferRequest> requests, int[] requestOf, int[] root, int[] first, int[] last,
+        IReadOnlyList<int> offsets)
     {
         int lastForward = program.Ops.FindLastIndex(o => o.Phase is OpPhase.Forward or OpPhase.Save);
         int bestOp = 0;
-        long best = -1;
+        long bestTop = -1, best = -1;
         for (int j = 0; j < Math.Max(1, program.Ops.Count); j++)
         {
-            long live = 0;
-            foreach (BufferRequest r in requests)
-                if (r.FirstUse <= j && j <= r.LastUse) live += r.Size;
-            if (live > best) { best = live; bestOp = j; }
+            long live = 0, top = 0;
+            for (int i = 0; i < requests.Count; i++)
+            {
+                BufferRequest r = requests[i];
+                if (r.FirstUse > j || j > r.LastUse || r.Size == 0) continue;
+                live += r.Size;
+                top = Math.Max(top, (long)offsets[i] + r.Size);
+            }
+            if (top > bestTop || top == bestTop && live > best) (bestTop, best, bestOp) = (top, live, j);
         }
         int act = 0, saved = 0, grad = 0, scratch = 0;
         for (int t = 0; t < program.Tensors.Count; t++)

@@ -19,6 +19,9 @@ public sealed partial class Executor
         int padded = tile.ArenaOffset, output = tile.ArenaOffset + op.Arg(3);
         TensorInfo input = _plan.Tensor(op.Input0);
         int band = output + op.Arg(4), capacity = op.Arg(5), held0 = 0, held1 = 0;
+        // Arg 6 > 0: the output is staged row-major over the input rows no later tile reads, its first arg-6 rows in a spill
+        // buffer after the band, and moved to its place at the end (PatchTile.Stage / Unstage).
+        int spill = op.Arg(6), spillAt = band + input.C * capacity * input.W;
         if (input.Streamed) RequireFrame();
         for (int r = 0; r < rows; r++)
         {
@@ -52,9 +55,13 @@ public sealed partial class Executor
                     tw = ox1 - ox0;
                     RunTile(inner, x, _plan.Tensor(inner.Output), iy1 - iy0, ix1 - ix0, th, tw, padded, output);
                 }
-                PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
+                if (spill > 0)
+                    PatchTile.Stage(_arena, output, y.C, th, tw, input.ArenaOffset + op.Arg(7), spillAt, spill, y.W, y0, x0);
+                else
+                    PatchTile.Place(_arena, output, y.C, th, tw, y.ArenaOffset, y.H, y.W, y0, x0);
             }
         }
+        if (spill > 0) PatchTile.Unstage(_arena, input.ArenaOffset + op.Arg(7), spillAt, spill, y.C, y.H, y.W, y.ArenaOffset);
     }
 
     // The geometry of the graph stage being run: filled from the plan at each run, allocated once.

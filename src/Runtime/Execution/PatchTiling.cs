@@ -67,6 +67,48 @@ public static class PatchTiling
     }
 
     /// <summary>
+    /// For a stage that stages its output over its dying input (PatchStage arg 6; see <see cref="Kernels.PatchTile.Stage"/>):
+    /// the fewest output rows that must go to the spill buffer so that every later output row y can be kept row-major at
+    /// input bytes [stageBase + (y - spill) x rowBytes, +rowBytes) that no later tile reads any more (input rows below
+    /// <paramref name="firstInputRow"/>[r] of every plane when row of tiles r writes it). <paramref name="firstOutRow"/>[r] is
+    /// the first output row of row of tiles r. Returns <paramref name="outH"/> when no row can be staged.
+    /// </summary>
+    public static int SpillRows(int inC, int inH, int inW, int outRowBytes, int outH, int tileRows, int[] firstOutRow, int[] firstInputRow, long stageBase = 0)
+    {
+        long plane = (long)inH * inW;
+        for (int spill = 0; spill < outH; spill++)
+        {
+            bool ok = true;
+            for (int r = 0; r < tileRows && ok; r++)
+            {
+                int end = r + 1 < tileRows ? firstOutRow[r + 1] : outH;
+                for (int y = Math.Max(firstOutRow[r], spill); y < end && ok; y++)
+                {
+                    long a = stageBase + (long)(y - spill) * outRowBytes, b = a + outRowBytes;
+                    if (b > plane * inC) ok = false;
+                    // Rows rise with the offset inside a plane: the last byte of each plane the row touches decides.
+                    for (long p = a / plane; ok && p * plane < b; p++)
+                        ok = (Math.Min(b, (p + 1) * plane) - 1 - p * plane) / inW < firstInputRow[r];
+                }
+            }
+            if (ok) return spill;
+        }
+        return outH;
+    }
+
+    /// <summary>The first input row (clamped at 0) and first output row of each row of tiles of stage <paramref name="stage"/>.</summary>
+    public static void RowStarts(Plan plan, int stage, int[] firstOutRow, int[] firstInputRow)
+    {
+        OpInfo op = plan.Op(stage);
+        int rows = op.Arg(1), h = plan.Tensor(op.Output).H;
+        for (int r = 0; r < rows; r++)
+        {
+            firstOutRow[r] = PartStart(h, rows, r);
+            InputBand(plan, stage, r, out firstInputRow[r]);
+        }
+    }
+
+    /// <summary>
     /// The tile buffer a stage needs: the largest padded input tile and the largest output tile of any inner
     /// op over every tile (bytes, int8).
     /// </summary>

@@ -49,6 +49,35 @@ public static class PatchTile
     }
 
     /// <summary>
+    /// Copies a (C, th, tw) output tile into a stage output kept row-major over the stage's dying input (PatchStage arg 6):
+    /// output row y (all channels, C x W bytes) lies at <paramref name="input"/> + (y - spill) x C x W, or for y &lt; spill at
+    /// <paramref name="spillAt"/> + y x C x W; element (ch, y, x) at that row's start + ch x W + x.
+    /// </summary>
+    public static void Stage(byte[] arena, int tile, int channels, int th, int tw, int input, int spillAt, int spill, int w, int y0, int x0)
+    {
+        int rowBytes = channels * w;
+        for (int row = 0; row < th; row++)
+        {
+            int y = y0 + row, at = y < spill ? spillAt + y * rowBytes : input + (y - spill) * rowBytes;
+            for (int ch = 0; ch < channels; ch++)
+                Array.Copy(arena, tile + (ch * th + row) * tw, arena, at + ch * w + x0, tw);
+        }
+    }
+
+    /// <summary>Moves a staged stage output (see <see cref="Stage"/>) to its (C, H, W) place at <paramref name="output"/>, which
+    /// overlaps neither the staged rows nor the spill rows (the plan loader checks it).</summary>
+    public static void Unstage(byte[] arena, int input, int spillAt, int spill, int channels, int h, int w, int output)
+    {
+        int rowBytes = channels * w;
+        for (int y = 0; y < h; y++)
+        {
+            int at = y < spill ? spillAt + y * rowBytes : input + (y - spill) * rowBytes;
+            for (int ch = 0; ch < channels; ch++)
+                Array.Copy(arena, at + ch * w, arena, output + (ch * h + y) * w, w);
+        }
+    }
+
+    /// <summary>
     /// Makes the band of a streamed model input (plan tensor flag Streamed) hold rows [<paramref name="y0"/>, <paramref name="y1"/>)
     /// of the (C, H, W) frame, where it held [<paramref name="held0"/>, <paramref name="held1"/>) (nothing when they are equal;
     /// y0 &gt;= held0 and y1 &gt;= held1, as tile rows go down the image): rows it already holds move to the top of each channel's

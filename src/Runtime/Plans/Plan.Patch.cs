@@ -13,7 +13,7 @@ public sealed partial class Plan
 
     private void ValidatePatchStage(int j, int r)
     {
-        ValidateStageFields(j, r);
+        ValidateStageFields(j, r, Arg(r, 6) != 0);
         byte[] b = _image;
         int in0 = U16(b, r + PlanFormat.OpInput0), output = U16(b, r + PlanFormat.OpOutput), scratch = U16(b, r + PlanFormat.OpScratch);
 
@@ -44,9 +44,47 @@ public sealed partial class Plan
 
         CheckBand(j, r, in0, PatchTiling.BandRows(this, j));
         PatchTiling.BufferBytes(this, j, out long needPadded, out long needOutput);
-        if (paddedBytes < needPadded || outputBytes < needOutput || (long)paddedBytes + outputBytes + BandBytes(j, r) > Tensor(scratch).ByteLength)
-            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {outputBytes} bytes (args 3, 4) + a {BandBytes(j, r)}-byte band in a " +
-                $"{Tensor(scratch).ByteLength}-byte tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
+        long spillBytes = CheckStaged(j, r, in0, output, n);
+        if (paddedBytes < needPadded || outputBytes < needOutput || (long)paddedBytes + outputBytes + BandBytes(j, r) + spillBytes > Tensor(scratch).ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {outputBytes} bytes (args 3, 4) + a {BandBytes(j, r)}-byte band + " +
+                $"{spillBytes} spill bytes in a {Tensor(scratch).ByteLength}-byte tensor, but its tiles need {needPadded} + {needOutput}; recompile the plan");
+    }
+
+    // A stage that stages its output over its dying input (arg 6 = spill rows, see PatchTile.Stage): every staged row lands on
+    // input rows no later tile reads, nothing after the stage reads the input, and the output lies apart from the input or at
+    // its end, past the staged rows. Returns the spill buffer's bytes (0 when arg 6 is 0).
+    private long CheckStaged(int j, int r, int in0, int output, int n)
+    {
+        int spill = Arg(r, 6);
+        if (spill == 0) return 0;
+        TensorInfo x = Tensor(in0), y = Tensor(output);
+        int rows = Arg(r, 1);
+        if (x.Streamed || spill < 0 || spill >= y.H)
+            throw Invalid(_source, $"{OpLabel(j)}: stages its output with {spill} spill rows (arg 6), but {(x.Streamed ? "its input is streamed" : $"its output has {y.H} rows")}; recompile the plan");
+        var firstOut = new int[rows];
+        var firstIn = new int[rows];
+        PatchTiling.RowStarts(this, j, firstOut, firstIn);
+        long stageBase = Arg(r, 7), staged = (long)(y.H - spill) * y.C * y.W;
+        if (stageBase < 0 || stageBase + staged > x.ByteLength)
+            throw Invalid(_source, $"{OpLabel(j)}: stages {staged} bytes of output at byte {stageBase} (arg 7) of its {x.ByteLength}-byte input; recompile the plan");
+        int need = PatchTiling.SpillRows(x.C, x.H, x.W, y.C * y.W, y.H, rows, firstOut, firstIn, stageBase);
+        if (spill < need)
+            throw Invalid(_source, $"{OpLabel(j)}: stages its output with {spill} spill rows (arg 6), but rows below {need} would land on input rows a later tile reads; recompile the plan");
+        // The output lies apart from the input, or inside it apart from the staged bytes (the move at the end must not read
+        // bytes it has already written).
+        long at = (long)y.ArenaOffset - x.ArenaOffset;
+        bool apart = at >= x.ByteLength || -at >= y.ByteLength;
+        bool inside = at >= 0 && at + y.ByteLength <= x.ByteLength && (at + y.ByteLength <= stageBase || at >= stageBase + staged);
+        if (!apart && !inside)
+            throw Invalid(_source, $"{OpLabel(j)}: its output {TensorLabel(output)} overlaps its input {TensorLabel(in0)} or the {staged} bytes staged in it at byte {stageBase}");
+        for (int i = j + n + 1; i < _opCount; i++)
+        {
+            int ri = _ops + i * PlanFormat.OpRecordSize;
+            for (int f = PlanFormat.OpInput0; f <= PlanFormat.OpScratch; f += 2)
+                if (U16(_image, ri + f) == in0)
+                    throw Invalid(_source, $"{OpLabel(i)}: names {TensorLabel(in0)}, which {OpLabel(j)} overwrites while staging its output");
+        }
+        return (long)spill * y.C * y.W;
     }
 
     // A stage's band (arg 5, rows; see PlanFormat.TensorFlagStreamed): bytes after its tiles for a streamed input, 0 otherwise.
@@ -141,6 +179,8 @@ public sealed partial class Plan
         }
 
         CheckBand(j, r, U16(b, r + PlanFormat.OpInput0), g.BandRows(rows, cols));
+        if (Arg(r, 6) != 0)
+            throw Invalid(_source, $"{OpLabel(j)}: stages its output (arg 6 = {Arg(r, 6)}), which only a chain stage (PatchStage) does; recompile the plan");
         g.Measure(rows, cols, out long needPadded, out long needSlots);
         if (paddedBytes < needPadded || slotBytes < needSlots || (long)paddedBytes + slotBytes + BandBytes(j, r) > Tensor(scratch).ByteLength)
             throw Invalid(_source, $"{OpLabel(j)}: its tile buffer holds {paddedBytes} + {slotBytes} bytes (args 3, 4) + a {BandBytes(j, r)}-byte band in a " +
@@ -148,7 +188,7 @@ public sealed partial class Plan
     }
 
     // The fields every patch stage shares: an int8 input, output and tile buffer, whole and apart, no constants.
-    private void ValidateStageFields(int j, int r)
+    private void ValidateStageFields(int j, int r, bool staged = false)
     {
         byte[] b = _image;
         int in0 = U16(b, r + PlanFormat.OpInput0), in1 = U16(b, r + PlanFormat.OpInput1);
@@ -167,7 +207,7 @@ public sealed partial class Plan
         CheckApart(j, scratch, output, "output");
         if (Tensor(in0).Streamed) return; // not in the arena: the stage reads it band by band
         CheckApart(j, scratch, in0, "input");
-        CheckApart(j, output, in0, "input");
+        if (!staged) CheckApart(j, output, in0, "input"); // a staged output may end the input's buffer (CheckStaged)
     }
 
     // Only the inner ops of a patch stage or a channel stage may name a tiled tensor: an op outside every stage that names

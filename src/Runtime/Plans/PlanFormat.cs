@@ -245,7 +245,11 @@ public enum OpKind : ushort
     /// halo is built in the Scratch tensor (the tile buffer: args[3] bytes for the padded input tile, then args[4] bytes
     /// for the op's output tile), positions outside the image holding that tensor's zero point, and the op's kernel runs
     /// on it without padding; the last op's tile is copied into y. Outputs are bit for bit those of the ops run whole.
-    /// args: ops, tileRows, tileCols, paddedBytes, outputBytes, bandRows (0 unless x is streamed: see TensorFlagStreamed).</summary>
+    /// args: ops, tileRows, tileCols, paddedBytes, outputBytes, bandRows (0 unless x is streamed: see TensorFlagStreamed),
+    /// spillRows, stageBase: when spillRows &gt; 0, x dies here and y is staged over it: output row r (all channels, C x W bytes,
+    /// row-major) is kept at x + stageBase + (r - spillRows) x C x W, on input rows no later tile reads, rows below spillRows in
+    /// a spill buffer after the band (spillRows x C x W bytes), and y is moved to its place after the last tile; y then lies
+    /// apart from x, or inside x apart from the staged bytes (Kernels.PatchTile.Stage / Unstage, Execution.PatchTiling.SpillRows).</summary>
     PatchStage = 60,
     /// <summary>Phase Backward. Runs the next args[0] ops (at most 8) one channel at a time, for args[1] channels, so that
     /// the float32 gradients between them (tiled tensors of args[1] channels) never exist whole: each exists as one plane
