@@ -28,6 +28,7 @@ public class NanoExecutorTests
     [InlineData("mbv2-w0.35@128 largest, all memory options")]
     [InlineData("mcunet-5fps@96 148kb, streamed input")]
     [InlineData("proxyless-w0.3@64 largest, streamed input, chain")]
+    [InlineData("mcunet-5fps@96 148kb, output staged over input")]
     public void Forward_passes_training_steps_and_scores_are_bit_identical_to_the_runtime(string name)
     {
         byte[] image = NanoPlans.Image(name);
@@ -184,6 +185,16 @@ public class NanoExecutorTests
         values[7] = float.PositiveInfinity;
         Assert.False((bool)nano.TrySetInput(values, 0));
         Assert.Equal(before, (byte[])nano.Arena);
+    }
+
+    [Fact]
+    public void The_staged_plan_compared_stages_its_first_stage_output_over_its_input()
+    {
+        var plan = PlanImage.Load(NanoPlans.Image("mcunet-5fps@96 148kb, output staged over input"), "staged");
+        int first = 0;
+        while (plan.Op(first).Phase == OpPhase.Init) first++;
+        Assert.Equal(OpKind.PatchStage, plan.Op(first).Kind);
+        Assert.True(plan.Op(first).Arg(6) > 0, "the first stage stages its output");
     }
 
     [Theory]

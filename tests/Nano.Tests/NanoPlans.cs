@@ -62,6 +62,10 @@ internal static class NanoPlans
         ["proxyless-w0.3@64 largest, streamed input, chain"] = new(() => Compile(ModelZoo.Build("proxyless-w0.3", 64, 10, seed: 7), Digits,
             new SparseScheme(45, [36, 39, 42, 45, 48, 51, 54, 57], [1, 1, 1, 1, 1, 1, 1, 1]), momentum: false, inPlaceDepthwise: true, memoryOptions: true,
             residuals: false, streamInput: true, midStages: true)),
+        // The first stage staging its output over the input it consumes (PatchStage args 6-7), with stages further in.
+        ["mcunet-5fps@96 148kb, output staged over input"] = new(() => Compile(ModelZoo.Build("mcunet-5fps", 96, 10, seed: 7), Digits,
+            new SparseScheme(23, [21, 24, 27, 30, 36, 39], [1, 1, 1, 1, 1, 0.5]), momentum: false, inPlaceDepthwise: true, memoryOptions: true,
+            midStages: true, stageOverInput: true)),
     };
 
     /// <summary>Puts sample <paramref name="index"/> for plan <paramref name="name"/> into <paramref name="input"/>; returns its label.</summary>
@@ -106,12 +110,13 @@ internal static class NanoPlans
     }
 
     private static byte[] Compile(Graph graph, Dataset? calibration, object update, bool momentum, bool inPlaceDepthwise = false, bool memoryOptions = false, bool residuals = true,
-        bool streamInput = false, bool midStages = false)
+        bool streamInput = false, bool midStages = false, bool stageOverInput = false)
     {
         var options = new CompileOptions { Training = new TrainingOptions { Momentum = momentum }, InPlaceDepthwise = inPlaceDepthwise };
         // Auto without its recompute limit, so that mbv2 at 128 px takes the residual stage (op 63).
         if (memoryOptions) options = options with { Patch = "auto", PatchResiduals = residuals, PatchRecomputeLimit = double.PositiveInfinity,
-            ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true, StreamInput = streamInput, PatchMidStages = midStages };
+            ChannelBackward = true, InPlacePointwise = true, TrainedSlices = true, StreamInput = streamInput, PatchMidStages = midStages,
+            StageOverInput = stageOverInput };
         options = update is SparseScheme scheme
             ? options with { Trainable = m => TrainableSet.FromScheme(scheme, m) }
             : options with { Update = (string)update };
