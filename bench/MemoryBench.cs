@@ -93,11 +93,12 @@ internal static class MemoryBench
                         streamed.Add(new Streamed(r, limit, c.Program.Patch!, c.Program.MidStages.Count, (double)extra / stepMacs));
                     }
                 if (isLargest)
-                    foreach ((string p, bool dw, bool cb, bool pw, bool mid) in EffectOptions)
+                    foreach ((string p, bool dw, bool cb, bool pw, bool mid, bool staged) in EffectOptions)
                     {
                         Row r = Measure(args, name, schemeName, graph, calibration,
-                            options with { Patch = p, InPlaceDepthwise = dw, ChannelBackward = cb, InPlacePointwise = pw, PatchMidStages = mid }, training: true, null, null, null, false);
-                        effects.Add(new Effect(name, schemeName, p, dw, cb, pw, mid, r));
+                            options with { Patch = p, InPlaceDepthwise = dw, ChannelBackward = cb, InPlacePointwise = pw, PatchMidStages = mid, StageOverInput = staged },
+                            training: true, null, null, null, false);
+                        effects.Add(new Effect(name, schemeName, p, dw, cb, pw, mid, staged, r));
                     }
             }
             rows.Add(Measure(args, name, "full", graph, calibration, new CompileOptions { Update = "full", Patch = patch, InPlaceDepthwise = inPlaceDepthwise, ChannelBackward = channelBackward, InPlacePointwise = inPlacePointwise, TrainedSlices = trainedSlices, PatchMidStages = midStages, StageOverInput = stageOverInput }, training: true,
@@ -125,7 +126,7 @@ internal static class MemoryBench
             optimizations = effects.Select(e => new
             {
                 name = e.Model, scheme = e.Scheme, patch = e.Patch, inplace_depthwise = e.InPlaceDepthwise, channel_backward = e.ChannelBackward, inplace_pointwise = e.InPlacePointwise,
-                patch_mid_stages = e.MidStages,
+                patch_mid_stages = e.MidStages, stage_over_input = e.StageOverInput,
                 peak_sram_bytes = e.Row.PeakSram, measured_high_water_bytes = e.Row.MeasuredSram, arena_bytes = e.Row.Arena, peak_op = e.Row.Peak.OpName,
             }).ToList(),
             streamed_input = streamed.Select(e => new
@@ -187,19 +188,22 @@ internal static class MemoryBench
             (streamed.All(e => e.Row.ArenaHighWater == e.Row.Arena) ? "every row" : "NOT every row"));
     }
 
-    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, bool MidStages, Row Row);
+    private sealed record Effect(string Model, string Scheme, string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, bool MidStages,
+        bool StageOverInput, Row Row);
 
     // What each optimization buys: none, each alone, all but one, all four (patch, in-place depthwise, channel backward,
-    // in-place pointwise), then all four with patch stages further in.
-    private static readonly (string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, bool MidStages)[] EffectOptions =
+    // in-place pointwise), then all four with patch stages further in, then with the first stage's output staged over its input too.
+    private static readonly (string Patch, bool InPlaceDepthwise, bool ChannelBackward, bool InPlacePointwise, bool MidStages, bool StageOverInput)[] EffectOptions =
     [
-        ("off", false, false, false, false), ("auto", false, false, false, false), ("off", true, false, false, false), ("off", false, true, false, false),
-        ("off", false, false, true, false), ("off", true, true, true, false), ("auto", false, true, true, false), ("auto", true, false, true, false),
-        ("auto", true, true, false, false), ("auto", true, true, true, false), ("auto", true, true, true, true),
+        ("off", false, false, false, false, false), ("auto", false, false, false, false, false), ("off", true, false, false, false, false),
+        ("off", false, true, false, false, false), ("off", false, false, true, false, false), ("off", true, true, true, false, false),
+        ("auto", false, true, true, false, false), ("auto", true, false, true, false, false), ("auto", true, true, false, false, false),
+        ("auto", true, true, true, false, false), ("auto", true, true, true, true, false), ("auto", true, true, true, true, true),
     ];
 
     private static readonly string[] EffectNames =
-        ["none", "patch", "in-place dw", "channel bw", "in-place pw", "all - patch", "all - dw", "all - channel", "all - pw", "all four", "+ mid stages"];
+        ["none", "patch", "in-place dw", "channel bw", "in-place pw", "all - patch", "all - dw", "all - channel", "all - pw", "all four", "+ mid stages",
+         "+ staged"];
 
     /// <summary>The largest scheme of each model with each memory optimization off and on: what each one buys.</summary>
     private static void PrintEffects(BenchArgs args, List<Effect> effects)

@@ -103,18 +103,23 @@ public static class PatchStages
                 Shape(program, end, out _, out int h, out int w);
                 if (r > h || c > w) continue;
                 if (streamInput && ReadAfter(program, end)) continue;
-                PlanProgram staged = end <= longest
-                    ? Apply(program, end, r, c, plain.ArenaBytes, streamInput, stageOverInput)
-                    : ApplyGraph(program, end, r, c, plain.ArenaBytes, streamInput);
-                // The stage's input (unless streamed), output (unless staged over the input) and tile buffer are live together: no
-                // layout beats that, so a candidate whose sum is not below the best arena so far is not planned (most of the finer
-                // grids and longer stages).
-                long floor = (streamInput ? 0L : program.Tensors[program.Input].Bytes) + staged.Patch!.TileBufferBytes +
-                    (staged.Patch.SpillRows > 0 ? 0L : program.Tensors[program.Ops[end].Output].Bytes);
-                if (best is not null && floor >= best.ArenaBytes) continue;
-                if (auto && staged.Patch.ExtraMacs > maxAutoRecompute * stepMacs) continue;
-                EmittedPlan candidate = finish(staged, PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise));
-                if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
+                // Staged over the input or not: staging moves the first stage output, which can move the next peak.
+                foreach (bool stage in stageOverInput && end <= longest ? new[] { false, true } : [false])
+                {
+                    PlanProgram staged = end <= longest
+                        ? Apply(program, end, r, c, plain.ArenaBytes, streamInput, stage)
+                        : ApplyGraph(program, end, r, c, plain.ArenaBytes, streamInput);
+                    if (stage && staged.Patch!.SpillRows == 0) continue; // could not stage: the same as the candidate before it
+                    // The stage's input (unless streamed), output (unless staged over the input) and tile buffer are live together: no
+                    // layout beats that, so a candidate whose sum is not below the best arena so far is not planned (most of the finer
+                    // grids and longer stages).
+                    long floor = (streamInput ? 0L : program.Tensors[program.Input].Bytes) + staged.Patch!.TileBufferBytes +
+                        (staged.Patch.SpillRows > 0 ? 0L : program.Tensors[program.Ops[end].Output].Bytes);
+                    if (best is not null && floor >= best.ArenaBytes) continue;
+                    if (auto && staged.Patch.ExtraMacs > maxAutoRecompute * stepMacs) continue;
+                    EmittedPlan candidate = finish(staged, PlanEmitter.Emit(staged, mode, board, inPlaceDepthwise, channelBackward, inPlacePointwise));
+                    if (best is null || candidate.ArenaBytes < best.ArenaBytes) best = candidate;
+                }
             }
         if (best is null && streamInput)
             throw new TinyTrainException($"--stream-input on: no patch stage {(auto ? "" : $"of a {rows}x{cols} grid ")}can read this model's input band by band " +
